@@ -1,0 +1,203 @@
+//! Audit files: `output/logs_YYYY-MM-DD_HH-MM-SS.json`, one per cycle that delivered
+//! anything, listing every punch all sinks acknowledged in that cycle.
+//!
+//! The shape is the Python iclock-sync's (a JSON array, 4-space indent, of
+//! `{doc_id, staffId, timestamp, status, workCode}` — `status` is the verify mode and
+//! `workCode` the punch state, names kept for compatibility), so its tooling and our
+//! `build-cache` read either tool's files. What the old shape cannot say (device, serial,
+//! time zone, true UTC instant, source) sits under one extra key, `details`.
+//!
+//! The file is streamed to a temp file as chunks are acknowledged and renamed into place
+//! when the cycle ends, so memory does not grow with the size of a backlog.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Local};
+use serde::Serialize;
+
+use crate::atomic_file::TempFile;
+use crate::punch::Punch;
+
+const FLUSH_AT: usize = 64 * 1024;
+
+#[derive(Serialize)]
+struct Entry<'a> {
+    doc_id: &'a str,
+    #[serde(rename = "staffId")]
+    staff_id: &'a str,
+    timestamp: String,
+    status: i32,
+    #[serde(rename = "workCode")]
+    work_code: i32,
+    details: Details<'a>,
+}
+
+#[derive(Serialize)]
+struct Details<'a> {
+    device: &'a str,
+    serial: &'a str,
+    timezone: &'a str,
+    utc: String,
+    work_code: &'a str,
+    source: &'a str,
+    source_key: &'a str,
+}
+
+/// The audit file of one cycle.
+pub struct AuditLog {
+    path: PathBuf,
+    open: Option<(TempFile, Vec<u8>)>,
+    entries: usize,
+    writable: bool,
+}
+
+impl AuditLog {
+    /// Prepares the audit file for a cycle that started at `started`. Nothing touches
+    /// the disk until the first punch is appended.
+    pub fn new(output_dir: &Path, started: DateTime<Local>, writable: bool) -> AuditLog {
+        let stamp = started.format("%Y-%m-%d_%H-%M-%S");
+        let mut path = output_dir.join(format!("logs_{stamp}.json"));
+        let mut suffix = 1;
+        while path.exists() {
+            path = output_dir.join(format!("logs_{stamp}_{suffix}.json"));
+            suffix += 1;
+        }
+        AuditLog {
+            path,
+            open: None,
+            entries: 0,
+            writable,
+        }
+    }
+
+    pub fn append(&mut self, punch: &Punch) -> io::Result<()> {
+        if !self.writable {
+            return Ok(());
+        }
+        let entry = Entry {
+            doc_id: punch.id.as_str(),
+            staff_id: &punch.user_id,
+            timestamp: punch.local_time_text(),
+            status: punch.verify_mode,
+            work_code: punch.state,
+            details: Details {
+                device: &punch.device.name,
+                serial: &punch.serial,
+                timezone: punch.device.timezone.name(),
+                utc: punch.utc().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                work_code: &punch.work_code,
+                source: punch.source.as_str(),
+                source_key: &punch.source_key,
+            },
+        };
+        let (temp, buffer) = match &mut self.open {
+            Some(open) => open,
+            None => {
+                let mut buffer = Vec::with_capacity(FLUSH_AT * 2);
+                buffer.extend_from_slice(b"[\n");
+                self.open
+                    .insert((TempFile::create_beside(&self.path)?, buffer))
+            }
+        };
+        if self.entries > 0 {
+            buffer.extend_from_slice(b",\n");
+        }
+        write_indented(buffer, &entry)?;
+        self.entries += 1;
+        if buffer.len() >= FLUSH_AT {
+            temp.file.write_all(buffer)?;
+            buffer.clear();
+        }
+        Ok(())
+    }
+
+    /// Closes the array and renames the file into place. Returns the path and the
+    /// number of entries, or `None` when nothing was delivered.
+    pub fn finish(self) -> io::Result<Option<(PathBuf, usize)>> {
+        let Some((mut temp, mut buffer)) = self.open else {
+            return Ok(None);
+        };
+        buffer.extend_from_slice(b"\n]");
+        temp.file.write_all(&buffer)?;
+        temp.commit()?;
+        Ok(Some((self.path, self.entries)))
+    }
+}
+
+/// Serializes `entry` as Python's `json.dump(..., indent=4)` lays out a list element:
+/// pretty-printed with 4 spaces, every line shifted one level in.
+fn write_indented(buffer: &mut Vec<u8>, entry: &Entry<'_>) -> io::Result<()> {
+    let mut pretty = Vec::with_capacity(512);
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut pretty, formatter);
+    entry.serialize(&mut serializer).map_err(io::Error::other)?;
+    for (index, line) in pretty.split(|byte| *byte == b'\n').enumerate() {
+        if index > 0 {
+            buffer.push(b'\n');
+        }
+        buffer.extend_from_slice(b"    ");
+        buffer.extend_from_slice(line);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::punch::{DeviceLabel, PunchId, SourceKind};
+    use chrono::NaiveDateTime;
+    use std::sync::Arc;
+
+    fn punch(user: &str, time: &str) -> Punch {
+        let local_time = NaiveDateTime::parse_from_str(time, "%Y-%m-%d %H:%M:%S").unwrap();
+        Punch {
+            id: PunchId::legacy_md5(user, local_time),
+            device: Arc::new(DeviceLabel {
+                name: "Office".into(),
+                timezone: "Indian/Maldives".parse().unwrap(),
+            }),
+            serial: "SN1".into(),
+            user_id: user.into(),
+            local_time,
+            state: 0,
+            verify_mode: 1,
+            work_code: "0".into(),
+            source: SourceKind::Biotime,
+            source_key: "biotime:x#1".into(),
+        }
+    }
+
+    #[test]
+    fn the_file_has_the_python_shape_and_parses_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let started = Local::now();
+        let mut audit = AuditLog::new(dir.path(), started, true);
+        audit.append(&punch("1", "2022-11-13 16:34:51")).unwrap();
+        audit.append(&punch("2", "2022-11-13 16:35:00")).unwrap();
+        let (path, count) = audit.finish().unwrap().unwrap();
+        assert_eq!(count, 2);
+        assert!(
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("logs_{}", started.format("%Y-%m-%d_%H-%M-%S")))
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(
+            "[\n    {\n        \"doc_id\": \"c45d4288f29e9feb6751b7973c1625b7\",\n        \"staffId\": \"1\",\n        \"timestamp\": \"2022-11-13 16:34:51\",\n        \"status\": 1,\n        \"workCode\": 0,\n        \"details\": {\n"
+        ), "{text}");
+        let parsed: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[1]["staffId"], "2");
+        assert_eq!(parsed[0]["details"]["utc"], "2022-11-13T11:34:51Z");
+    }
+
+    #[test]
+    fn nothing_delivered_means_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = AuditLog::new(dir.path(), Local::now(), true);
+        assert!(audit.finish().unwrap().is_none());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

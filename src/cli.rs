@@ -1,0 +1,126 @@
+//! The command line. Without a subcommand, `iclock-sync` runs one sync cycle (or a loop
+//! of them with `--loop`), which is what a scheduler or a service calls.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "iclock-sync",
+    version,
+    about = "Delivers ZKTeco attendance punches to your systems, each exactly once.",
+    long_about = "Delivers ZKTeco attendance punches to your systems, each exactly once.\n\n\
+        Reads punches from the devices in iclock-sync.toml (BioTime servers), drops the ones \
+        already delivered, writes the rest to every configured sink (by default a SQLite \
+        database, output/attendance.db) and records what every sink acknowledged.\n\n\
+        Exit codes: 0 everything delivered; 1 some punches not delivered or a device could not \
+        be read (retried next run); 2 configuration error (file, key, credentials); \
+        3 another iclock-sync is running on the same cache.",
+    args_conflicts_with_subcommands = true,
+    after_help = "Try `iclock-sync demo` to see it work without any configuration."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub sync: SyncArgs,
+
+    /// Configuration file [default: ./iclock-sync.toml]; `.env` in the working directory is read too.
+    #[arg(long, global = true, value_name = "PATH", env = "ICLOCK_SYNC_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// More detail on stderr (-vv for HTTP-level detail).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only warnings and errors; the summary is printed only when something failed.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Print the summary as JSON on stdout (for scripts and monitoring).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct SyncArgs {
+    /// Read and compare with the cache, list what would be uploaded; write nothing, anywhere.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Ignore the stored cursors and read punches from the last N days (fractions allowed: 0.5).
+    #[arg(long, value_name = "DAYS", value_parser = parse_days)]
+    pub since: Option<Duration>,
+
+    /// Run again every INTERVAL until Ctrl-C: minutes by default (`5`), or `30s`, `5m`, `2h`.
+    #[arg(long = "loop", value_name = "INTERVAL", value_parser = parse_interval)]
+    pub every: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Rebuild or extend the dedup cache from the audit files output/logs_*.json.
+    BuildCache,
+    /// Check each configured device: reachable, credentials, punch count, clock.
+    Devices,
+    /// Start a simulated BioTime server and sync it into output/demo/attendance.db.
+    Demo(DemoArgs),
+    /// Run a device simulator (used by the demo, the tests and the benchmarks).
+    #[command(subcommand)]
+    Simulate(Simulator),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Employees in the simulated company.
+    #[arg(long, default_value_t = 300)]
+    pub employees: u32,
+    /// Days of punches to simulate.
+    #[arg(long, default_value_t = 3)]
+    pub days: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Simulator {
+    /// A BioTime server's REST API (login, transactions, terminals) on a local port.
+    Biotime(crate::simulate::biotime::SimulatorArgs),
+}
+
+fn parse_days(text: &str) -> Result<Duration, String> {
+    duration::parse_with_default_unit(text, "d")
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let interval = duration::parse_with_default_unit(text, "m")?;
+    if interval < Duration::from_secs(1) {
+        return Err("the interval must be at least 1s".into());
+    }
+    Ok(interval)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn loop_defaults_to_minutes_and_since_to_days() {
+        let cli = Cli::parse_from(["iclock-sync", "--loop", "5", "--since", "1.5"]);
+        assert_eq!(cli.sync.every, Some(Duration::from_secs(300)));
+        assert_eq!(cli.sync.since, Some(Duration::from_secs(129_600)));
+        let cli = Cli::parse_from(["iclock-sync", "--loop", "30s"]);
+        assert_eq!(cli.sync.every, Some(Duration::from_secs(30)));
+        assert!(Cli::try_parse_from(["iclock-sync", "--loop", "0"]).is_err());
+        assert!(Cli::try_parse_from(["iclock-sync", "--dry-run", "devices"]).is_err());
+    }
+}

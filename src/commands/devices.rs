@@ -1,0 +1,180 @@
+//! `iclock-sync devices`: can we reach each device, do the credentials work, how many
+//! punches does it hold, and is its clock right — the first thing to run on a new setup.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::config::{self, LoadOptions};
+use crate::exit::Exit;
+use crate::output::Output;
+use crate::punch::WALL_TIME_FORMAT;
+use crate::report::ReportedError;
+use crate::report::text::thousands;
+use crate::source::{self, DeviceCheck};
+
+#[derive(Debug, Serialize)]
+struct DeviceStatus {
+    name: String,
+    kind: String,
+    location: String,
+    enabled: bool,
+    reachable: bool,
+    auth_ok: Option<bool>,
+    punches: Option<u64>,
+    device_clock: Option<String>,
+    clock_drift_seconds: Option<i64>,
+    facts: Vec<(String, String)>,
+    error: Option<ReportedError>,
+}
+
+pub async fn run(config_path: Option<PathBuf>, output: &Output) -> Exit {
+    let config = match config::load_dotenv().and_then(|()| {
+        config::load(&LoadOptions {
+            path: config_path,
+            dry_run: true,
+        })
+    }) {
+        Ok(config) => config,
+        Err(error) => return output.error(&error.to_string(), Exit::Configuration),
+    };
+    let mut exit = Exit::Success;
+    let mut checks = Vec::new();
+    for device in &config.devices {
+        if !device.enabled {
+            checks.push(futures::future::Either::Left(async move {
+                status(
+                    device.name.clone(),
+                    device.kind.name(),
+                    String::new(),
+                    false,
+                    DeviceCheck::default(),
+                )
+            }));
+            continue;
+        }
+        checks.push(futures::future::Either::Right(async move {
+            match source::open(device, None) {
+                Ok(mut source) => {
+                    let check = source.check().await;
+                    status(
+                        device.name.clone(),
+                        source.kind(),
+                        source.location(),
+                        true,
+                        check,
+                    )
+                }
+                Err(error) => status(
+                    device.name.clone(),
+                    device.kind.name(),
+                    String::new(),
+                    true,
+                    DeviceCheck {
+                        error: Some(error),
+                        ..DeviceCheck::default()
+                    },
+                ),
+            }
+        }));
+    }
+    let statuses = futures::future::join_all(checks).await;
+    for device in &statuses {
+        if let Some(error) = &device.error {
+            exit = exit.max(if error.kind == "configuration" {
+                Exit::Configuration
+            } else {
+                Exit::Incomplete
+            });
+        }
+    }
+    if output.json {
+        output.json_line(&serde_json::json!({ "devices": statuses, "exit_code": exit.code() }));
+    } else {
+        for device in &statuses {
+            print!("{}", render(device));
+        }
+    }
+    exit
+}
+
+fn status(
+    name: String,
+    kind: &str,
+    location: String,
+    enabled: bool,
+    check: DeviceCheck,
+) -> DeviceStatus {
+    DeviceStatus {
+        name,
+        kind: kind.to_owned(),
+        location,
+        enabled,
+        reachable: check.reachable,
+        auth_ok: check.auth_ok,
+        punches: check.punches,
+        device_clock: check
+            .device_clock
+            .map(|clock| clock.format(WALL_TIME_FORMAT).to_string()),
+        clock_drift_seconds: check.clock_drift.map(|drift| drift.num_seconds()),
+        facts: check.facts,
+        error: check.error.as_ref().map(ReportedError::from),
+    }
+}
+
+fn render(device: &DeviceStatus) -> String {
+    let mut lines = vec![format!(
+        "{} ({}{})",
+        device.name,
+        device.kind,
+        if device.location.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", device.location)
+        }
+    )];
+    let mut row = |label: &str, value: String| lines.push(format!("  {label:<14} {value}"));
+    if !device.enabled {
+        row(
+            "status",
+            "disabled in the configuration (enabled = false)".into(),
+        );
+        return lines.join("\n") + "\n\n";
+    }
+    row(
+        "reachable",
+        if device.reachable {
+            "yes".into()
+        } else {
+            "NO".into()
+        },
+    );
+    match device.auth_ok {
+        Some(true) => row("credentials", "ok".into()),
+        Some(false) => row("credentials", "REFUSED".into()),
+        None => {}
+    }
+    if let Some(punches) = device.punches {
+        row("punches", format!("{} on the server", thousands(punches)));
+    }
+    if let (Some(clock), Some(drift)) = (&device.device_clock, device.clock_drift_seconds) {
+        let verdict = match drift {
+            -2..=2 => "in step with this computer".to_owned(),
+            drift if drift > 0 => format!("{drift} s ahead of this computer"),
+            drift => format!("{} s behind this computer", -drift),
+        };
+        row("clock", format!("{clock} ({verdict})"));
+    }
+    for (label, value) in &device.facts {
+        row(label, value.clone());
+    }
+    if let Some(error) = &device.error {
+        let kind = if error.kind == "configuration" {
+            "fix needed"
+        } else {
+            "error"
+        };
+        row(kind, error.message.clone());
+    }
+    lines.join("\n") + "\n\n"
+}

@@ -1,0 +1,7 @@
+//! One module per subcommand; each returns the process's [`crate::exit::Exit`].
+
+pub mod build_cache;
+pub mod demo;
+pub mod devices;
+pub mod simulate;
+pub mod sync;

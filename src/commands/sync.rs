@@ -1,0 +1,57 @@
+//! `iclock-sync [--dry-run] [--since N] [--loop INTERVAL]`: the main job.
+
+use std::path::PathBuf;
+
+use tokio::time::Instant;
+
+use crate::cli::SyncArgs;
+use crate::config::{self, Config, LoadOptions};
+use crate::exit::Exit;
+use crate::output::Output;
+use crate::shutdown;
+use crate::sync::Engine;
+
+pub async fn run(config_path: Option<PathBuf>, args: &SyncArgs, output: &Output) -> Exit {
+    let loaded = config::load_dotenv().and_then(|()| {
+        config::load(&LoadOptions {
+            path: config_path,
+            dry_run: args.dry_run,
+        })
+    });
+    match loaded {
+        Ok(config) => run_with(&config, args, output).await,
+        Err(error) => output.error(&error.to_string(), Exit::Configuration),
+    }
+}
+
+/// Runs the sync with an already loaded configuration (also used by `demo`).
+pub async fn run_with(config: &Config, args: &SyncArgs, output: &Output) -> Exit {
+    let mut engine = match Engine::open(config, args.dry_run).await {
+        Ok(engine) => engine,
+        Err(error) => return output.error(&error.to_string(), error.exit()),
+    };
+    let mut shutdown = shutdown::on_ctrl_c();
+    let progress = output.progress();
+    let Some(interval) = args.every else {
+        let report = engine.run_cycle(args.since, &shutdown, &progress).await;
+        output.report(&report);
+        return report.exit();
+    };
+    loop {
+        let started = Instant::now();
+        let report = engine.run_cycle(args.since, &shutdown, &progress).await;
+        output.report(&report);
+        if shutdown.is_requested() {
+            return Exit::Success;
+        }
+        let next = started + interval;
+        tracing::info!(
+            "next cycle in {}",
+            crate::duration::display(next.saturating_duration_since(Instant::now()))
+        );
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = shutdown.requested() => return Exit::Success,
+        }
+    }
+}

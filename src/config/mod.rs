@@ -1,0 +1,670 @@
+//! Configuration: `iclock-sync.toml` (or `--config PATH`), `.env`, and `${ENV}`
+//! references, turned into a validated [`Config`] — or a [`ConfigError`] that names the
+//! file, the key and the fix, which the binary reports with exit code 2.
+//!
+//! Without a TOML file, a BioTime server can be configured from the environment alone
+//! (`BIOTIME_URL`, `BIOTIME_USERNAME`, `BIOTIME_PASSWORD`, ...; see `.env.example`).
+//! Relative paths are relative to the working directory, as with the Python tool.
+
+mod env_expand;
+mod secret;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+pub use secret::Secret;
+
+use crate::duration;
+use crate::punch::IdScheme;
+use crate::sink::sqlite::SqliteConfig;
+use crate::source::biotime::BiotimeConfig;
+
+pub const DEFAULT_CONFIG_FILE: &str = "iclock-sync.toml";
+
+/// A configuration problem: where, what, and how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {problem} — {fix}")]
+pub struct ConfigError {
+    pub origin: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl ConfigError {
+    pub fn new(
+        origin: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError {
+            origin: origin.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the configuration came from, for messages (`iclock-sync.toml`, `.env`).
+    pub origin: String,
+    pub sync: SyncSettings,
+    pub devices: Vec<DeviceConfig>,
+    pub sinks: SinkSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    pub id_scheme: IdScheme,
+    pub cache_dir: PathBuf,
+    pub output_dir: PathBuf,
+    /// Punches further than this in the device's future are quarantined.
+    pub max_future_skew: Duration,
+    /// How many devices are read at the same time.
+    pub parallel_devices: usize,
+}
+
+impl Default for SyncSettings {
+    fn default() -> SyncSettings {
+        SyncSettings {
+            id_scheme: IdScheme::Native,
+            cache_dir: PathBuf::from("cache"),
+            output_dir: PathBuf::from("output"),
+            max_future_skew: Duration::from_secs(86_400),
+            parallel_devices: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    pub name: String,
+    pub timezone: Tz,
+    pub enabled: bool,
+    pub kind: DeviceKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum DeviceKind {
+    Biotime(BiotimeConfig),
+}
+
+impl DeviceKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            DeviceKind::Biotime(_) => "biotime",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SinkSettings {
+    pub sqlite: Option<SqliteConfig>,
+}
+
+impl SinkSettings {
+    pub fn is_empty(&self) -> bool {
+        self.sqlite.is_none()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    sync: RawSync,
+    #[serde(default)]
+    device: Vec<toml::Table>,
+    #[serde(default)]
+    sink: RawSinks,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSync {
+    id_scheme: Option<IdScheme>,
+    cache_dir: Option<PathBuf>,
+    output_dir: Option<PathBuf>,
+    max_future_skew: Option<String>,
+    parallel_devices: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSinks {
+    sqlite: Option<SqliteConfig>,
+}
+
+/// How to find and read the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `--config PATH`; when absent, `./iclock-sync.toml`, then the environment.
+    pub path: Option<PathBuf>,
+    /// Dry runs never contact sinks, so unresolved `${VAR}`s under `[sink.*]` are fine.
+    pub dry_run: bool,
+}
+
+/// Loads `.env` from the working directory into the process environment (existing
+/// variables win, as with python-dotenv).
+pub fn load_dotenv() -> Result<(), ConfigError> {
+    let path = Path::new(".env");
+    if !path.exists() {
+        return Ok(());
+    }
+    dotenvy::from_path(path).map_err(|error| {
+        ConfigError::new(
+            ".env",
+            format!("cannot be read: {error}"),
+            "each line must look like KEY=value (see .env.example)",
+        )
+    })
+}
+
+/// Reads and validates the configuration.
+pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
+    let lookup = |name: &str| std::env::var(name).ok();
+    let default_path = PathBuf::from(DEFAULT_CONFIG_FILE);
+    let path = match &options.path {
+        Some(path) => {
+            if !path.exists() {
+                return Err(ConfigError::new(
+                    path.display().to_string(),
+                    "file not found",
+                    "check the --config path, or omit it to use ./iclock-sync.toml",
+                ));
+            }
+            path.clone()
+        }
+        None if default_path.exists() => default_path,
+        None => return from_environment(&lookup),
+    };
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(&path).map_err(|error| {
+        ConfigError::new(
+            &origin,
+            format!("cannot be read: {error}"),
+            "check the file's permissions",
+        )
+    })?;
+    parse(&origin, &text, options.dry_run, &lookup)
+}
+
+/// Only the `[sync]` settings (paths, ID scheme), for commands that touch no device:
+/// from the configuration file if there is one, else the defaults (the Python tool's
+/// `cache/` and `output/` layout).
+pub fn load_settings(options: &LoadOptions) -> Result<SyncSettings, ConfigError> {
+    let path = match &options.path {
+        Some(path) => path.clone(),
+        None if Path::new(DEFAULT_CONFIG_FILE).exists() => PathBuf::from(DEFAULT_CONFIG_FILE),
+        None => return Ok(SyncSettings::default()),
+    };
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(&path).map_err(|error| {
+        ConfigError::new(
+            &origin,
+            format!("cannot be read: {error}"),
+            "check the --config path and the file's permissions",
+        )
+    })?;
+    let value = parse_toml(&origin, &text)?;
+    let mut sync = value
+        .get("sync")
+        .cloned()
+        .unwrap_or(toml::Value::Table(toml::Table::new()));
+    let lookup = |name: &str| std::env::var(name).ok();
+    env_expand::expand(&mut sync, &[], &lookup).map_err(|unresolved| {
+        ConfigError::new(
+            format!("{origin}: [sync]"),
+            format!("environment variable {} is not set", unresolved.variable),
+            format!("set {} in .env or in the environment", unresolved.variable),
+        )
+    })?;
+    let raw: RawSync = sync.try_into().map_err(|error: toml::de::Error| {
+        ConfigError::new(
+            format!("{origin}: [sync]"),
+            error.message().trim().to_owned(),
+            "see the configuration reference in README.md for the allowed keys",
+        )
+    })?;
+    build_sync(&origin, raw)
+}
+
+fn parse_toml(origin: &str, text: &str) -> Result<toml::Value, ConfigError> {
+    toml::from_str(text).map_err(|error| {
+        let location = error
+            .span()
+            .map(|span| format!(" line {}", line_of(text, span.start)))
+            .unwrap_or_default();
+        ConfigError::new(
+            format!("{origin}{location}"),
+            error.message().trim().to_owned(),
+            "fix the TOML syntax (see the configuration reference in README.md)",
+        )
+    })
+}
+
+/// Parses and validates TOML text; `origin` names it in errors.
+pub fn parse(
+    origin: &str,
+    text: &str,
+    dry_run: bool,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut value = parse_toml(origin, text)?;
+    let lenient: &[&str] = if dry_run { &["sink"] } else { &[] };
+    env_expand::expand(&mut value, lenient, lookup).map_err(|unresolved| {
+        ConfigError::new(
+            format!("{origin}: {}", describe_key(&value, &unresolved.key_path)),
+            format!("environment variable {} is not set", unresolved.variable),
+            format!(
+                "set {} in .env or in the environment, or write the value directly",
+                unresolved.variable
+            ),
+        )
+    })?;
+    let raw: RawConfig = value.try_into().map_err(|error: toml::de::Error| {
+        ConfigError::new(
+            origin,
+            error.message().trim().to_owned(),
+            "see the configuration reference in README.md for the allowed keys",
+        )
+    })?;
+    build(origin, raw)
+}
+
+fn build(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
+    let sync = build_sync(origin, raw.sync)?;
+    let mut devices = Vec::new();
+    let mut names = HashSet::new();
+    for (index, table) in raw.device.into_iter().enumerate() {
+        let device = build_device(origin, index, table)?;
+        if !names.insert(device.name.clone()) {
+            return Err(ConfigError::new(
+                format!("{origin}: [[device]] '{}'", device.name),
+                "the name is used twice",
+                "give every [[device]] its own name (cursors and summaries are keyed on it)",
+            ));
+        }
+        devices.push(device);
+    }
+    if devices.is_empty() {
+        return Err(ConfigError::new(
+            origin,
+            "no [[device]] is configured",
+            "add a [[device]] section (see README.md), or try `iclock-sync demo`",
+        ));
+    }
+    Ok(Config {
+        origin: origin.to_owned(),
+        sync,
+        devices,
+        sinks: SinkSettings {
+            sqlite: raw.sink.sqlite,
+        },
+    })
+}
+
+fn build_sync(origin: &str, raw: RawSync) -> Result<SyncSettings, ConfigError> {
+    let defaults = SyncSettings::default();
+    let max_future_skew = match raw.max_future_skew {
+        Some(text) => duration::parse(&text).map_err(|problem| {
+            ConfigError::new(
+                format!("{origin}: [sync] max_future_skew"),
+                problem,
+                "write a duration such as \"1d\" or \"2h\"",
+            )
+        })?,
+        None => defaults.max_future_skew,
+    };
+    let parallel_devices = raw.parallel_devices.unwrap_or(defaults.parallel_devices);
+    if parallel_devices == 0 {
+        return Err(ConfigError::new(
+            format!("{origin}: [sync] parallel_devices"),
+            "must be at least 1",
+            "set parallel_devices = 4 (or remove the key)",
+        ));
+    }
+    Ok(SyncSettings {
+        id_scheme: raw.id_scheme.unwrap_or(defaults.id_scheme),
+        cache_dir: raw.cache_dir.unwrap_or(defaults.cache_dir),
+        output_dir: raw.output_dir.unwrap_or(defaults.output_dir),
+        max_future_skew,
+        parallel_devices,
+    })
+}
+
+fn build_device(
+    origin: &str,
+    index: usize,
+    mut table: toml::Table,
+) -> Result<DeviceConfig, ConfigError> {
+    let position = format!("{origin}: [[device]] #{}", index + 1);
+    let name = match table.remove("name") {
+        Some(toml::Value::String(name)) if !name.trim().is_empty() => name.trim().to_owned(),
+        _ => {
+            return Err(ConfigError::new(
+                position,
+                "has no name",
+                "add name = \"Main office\" (any label; it appears in summaries)",
+            ));
+        }
+    };
+    let at = format!("{origin}: [[device]] '{name}'");
+    let kind = match table.remove("kind") {
+        Some(toml::Value::String(kind)) => kind,
+        _ => {
+            return Err(ConfigError::new(
+                at,
+                "has no kind",
+                "add kind = \"biotime\"",
+            ));
+        }
+    };
+    let enabled = match table.remove("enabled") {
+        None => true,
+        Some(toml::Value::Boolean(enabled)) => enabled,
+        Some(_) => {
+            return Err(ConfigError::new(
+                format!("{at} key `enabled`"),
+                "must be true or false",
+                "write enabled = true or enabled = false",
+            ));
+        }
+    };
+    let timezone = match table.remove("timezone") {
+        None => host_timezone(),
+        Some(toml::Value::String(zone)) => zone.trim().parse::<Tz>().map_err(|_| {
+            ConfigError::new(
+                format!("{at} key `timezone`"),
+                format!("'{zone}' is not an IANA time zone"),
+                "use a name such as \"Indian/Maldives\" or \"Asia/Kolkata\" (the device's zone)",
+            )
+        })?,
+        Some(_) => {
+            return Err(ConfigError::new(
+                format!("{at} key `timezone`"),
+                "must be a string",
+                "write timezone = \"Indian/Maldives\"",
+            ));
+        }
+    };
+    let kind = match kind.as_str() {
+        "biotime" => {
+            let config: BiotimeConfig =
+                toml::Value::Table(table)
+                    .try_into()
+                    .map_err(|error: toml::de::Error| {
+                        ConfigError::new(
+                            &at,
+                            error.message().trim().to_owned(),
+                            "a biotime device takes url, username, password, auth, page_size, timeout, overlap, accept_invalid_certs",
+                        )
+                    })?;
+            DeviceKind::Biotime(validate_biotime(&at, config)?)
+        }
+        other => {
+            return Err(ConfigError::new(
+                format!("{at} key `kind`"),
+                format!("unknown device kind '{other}'"),
+                "use kind = \"biotime\" (a BioTime / ZKBioTime server)",
+            ));
+        }
+    };
+    Ok(DeviceConfig {
+        name,
+        timezone,
+        enabled,
+        kind,
+    })
+}
+
+fn validate_biotime(at: &str, mut config: BiotimeConfig) -> Result<BiotimeConfig, ConfigError> {
+    let url = config.url.trim().trim_end_matches('/').to_owned();
+    let parsed = reqwest::Url::parse(&url).ok().filter(|parsed| {
+        matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some()
+    });
+    if parsed.is_none() {
+        return Err(ConfigError::new(
+            format!("{at} key `url`"),
+            format!("'{}' is not an http(s) URL", config.url),
+            "write the BioTime address as http://HOST:PORT, e.g. url = \"http://192.168.1.20:8081\"",
+        ));
+    }
+    config.url = url;
+    if config.username.trim().is_empty() {
+        return Err(ConfigError::new(
+            format!("{at} key `username`"),
+            "is empty",
+            "set the BioTime user the API should log in as",
+        ));
+    }
+    if config.password.is_empty() {
+        return Err(ConfigError::new(
+            format!("{at} key `password`"),
+            "is empty",
+            "set password = \"${BIOTIME_PASSWORD}\" and put BIOTIME_PASSWORD in .env",
+        ));
+    }
+    if !(1..=10_000).contains(&config.page_size) {
+        return Err(ConfigError::new(
+            format!("{at} key `page_size`"),
+            format!("{} is out of range", config.page_size),
+            "use a value between 1 and 10000 (1000 is a good choice)",
+        ));
+    }
+    Ok(config)
+}
+
+/// A configuration from environment variables alone (no TOML file).
+fn from_environment(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    if lookup("BIOTIME_URL").is_some() {
+        let mut text = String::from("[[device]]\nkind = \"biotime\"\n");
+        let keys = [
+            ("BIOTIME_NAME", "name"),
+            ("BIOTIME_URL", "url"),
+            ("BIOTIME_USERNAME", "username"),
+            ("BIOTIME_PASSWORD", "password"),
+            ("BIOTIME_AUTH", "auth"),
+            ("BIOTIME_TIMEZONE", "timezone"),
+        ];
+        for (variable, key) in keys {
+            match lookup(variable) {
+                Some(value) => text.push_str(&format!("{key} = {}\n", toml_string(&value))),
+                None if key == "name" => text.push_str("name = \"BioTime\"\n"),
+                None if matches!(key, "auth" | "timezone") => {}
+                None => {
+                    return Err(ConfigError::new(
+                        ".env",
+                        format!("BIOTIME_URL is set but {variable} is not"),
+                        format!("set {variable} in .env (see .env.example)"),
+                    ));
+                }
+            }
+        }
+        if let Some(scheme) = lookup("ID_SCHEME") {
+            text.insert_str(
+                0,
+                &format!("[sync]\nid_scheme = {}\n", toml_string(&scheme)),
+            );
+        }
+        let no_lookup = |_: &str| None;
+        return parse(".env", &text, false, &no_lookup);
+    }
+    if lookup("DEVICE_IPS").is_some() {
+        return Err(ConfigError::new(
+            ".env",
+            "DEVICE_IPS configures ZK terminals read over port 4370, which this version cannot read yet",
+            "read the punches through BioTime instead: set BIOTIME_URL, BIOTIME_USERNAME and BIOTIME_PASSWORD, or write an iclock-sync.toml with a kind = \"biotime\" [[device]]",
+        ));
+    }
+    Err(ConfigError::new(
+        DEFAULT_CONFIG_FILE,
+        "not found, and no BIOTIME_URL in the environment or .env",
+        "create iclock-sync.toml (see README.md) or pass --config PATH; `iclock-sync demo` shows the tool working without any configuration",
+    ))
+}
+
+fn toml_string(value: &str) -> String {
+    toml::Value::String(value.to_owned()).to_string()
+}
+
+/// The host's IANA zone, the default for devices that do not name one.
+pub fn host_timezone() -> Tz {
+    iana_time_zone::get_timezone()
+        .ok()
+        .and_then(|name| name.parse().ok())
+        .unwrap_or(Tz::UTC)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(1, |head| head.matches('\n').count() + 1)
+}
+
+/// `device.0.password` → `[[device]] 'Main office' key `password``.
+fn describe_key(value: &toml::Value, path: &[String]) -> String {
+    if let [section, index, rest @ ..] = path
+        && let Ok(index) = index.parse::<usize>()
+    {
+        let name = value
+            .get(section)
+            .and_then(|items| items.get(index))
+            .and_then(|item| item.get("name"))
+            .and_then(|name| name.as_str())
+            .map(|name| format!("'{name}'"))
+            .unwrap_or_else(|| format!("#{}", index + 1));
+        return format!("[[{section}]] {name} key `{}`", rest.join("."));
+    }
+    match path.split_last() {
+        Some((key, tables)) if !tables.is_empty() => {
+            format!("[{}] key `{key}`", tables.join("."))
+        }
+        Some((key, _)) => format!("key `{key}`"),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "BT_PASS").then(|| "s3cret".to_owned())
+    }
+
+    const GOOD: &str = r#"
+[sync]
+id_scheme = "legacy-md5"
+max_future_skew = "2h"
+
+[[device]]
+name = "Main office"
+kind = "biotime"
+url = "http://192.168.1.20:8081/"
+username = "admin"
+password = "${BT_PASS}"
+timezone = "Indian/Maldives"
+
+[sink.sqlite]
+path = "punches.db"
+"#;
+
+    #[test]
+    fn a_full_config_is_read_and_expanded() {
+        let config = parse("iclock-sync.toml", GOOD, false, &env).unwrap();
+        assert_eq!(config.sync.id_scheme, IdScheme::LegacyMd5);
+        assert_eq!(config.sync.max_future_skew, Duration::from_secs(7200));
+        let device = &config.devices[0];
+        assert_eq!(device.timezone, chrono_tz::Indian::Maldives);
+        let DeviceKind::Biotime(biotime) = &device.kind;
+        assert_eq!(biotime.url, "http://192.168.1.20:8081");
+        assert_eq!(biotime.password.expose(), "s3cret");
+        assert_eq!(
+            config.sinks.sqlite.unwrap().path.unwrap(),
+            PathBuf::from("punches.db")
+        );
+    }
+
+    fn error_for(text: &str) -> String {
+        parse("iclock-sync.toml", text, false, &env)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn errors_name_the_file_the_key_and_the_fix() {
+        let typo = GOOD.replace("username =", "user_name =");
+        let message = error_for(&typo);
+        assert!(
+            message.contains("iclock-sync.toml: [[device]] 'Main office'"),
+            "{message}"
+        );
+        assert!(message.contains("user_name"), "{message}");
+
+        let message = error_for(&GOOD.replace("${BT_PASS}", "${NOT_SET}"));
+        assert!(
+            message.contains("'Main office' key `password`"),
+            "{message}"
+        );
+        assert!(message.contains("NOT_SET is not set"), "{message}");
+        assert!(!message.contains("s3cret"));
+
+        let message = error_for(&GOOD.replace("Indian/Maldives", "Maldives"));
+        assert!(
+            message.contains("key `timezone`") && message.contains("IANA"),
+            "{message}"
+        );
+
+        let message = error_for(&GOOD.replace("http://192.168.1.20:8081/", "192.168.1.20"));
+        assert!(
+            message.contains("key `url`") && message.contains("http://"),
+            "{message}"
+        );
+
+        let message = error_for("[[device]]\nname = \"x\"\nkind = \"zkx\"\n");
+        assert!(message.contains("unknown device kind 'zkx'"), "{message}");
+
+        let message = error_for("[sync]\nid_scheme = \"sha1\"\n");
+        assert!(
+            message.contains("id_scheme") || message.contains("sha1"),
+            "{message}"
+        );
+
+        let message = error_for("[[device]\nname=");
+        assert!(message.starts_with("iclock-sync.toml line 1"), "{message}");
+    }
+
+    #[test]
+    fn dry_runs_do_not_need_sink_credentials() {
+        let text = format!("{GOOD}\n[sink.other]\n");
+        assert!(
+            parse("f", &text, true, &env).is_err(),
+            "unknown sinks still fail"
+        );
+        let text = GOOD.replace("punches.db", "${DB_PATH_NOT_SET}");
+        assert!(parse("f", &text, false, &env).is_err());
+        assert!(parse("f", &text, true, &env).is_ok());
+    }
+
+    #[test]
+    fn a_biotime_device_can_come_from_the_environment_alone() {
+        let vars = |name: &str| match name {
+            "BIOTIME_URL" => Some("http://10.0.0.5:8081".to_owned()),
+            "BIOTIME_USERNAME" => Some("api".to_owned()),
+            "BIOTIME_PASSWORD" => Some("p\"w".to_owned()),
+            _ => None,
+        };
+        let config = from_environment(&vars).unwrap();
+        let DeviceKind::Biotime(biotime) = &config.devices[0].kind;
+        assert_eq!(biotime.password.expose(), "p\"w");
+        assert_eq!(config.devices[0].name, "BioTime");
+
+        let missing = |name: &str| (name == "BIOTIME_URL").then(|| "http://x".to_owned());
+        let message = from_environment(&missing).unwrap_err().to_string();
+        assert!(message.contains("BIOTIME_USERNAME"), "{message}");
+    }
+}

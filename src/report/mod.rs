@@ -1,0 +1,168 @@
+//! What a cycle did, per device and per sink: printed for people (see [`text`]) or as
+//! JSON for scripts (`--json`), and turned into the exit code.
+
+pub mod text;
+
+use serde::Serialize;
+
+use crate::exit::Exit;
+use crate::source::{SourceError, SourceErrorKind};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportedError {
+    /// `configuration`, `unreachable` or `protocol`.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl From<&SourceError> for ReportedError {
+    fn from(error: &SourceError) -> ReportedError {
+        ReportedError {
+            kind: match error.kind {
+                SourceErrorKind::Configuration => "configuration",
+                SourceErrorKind::Unreachable => "unreachable",
+                SourceErrorKind::Protocol => "protocol",
+            },
+            message: error.message.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeviceReport {
+    pub name: String,
+    pub kind: String,
+    pub location: String,
+    /// Records the source returned this cycle.
+    pub fetched: u64,
+    /// Punches not in the dedup cache (sent to the sinks, or listed by a dry run).
+    pub new: u64,
+    /// Punches skipped because the cache (or this batch) already had them.
+    pub already: u64,
+    /// Records refused as implausible or undecodable.
+    pub quarantined: u64,
+    /// Of those, how many were reported for the first time.
+    pub newly_quarantined: u64,
+    /// New punches every sink acknowledged.
+    pub delivered: u64,
+    /// New punches some sink refused for good.
+    pub rejected: u64,
+    /// New punches some sink could not take now; retried next cycle.
+    pub not_delivered: u64,
+    pub interrupted: bool,
+    pub error: Option<ReportedError>,
+}
+
+impl DeviceReport {
+    pub fn new(name: &str, kind: &str, location: String) -> DeviceReport {
+        DeviceReport {
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+            location,
+            ..DeviceReport::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SinkReport {
+    pub name: String,
+    pub target: String,
+    pub delivered: u64,
+    pub already: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub last_failure: Option<String>,
+}
+
+/// One line of a dry run's "would upload" list.
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviewRow {
+    pub id: String,
+    pub device: String,
+    pub user_id: String,
+    pub local_time: String,
+    pub state: i32,
+    pub verify_mode: i32,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CycleReport {
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub dry_run: bool,
+    pub interrupted: bool,
+    pub devices: Vec<DeviceReport>,
+    pub sinks: Vec<SinkReport>,
+    /// The audit file written this cycle, and how many punches it lists.
+    pub audit_file: Option<String>,
+    pub audit_entries: usize,
+    pub cache_file: String,
+    pub cache_size: usize,
+    pub quarantine_file: String,
+    /// Problems that are not one device's or one sink's (e.g. a file that could not be written).
+    pub problems: Vec<String>,
+    /// Dry runs: how many punches would be uploaded, and the first of them.
+    pub would_upload: u64,
+    pub preview: Vec<PreviewRow>,
+    pub exit_code: u8,
+}
+
+impl CycleReport {
+    pub fn exit(&self) -> Exit {
+        let mut exit = Exit::Success;
+        for device in &self.devices {
+            if let Some(error) = &device.error {
+                exit = exit.max(if error.kind == "configuration" {
+                    Exit::Configuration
+                } else {
+                    Exit::Incomplete
+                });
+            }
+            if device.not_delivered > 0 || device.rejected > 0 {
+                exit = exit.max(Exit::Incomplete);
+            }
+        }
+        if !self.problems.is_empty() {
+            exit = exit.max(Exit::Incomplete);
+        }
+        exit
+    }
+
+    pub fn delivered(&self) -> u64 {
+        self.devices.iter().map(|device| device.delivered).sum()
+    }
+
+    pub fn quarantined(&self) -> u64 {
+        self.devices.iter().map(|device| device.quarantined).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(error: Option<&'static str>, not_delivered: u64) -> DeviceReport {
+        DeviceReport {
+            not_delivered,
+            error: error.map(|kind| ReportedError {
+                kind,
+                message: "x".into(),
+            }),
+            ..DeviceReport::default()
+        }
+    }
+
+    #[test]
+    fn the_exit_code_reflects_the_worst_outcome() {
+        let mut report = CycleReport::default();
+        assert_eq!(report.exit(), Exit::Success);
+        report.devices.push(device(None, 1));
+        assert_eq!(report.exit(), Exit::Incomplete);
+        report.devices.push(device(Some("unreachable"), 0));
+        assert_eq!(report.exit(), Exit::Incomplete);
+        report.devices.push(device(Some("configuration"), 0));
+        assert_eq!(report.exit(), Exit::Configuration);
+        assert_eq!(report.exit().code(), 2);
+    }
+}

@@ -1,0 +1,303 @@
+//! The summary a person reads after each cycle: one line of verdict, a device table, a
+//! sink table, and where the files are. Errors are spelled out under the tables in full,
+//! because they carry the fix.
+
+use std::fmt::Write;
+
+use super::CycleReport;
+use crate::duration;
+
+/// How many dry-run punches are listed (all of them with `-v`).
+const PREVIEW_LINES: usize = 20;
+
+pub fn render(report: &CycleReport, verbose: bool) -> String {
+    let mut out = String::new();
+    let took = duration::display(std::time::Duration::from_millis(report.duration_ms));
+    let _ = writeln!(out, "{}", verdict(report, &took));
+
+    let mut rows = Vec::new();
+    for device in &report.devices {
+        let status = match (&device.error, device.interrupted) {
+            (Some(error), _) => format!("FAILED ({})", error.kind),
+            (None, true) => "interrupted".to_owned(),
+            (None, false) if device.not_delivered > 0 => "not all delivered".to_owned(),
+            (None, false) => "ok".to_owned(),
+        };
+        rows.push(vec![
+            device.name.clone(),
+            device.kind.clone(),
+            thousands(device.fetched),
+            thousands(device.new),
+            thousands(device.already),
+            thousands(device.quarantined),
+            status,
+        ]);
+    }
+    let new_header = if report.dry_run {
+        "Would upload"
+    } else {
+        "New"
+    };
+    out.push('\n');
+    table(
+        &mut out,
+        &[
+            "Device",
+            "Kind",
+            "Fetched",
+            new_header,
+            "Already",
+            "Quarantined",
+            "Status",
+        ],
+        &rows,
+    );
+
+    if !report.sinks.is_empty() {
+        let rows: Vec<Vec<String>> = report
+            .sinks
+            .iter()
+            .map(|sink| {
+                vec![
+                    format!("{} ({})", sink.name, sink.target),
+                    thousands(sink.delivered),
+                    thousands(sink.already),
+                    thousands(sink.rejected),
+                    thousands(sink.failed),
+                ]
+            })
+            .collect();
+        out.push('\n');
+        table(
+            &mut out,
+            &["Sink", "Delivered", "Already", "Rejected", "Failed"],
+            &rows,
+        );
+    }
+
+    let errors: Vec<String> = report
+        .devices
+        .iter()
+        .filter_map(|device| device.error.as_ref().map(|error| error.message.clone()))
+        .chain(report.sinks.iter().filter_map(|sink| {
+            sink.last_failure
+                .as_ref()
+                .map(|failure| format!("sink {} ({}): {failure}", sink.name, sink.target))
+        }))
+        .chain(report.problems.iter().cloned())
+        .collect();
+    if !errors.is_empty() {
+        out.push('\n');
+        for error in errors {
+            let _ = writeln!(out, "  error: {error}");
+        }
+    }
+
+    if report.dry_run && report.would_upload > 0 {
+        out.push('\n');
+        let shown = if verbose {
+            report.preview.len()
+        } else {
+            PREVIEW_LINES
+        };
+        for row in report.preview.iter().take(shown) {
+            let _ = writeln!(
+                out,
+                "  would upload  {}  user {:>8}  {}  state {:>3}  verify {:>3}  id {}",
+                row.device, row.user_id, row.local_time, row.state, row.verify_mode, row.id
+            );
+        }
+        let listed = report.preview.len().min(shown) as u64;
+        if report.would_upload > listed {
+            let _ = writeln!(
+                out,
+                "  … and {} more (-v lists up to {}; --json gives them as data)",
+                thousands(report.would_upload - listed),
+                report.preview.len()
+            );
+        }
+    }
+
+    out.push('\n');
+    if let Some(audit) = &report.audit_file {
+        let _ = writeln!(
+            out,
+            "  audit file:  {audit} ({} punches)",
+            thousands(report.audit_entries as u64)
+        );
+    }
+    let newly: u64 = report
+        .devices
+        .iter()
+        .map(|device| device.newly_quarantined)
+        .sum();
+    if newly > 0 {
+        let _ = writeln!(
+            out,
+            "  quarantine:  {} new record(s) refused, reasons in {}",
+            thousands(newly),
+            report.quarantine_file
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  dedup cache: {} ({} IDs)",
+        report.cache_file,
+        thousands(report.cache_size as u64)
+    );
+    out
+}
+
+fn verdict(report: &CycleReport, took: &str) -> String {
+    let failed = report
+        .devices
+        .iter()
+        .filter(|device| device.error.is_some())
+        .count();
+    let not_delivered: u64 = report
+        .devices
+        .iter()
+        .map(|d| d.not_delivered + d.rejected)
+        .sum();
+    let mut line = if report.dry_run {
+        format!(
+            "Dry run in {took}: {} punch(es) would be uploaded; nothing was written.",
+            thousands(report.would_upload)
+        )
+    } else {
+        format!(
+            "Sync finished in {took}: {} new punch(es) delivered.",
+            thousands(report.delivered())
+        )
+    };
+    if not_delivered > 0 {
+        let _ = write!(
+            line,
+            " {} not delivered (retried next run).",
+            thousands(not_delivered)
+        );
+    }
+    if failed > 0 {
+        let _ = write!(line, " {failed} device(s) failed (see below).");
+    }
+    if report.interrupted {
+        line.push_str(" Interrupted: the rest is read next run.");
+    }
+    line
+}
+
+fn table(out: &mut String, headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers
+        .iter()
+        .map(|header| header.chars().count())
+        .collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |out: &mut String, cells: Vec<&str>| {
+        out.push(' ');
+        for (index, cell) in cells.iter().enumerate() {
+            let numeric = index > 0
+                && !cell.is_empty()
+                && cell.chars().all(|c| c.is_ascii_digit() || c == ',');
+            let pad = " ".repeat(widths[index].saturating_sub(cell.chars().count()));
+            out.push(' ');
+            if numeric {
+                out.push_str(&pad);
+                out.push_str(cell);
+            } else {
+                out.push_str(cell);
+                out.push_str(&pad);
+            }
+            out.push(' ');
+        }
+        while out.ends_with(' ') {
+            out.pop();
+        }
+        out.push('\n');
+    };
+    line(out, headers.to_vec());
+    for row in rows {
+        line(out, row.iter().map(String::as_str).collect());
+    }
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(number: u64) -> String {
+    let digits = number.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{DeviceReport, ReportedError, SinkReport};
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn the_summary_names_devices_sinks_and_errors() {
+        let report = CycleReport {
+            duration_ms: 1500,
+            devices: vec![
+                DeviceReport {
+                    name: "Head office".into(),
+                    kind: "biotime".into(),
+                    fetched: 1234,
+                    new: 1200,
+                    already: 34,
+                    delivered: 1200,
+                    ..DeviceReport::default()
+                },
+                DeviceReport {
+                    name: "Branch".into(),
+                    kind: "biotime".into(),
+                    error: Some(ReportedError {
+                        kind: "unreachable",
+                        message: "device 'Branch' (http://10.0.0.9): cannot connect".into(),
+                    }),
+                    ..DeviceReport::default()
+                },
+            ],
+            sinks: vec![SinkReport {
+                name: "sqlite".into(),
+                target: "output/attendance.db".into(),
+                delivered: 1200,
+                ..SinkReport::default()
+            }],
+            cache_file: "cache/uploaded_ids_cache.json".into(),
+            cache_size: 5000,
+            ..CycleReport::default()
+        };
+        let text = render(&report, false);
+        assert!(
+            text.starts_with(
+                "Sync finished in 1.5 s: 1,200 new punch(es) delivered. 1 device(s) failed"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("Head office  biotime    1,234"), "{text}");
+        assert!(text.contains("FAILED (unreachable)"), "{text}");
+        assert!(
+            text.contains("error: device 'Branch' (http://10.0.0.9): cannot connect"),
+            "{text}"
+        );
+        assert!(text.contains("sqlite (output/attendance.db)"), "{text}");
+        assert!(text.contains("(5,000 IDs)"), "{text}");
+    }
+}

@@ -1,0 +1,74 @@
+//! Sinks: where punches go. One module per destination, each behind the [`Sink`] trait,
+//! which answers for every punch of a batch with a [`SinkOutcome`].
+//!
+//! Every sink writes "insert if absent" keyed on the punch ID, so sending a punch twice
+//! (after a crash, a lost cache, or from two devices) is harmless: the second time the
+//! answer is [`SinkOutcome::AlreadyPresent`], which counts as acknowledged.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::config::{SinkSettings, SyncSettings};
+use crate::punch::Punch;
+
+/// What a sink did with one punch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkOutcome {
+    /// Written now.
+    Delivered,
+    /// Already there (written by an earlier run or another path).
+    AlreadyPresent,
+    /// The destination refuses this punch for good (the reason says why).
+    Rejected(String),
+    /// Not written this time; the next cycle retries it.
+    Failed(String),
+}
+
+impl SinkOutcome {
+    pub fn is_acknowledged(&self) -> bool {
+        matches!(self, SinkOutcome::Delivered | SinkOutcome::AlreadyPresent)
+    }
+}
+
+/// A sink that could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("sink {sink} ({target}): {problem} — {fix}")]
+pub struct SinkError {
+    pub sink: &'static str,
+    pub target: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+#[async_trait]
+pub trait Sink: Send + Sync {
+    /// `sqlite`, ...
+    fn name(&self) -> &'static str;
+
+    /// Where it writes, for summaries (a path or URL, never credentials).
+    fn target(&self) -> String;
+
+    /// Writes a batch (no ID twice) and answers for each punch, in order.
+    async fn deliver(&self, batch: &[Punch]) -> Vec<SinkOutcome>;
+}
+
+/// Opens every configured sink; with none configured, the embedded SQLite store.
+pub async fn open_all(
+    settings: &SinkSettings,
+    sync: &SyncSettings,
+) -> Result<Vec<Box<dyn Sink>>, SinkError> {
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    let sqlite = match (&settings.sqlite, settings.is_empty()) {
+        (Some(config), _) => Some(config.clone()),
+        (None, true) => Some(sqlite::SqliteConfig::default()),
+        (None, false) => None,
+    };
+    if let Some(config) = sqlite {
+        let path = config
+            .path
+            .unwrap_or_else(|| sync.output_dir.join(sqlite::DEFAULT_FILE_NAME));
+        sinks.push(Box::new(sqlite::SqliteSink::open(&path).await?));
+    }
+    Ok(sinks)
+}

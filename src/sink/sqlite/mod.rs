@@ -1,0 +1,268 @@
+//! The embedded default store: one SQLite file, one row per punch keyed by its ID.
+//!
+//! Created and migrated on first use, so a fresh install needs no database set-up.
+//! Each batch is one transaction of multi-row `INSERT … ON CONFLICT(id) DO NOTHING
+//! RETURNING id`: the returned IDs were delivered now, the rest were already present.
+//! WAL with `synchronous=FULL` means a committed batch survives a power cut, which the
+//! cache and cursors rely on when they record it as done.
+
+mod config;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row};
+
+pub use config::SqliteConfig;
+
+use super::{Sink, SinkError, SinkOutcome};
+use crate::punch::Punch;
+
+pub const DEFAULT_FILE_NAME: &str = "attendance.db";
+
+/// Rows per INSERT statement (14 parameters each, well under SQLite's limit).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Schema versions, applied in order and recorded in `PRAGMA user_version`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE punches (
+    id            TEXT PRIMARY KEY NOT NULL,  -- the punch ID under the configured scheme
+    legacy_id     TEXT NOT NULL,              -- the Python tool's MD5 ID, for cross-reference
+    device_name   TEXT NOT NULL,              -- the [[device]] name
+    device_serial TEXT NOT NULL,              -- the terminal's serial number
+    user_id       TEXT NOT NULL,              -- the PIN
+    local_time    TEXT NOT NULL,              -- device wall time, 'YYYY-MM-DD HH:MM:SS'
+    timezone      TEXT NOT NULL,              -- the device's IANA zone
+    utc_time      TEXT NOT NULL,              -- the real instant, 'YYYY-MM-DDTHH:MM:SSZ'
+    punch_state   INTEGER NOT NULL,           -- 0 in, 1 out, 2 break-out, 3 break-in, 4/5 OT, 255 none
+    verify_mode   INTEGER NOT NULL,           -- 1 finger, 4 card, 15 face, ...
+    work_code     TEXT NOT NULL,
+    source        TEXT NOT NULL,              -- biotime, ...
+    source_key    TEXT NOT NULL,              -- the source's own record key
+    received_at   TEXT NOT NULL               -- when iclock-sync stored it (UTC)
+);
+CREATE INDEX punches_by_user_time ON punches (user_id, local_time);
+CREATE INDEX punches_by_utc_time ON punches (utc_time);
+"#];
+
+const COLUMNS: &str = "id, legacy_id, device_name, device_serial, user_id, local_time, timezone, \
+                       utc_time, punch_state, verify_mode, work_code, source, source_key, received_at";
+const PLACEHOLDERS: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+pub struct SqliteSink {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl SqliteSink {
+    /// Opens (creating and migrating as needed) the database at `path`.
+    pub async fn open(path: &Path) -> Result<SqliteSink, SinkError> {
+        let error = |problem: String, fix: &str| SinkError {
+            sink: "sqlite",
+            target: path.display().to_string(),
+            problem,
+            fix: fix.to_owned(),
+        };
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|cause| {
+                error(
+                    format!("cannot create the directory {}: {cause}", dir.display()),
+                    "choose a writable [sink.sqlite] path",
+                )
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(|cause| error(cause.to_string(), "report this as a bug"))?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|cause| {
+                error(
+                    format!("cannot open the database: {cause}"),
+                    "check that the path is writable and is a SQLite file",
+                )
+            })?;
+        migrate(&pool).await.map_err(|cause| {
+            error(
+                format!("cannot create or upgrade the tables: {cause}"),
+                "check that the file is an iclock-sync database and the disk is not full",
+            )
+        })?;
+        Ok(SqliteSink {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    async fn insert(&self, batch: &[Punch]) -> Result<HashSet<String>, sqlx::Error> {
+        let received_at = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let mut inserted = HashSet::with_capacity(batch.len());
+        let mut transaction = self.pool.begin().await?;
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO punches ({COLUMNS}) VALUES {} ON CONFLICT(id) DO NOTHING RETURNING id",
+                vec![PLACEHOLDERS; chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for punch in chunk {
+                query = query
+                    .bind(punch.id.as_str().to_owned())
+                    .bind(punch.legacy_id().into_string())
+                    .bind(punch.device.name.to_string())
+                    .bind(punch.serial.to_string())
+                    .bind(punch.user_id.clone())
+                    .bind(punch.local_time_text())
+                    .bind(punch.device.timezone.name().to_owned())
+                    .bind(punch.utc().format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                    .bind(punch.state)
+                    .bind(punch.verify_mode)
+                    .bind(punch.work_code.clone())
+                    .bind(punch.source.as_str())
+                    .bind(punch.source_key.clone())
+                    .bind(received_at.clone());
+            }
+            for row in query.fetch_all(&mut *transaction).await? {
+                inserted.insert(row.try_get::<String, _>(0)?);
+            }
+        }
+        transaction.commit().await?;
+        Ok(inserted)
+    }
+}
+
+async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(pool)
+        .await?;
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        let mut transaction = pool.begin().await?;
+        sqlx::raw_sql(AssertSqlSafe(*migration))
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "PRAGMA user_version = {}",
+            index + 1
+        )))
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Sink for SqliteSink {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn target(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    async fn deliver(&self, batch: &[Punch]) -> Vec<SinkOutcome> {
+        match self.insert(batch).await {
+            Ok(inserted) => batch
+                .iter()
+                .map(|punch| {
+                    if inserted.contains(punch.id.as_str()) {
+                        SinkOutcome::Delivered
+                    } else {
+                        SinkOutcome::AlreadyPresent
+                    }
+                })
+                .collect(),
+            Err(error) => {
+                let reason = format!("{}: {error}", self.path.display());
+                batch
+                    .iter()
+                    .map(|_| SinkOutcome::Failed(reason.clone()))
+                    .collect()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::punch::{DeviceLabel, PunchId, SourceKind};
+    use chrono::NaiveDateTime;
+    use std::sync::Arc;
+
+    fn punch(user: &str, second: u32) -> Punch {
+        let local_time = NaiveDateTime::parse_from_str(
+            &format!("2026-01-05 08:00:{second:02}"),
+            "%Y-%m-%d %H:%M:%S",
+        )
+        .unwrap();
+        Punch {
+            id: PunchId::native("SN1", user, local_time, 0),
+            device: Arc::new(DeviceLabel {
+                name: "Office".into(),
+                timezone: "Asia/Kolkata".parse().unwrap(),
+            }),
+            serial: "SN1".into(),
+            user_id: user.into(),
+            local_time,
+            state: 0,
+            verify_mode: 1,
+            work_code: "0".into(),
+            source: SourceKind::Biotime,
+            source_key: format!("biotime:x#{user}{second}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn inserts_once_and_reports_already_present_afterwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db").join("attendance.db");
+        let sink = SqliteSink::open(&path).await.unwrap();
+        let first: Vec<Punch> = (0..1200).map(|i| punch(&i.to_string(), 1)).collect();
+        let outcomes = sink.deliver(&first).await;
+        assert!(outcomes.iter().all(|o| *o == SinkOutcome::Delivered));
+        let mut second = first[..10].to_vec();
+        second.push(punch("new", 2));
+        let outcomes = sink.deliver(&second).await;
+        assert_eq!(outcomes[..10], vec![SinkOutcome::AlreadyPresent; 10][..]);
+        assert_eq!(outcomes[10], SinkOutcome::Delivered);
+        drop(sink);
+
+        // Reopening does not re-run migrations or lose rows.
+        let sink = SqliteSink::open(&path).await.unwrap();
+        let (count, utc): (i64, String) =
+            sqlx::query_as("SELECT COUNT(*), MIN(utc_time) FROM punches")
+                .fetch_one(&sink.pool)
+                .await
+                .unwrap();
+        assert_eq!(count, 1201);
+        assert_eq!(utc, "2026-01-05T02:30:01Z");
+    }
+
+    #[tokio::test]
+    async fn an_unwritable_location_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "not a directory").unwrap();
+        let error = SqliteSink::open(&blocker.join("attendance.db"))
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.starts_with("sink sqlite ("), "{error}");
+        assert!(error.contains("writable"), "{error}");
+    }
+}

@@ -1,0 +1,78 @@
+//! The `[[device]]` keys of a BioTime server (`kind = "biotime"`).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::Secret;
+use crate::duration;
+
+/// Which login route and `Authorization` scheme to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthScheme {
+    /// `POST /jwt-api-token-auth/`, header `JWT <token>`; the token expires.
+    #[default]
+    Jwt,
+    /// `POST /api-token-auth/`, header `Token <token>`; the token does not expire.
+    Token,
+}
+
+impl AuthScheme {
+    pub fn login_path(self) -> &'static str {
+        match self {
+            AuthScheme::Jwt => "/jwt-api-token-auth/",
+            AuthScheme::Token => "/api-token-auth/",
+        }
+    }
+
+    pub fn header_prefix(self) -> &'static str {
+        match self {
+            AuthScheme::Jwt => "JWT",
+            AuthScheme::Token => "Token",
+        }
+    }
+
+    pub fn other(self) -> AuthScheme {
+        match self {
+            AuthScheme::Jwt => AuthScheme::Token,
+            AuthScheme::Token => AuthScheme::Jwt,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BiotimeConfig {
+    /// Base URL of the BioTime web server, e.g. `http://192.168.1.20:8081`.
+    pub url: String,
+    pub username: String,
+    pub password: Secret,
+    #[serde(default)]
+    pub auth: AuthScheme,
+    /// Rows per page (sent as both `page_size` and `limit`).
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// Per-request timeout.
+    #[serde(default = "default_timeout", with = "duration::serde_text")]
+    pub timeout: Duration,
+    /// How far below the upload-time watermark each cycle looks again, so punches that
+    /// arrive with equal or slightly older upload times are not missed.
+    #[serde(default = "default_overlap", with = "duration::serde_text")]
+    pub overlap: Duration,
+    /// Accept a self-signed HTTPS certificate (many BioTime installs use one).
+    #[serde(default)]
+    pub accept_invalid_certs: bool,
+}
+
+fn default_page_size() -> u32 {
+    1000
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_overlap() -> Duration {
+    Duration::from_secs(30 * 60)
+}

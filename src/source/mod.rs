@@ -1,0 +1,162 @@
+//! Sources: where punches come from. One module per kind of device connection, each
+//! behind the [`Source`] trait so the sync cycle treats them alike.
+//!
+//! A source sends what it read as [`Fetched`] records, in batches, in a fixed order; the
+//! cycle answers, per record position, whether every sink acknowledged it, and only then
+//! does the source move its cursor ([`Source::settle`]).
+
+pub mod biotime;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::NaiveDateTime;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::punch::{DeviceLabel, SourceKind};
+use crate::shutdown::Shutdown;
+
+/// A record as a source decoded it, before plausibility checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceRecord {
+    pub source: SourceKind,
+    /// The source's own key (e.g. `biotime:http://host:8081#1234`).
+    pub source_key: String,
+    pub serial: Arc<str>,
+    pub user_id: String,
+    pub time: RecordTime,
+    pub state: i32,
+    pub verify_mode: i32,
+    pub work_code: String,
+}
+
+/// A punch time as the source gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordTime {
+    Valid(NaiveDateTime),
+    /// Not a real calendar date-time (e.g. `2025-02-30 10:00:00`), kept as text.
+    Invalid(String),
+}
+
+/// What a source hands to the cycle.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetched {
+    Record(SourceRecord),
+    /// Something the source could not decode at all; quarantined as is.
+    Undecodable {
+        source_key: String,
+        reason: String,
+        raw: Value,
+    },
+}
+
+/// What a cycle asks of a source.
+#[derive(Debug, Clone)]
+pub struct FetchPlan {
+    /// `--since`: ignore the cursor and read this far back (in the device's zone).
+    pub since: Option<Duration>,
+    pub shutdown: Shutdown,
+}
+
+/// How a fetch ended when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchEnd {
+    /// Everything new was read.
+    Complete,
+    /// Stopped early on request (Ctrl-C); what was sent is still delivered.
+    Interrupted,
+}
+
+/// How the cycle dealt with what a source sent.
+#[derive(Debug, Clone, Default)]
+pub struct Settlement {
+    /// The fetch read everything new (it neither failed nor was interrupted).
+    pub complete: bool,
+    /// Positions (in send order) of records not acknowledged by every sink.
+    pub unhandled: Vec<usize>,
+    /// Forget the scan and move nothing (dry runs, or results that could not be saved).
+    pub discard: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceErrorKind {
+    /// Wrong credentials, missing licence, wrong URL: a person must change something.
+    Configuration,
+    /// Cannot connect, times out, server errors.
+    Unreachable,
+    /// The other side answered, but not as the protocol says.
+    Protocol,
+}
+
+/// A device-level failure, phrased for the user (it names the device).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SourceError {
+    pub kind: SourceErrorKind,
+    pub message: String,
+}
+
+impl SourceError {
+    pub fn new(kind: SourceErrorKind, message: impl Into<String>) -> SourceError {
+        SourceError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// What `iclock-sync devices` reports for one device.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceCheck {
+    pub reachable: bool,
+    pub auth_ok: Option<bool>,
+    pub punches: Option<u64>,
+    /// Device (or server) clock minus host clock, when known.
+    pub clock_drift: Option<chrono::Duration>,
+    pub device_clock: Option<NaiveDateTime>,
+    /// Further `label: value` facts in display order.
+    pub facts: Vec<(String, String)>,
+    pub error: Option<SourceError>,
+}
+
+#[async_trait]
+pub trait Source: Send {
+    fn label(&self) -> &Arc<DeviceLabel>;
+
+    /// `biotime`, ...
+    fn kind(&self) -> &'static str;
+
+    /// Where the device is, for summaries (URL or address, never credentials).
+    fn location(&self) -> String;
+
+    /// Reads what is new since the cursor (or per `plan`) and sends it in order.
+    async fn fetch(
+        &mut self,
+        plan: &FetchPlan,
+        out: &mpsc::Sender<Vec<Fetched>>,
+    ) -> Result<FetchEnd, SourceError>;
+
+    /// Moves the cursor past what was acknowledged; returns the cursor to persist.
+    fn settle(&mut self, settlement: &Settlement) -> Option<Value>;
+
+    /// Connectivity, credentials, counts and clock, for `iclock-sync devices`.
+    async fn check(&mut self) -> DeviceCheck;
+}
+
+/// Builds the source for a configured device, resuming from its stored cursor.
+pub fn open(
+    device: &crate::config::DeviceConfig,
+    cursor: Option<&Value>,
+) -> Result<Box<dyn Source>, SourceError> {
+    let label = Arc::new(DeviceLabel {
+        name: Arc::from(device.name.as_str()),
+        timezone: device.timezone,
+    });
+    match &device.kind {
+        crate::config::DeviceKind::Biotime(config) => Ok(Box::new(biotime::BiotimeSource::new(
+            label, config, cursor,
+        )?)),
+    }
+}

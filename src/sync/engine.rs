@@ -1,0 +1,294 @@
+//! The long-lived side of syncing: sources, sinks, cache, quarantine and cursors, opened
+//! once and reused by every cycle of `--loop`.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::Local;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use super::batch::{CycleContext, Ledger};
+use crate::atomic_file;
+use crate::audit::AuditLog;
+use crate::cache::{CACHE_FILE_NAME, CacheError, DedupCache};
+use crate::config::{Config, SyncSettings};
+use crate::crash_point;
+use crate::cursor_store::{CURSOR_FILE_NAME, CursorStore, CursorStoreError};
+use crate::exit::Exit;
+use crate::instance_lock::{InstanceLock, LockError};
+use crate::normalize::Normalizer;
+use crate::progress::Progress;
+use crate::quarantine::{QUARANTINE_FILE_NAME, Quarantine};
+use crate::report::{CycleReport, DeviceReport, SinkReport};
+use crate::shutdown::Shutdown;
+use crate::sink::{self, Sink, SinkError};
+use crate::source::{self, FetchEnd, FetchPlan, Fetched, Settlement, Source, SourceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    Cursors(#[from] CursorStoreError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("cannot read the quarantine file {path}: {source}")]
+    Quarantine {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl EngineError {
+    pub fn exit(&self) -> Exit {
+        match self {
+            EngineError::Lock(LockError::Held { .. }) => Exit::AlreadyRunning,
+            EngineError::Cache(CacheError::Corrupt { .. })
+            | EngineError::Cursors(CursorStoreError::Corrupt { .. })
+            | EngineError::Sink(_)
+            | EngineError::Source(_)
+            | EngineError::Lock(LockError::Io { .. }) => Exit::Configuration,
+            _ => Exit::Incomplete,
+        }
+    }
+}
+
+pub struct Engine {
+    settings: SyncSettings,
+    normalizer: Normalizer,
+    sources: Vec<Box<dyn Source>>,
+    sinks: Vec<Box<dyn Sink>>,
+    cache: DedupCache,
+    quarantine: Quarantine,
+    cursors: CursorStore,
+    dry_run: bool,
+    _lock: Option<InstanceLock>,
+}
+
+impl Engine {
+    /// Opens everything a cycle needs. A dry run takes no lock, opens no sink and
+    /// writes nothing.
+    pub async fn open(config: &Config, dry_run: bool) -> Result<Engine, EngineError> {
+        let settings = config.sync.clone();
+        let lock = if dry_run {
+            None
+        } else {
+            let lock = InstanceLock::acquire(&settings.cache_dir)?;
+            atomic_file::remove_stale_temp_files(&settings.cache_dir);
+            atomic_file::remove_stale_temp_files(&settings.output_dir);
+            Some(lock)
+        };
+        let cache = DedupCache::load(&settings.cache_dir.join(CACHE_FILE_NAME))?;
+        let cursors = CursorStore::load(&settings.cache_dir.join(CURSOR_FILE_NAME))?;
+        let quarantine_path = settings.output_dir.join(QUARANTINE_FILE_NAME);
+        let quarantine = Quarantine::open(&quarantine_path, !dry_run).map_err(|source| {
+            EngineError::Quarantine {
+                path: quarantine_path.display().to_string(),
+                source,
+            }
+        })?;
+        let mut sources = Vec::new();
+        for device in &config.devices {
+            if device.enabled {
+                sources.push(source::open(device, cursors.get(&device.name))?);
+            } else {
+                tracing::info!(device = %device.name, "disabled in the configuration; skipped");
+            }
+        }
+        let sinks = if dry_run {
+            Vec::new()
+        } else {
+            sink::open_all(&config.sinks, &settings).await?
+        };
+        Ok(Engine {
+            normalizer: Normalizer {
+                scheme: settings.id_scheme,
+                max_future_skew: settings.max_future_skew,
+            },
+            settings,
+            sources,
+            sinks,
+            cache,
+            quarantine,
+            cursors,
+            dry_run,
+            _lock: lock,
+        })
+    }
+
+    /// Runs one cycle. `since` is `--since`.
+    pub async fn run_cycle(
+        &mut self,
+        since: Option<Duration>,
+        shutdown: &Shutdown,
+        progress: &Progress,
+    ) -> CycleReport {
+        let started = Local::now();
+        let clock = Instant::now();
+        let plan = FetchPlan {
+            since,
+            shutdown: shutdown.clone(),
+        };
+        let Engine {
+            settings,
+            normalizer,
+            sources,
+            sinks,
+            cache,
+            quarantine,
+            cursors,
+            dry_run,
+            ..
+        } = self;
+        let context = CycleContext {
+            normalizer,
+            sinks,
+            dry_run: *dry_run,
+            progress,
+            ledger: Mutex::new(Ledger {
+                cache,
+                quarantine,
+                audit: AuditLog::new(&settings.output_dir, started, !*dry_run),
+                sinks: sinks
+                    .iter()
+                    .map(|sink| SinkReport {
+                        name: sink.name().to_owned(),
+                        target: sink.target(),
+                        ..SinkReport::default()
+                    })
+                    .collect(),
+                problems: Vec::new(),
+                would_upload: 0,
+                preview: Vec::new(),
+            }),
+        };
+        let results: Vec<(DeviceReport, Settlement)> = futures::stream::iter(sources.iter_mut())
+            .map(|source| run_device(source.as_mut(), &context, &plan))
+            .buffered(settings.parallel_devices)
+            .collect()
+            .await;
+        progress.finish();
+        let ledger = context
+            .ledger
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (devices, settlements): (Vec<DeviceReport>, Vec<Settlement>) =
+            results.into_iter().unzip();
+        let mut report = CycleReport {
+            started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            dry_run: *dry_run,
+            interrupted: shutdown.is_requested(),
+            devices,
+            sinks: ledger.sinks,
+            problems: ledger.problems,
+            would_upload: ledger.would_upload,
+            preview: ledger.preview,
+            quarantine_file: ledger.quarantine.path().display().to_string(),
+            ..CycleReport::default()
+        };
+
+        // Record what was acknowledged: quarantine, audit, cache, then cursors. If an
+        // earlier step fails, the later ones are skipped so nothing claims more than
+        // is durably recorded.
+        let mut recorded = !*dry_run;
+        if recorded && let Err(error) = ledger.quarantine.sync() {
+            report.problems.push(format!(
+                "cannot save the quarantine file {}: {error}",
+                report.quarantine_file
+            ));
+            recorded = false;
+        }
+        if recorded {
+            match ledger.audit.finish() {
+                Ok(Some((path, entries))) => {
+                    report.audit_file = Some(path.display().to_string());
+                    report.audit_entries = entries;
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    report
+                        .problems
+                        .push(format!("cannot save the audit file: {error}"));
+                    recorded = false;
+                }
+            }
+        }
+        if recorded {
+            crash_point::reached(crash_point::BEFORE_CACHE_SAVE);
+            if let Err(error) = ledger.cache.save() {
+                report.problems.push(error.to_string());
+                recorded = false;
+            }
+        }
+        for (source, settlement) in sources.iter_mut().zip(settlements) {
+            let settlement = Settlement {
+                discard: !recorded,
+                ..settlement
+            };
+            if let Some(cursor) = source.settle(&settlement) {
+                cursors.set(&source.label().name, cursor);
+            }
+        }
+        if recorded {
+            crash_point::reached(crash_point::BEFORE_CURSOR_SAVE);
+            if let Err(error) = cursors.save() {
+                report.problems.push(error.to_string());
+            }
+        }
+        report.cache_file = ledger.cache.path().display().to_string();
+        report.cache_size = ledger.cache.len();
+        report.duration_ms = clock.elapsed().as_millis() as u64;
+        report.exit_code = report.exit().code();
+        report
+    }
+}
+
+/// Reads one device and delivers what it sends, batch by batch, while it is still
+/// reading (so memory holds a few pages, not the whole backlog).
+async fn run_device(
+    source: &mut dyn Source,
+    context: &CycleContext<'_>,
+    plan: &FetchPlan,
+) -> (DeviceReport, Settlement) {
+    let label = std::sync::Arc::clone(source.label());
+    let mut report = DeviceReport::new(&label.name, source.kind(), source.location());
+    let mut unhandled = Vec::new();
+    let (sender, mut receiver) = mpsc::channel::<Vec<Fetched>>(2);
+    let fetch = async move {
+        let sender = sender;
+        source.fetch(plan, &sender).await
+    };
+    let deliver = async {
+        let mut position = 0;
+        while let Some(batch) = receiver.recv().await {
+            let size = batch.len();
+            let failed = context.process(&label, batch, &mut report).await;
+            unhandled.extend(failed.into_iter().map(|offset| position + offset));
+            position += size;
+        }
+    };
+    let (fetched, ()) = tokio::join!(fetch, deliver);
+    let complete = match fetched {
+        Ok(FetchEnd::Complete) => true,
+        Ok(FetchEnd::Interrupted) => {
+            report.interrupted = true;
+            false
+        }
+        Err(error) => {
+            tracing::debug!(device = %label.name, "{error}");
+            report.error = Some((&error).into());
+            false
+        }
+    };
+    let settlement = Settlement {
+        complete,
+        unhandled,
+        discard: context.dry_run,
+    };
+    (report, settlement)
+}
