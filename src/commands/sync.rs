@@ -32,26 +32,30 @@ pub async fn run_with(config: &Config, args: &SyncArgs, output: &Output) -> Exit
     };
     let mut shutdown = shutdown::on_ctrl_c();
     let progress = output.progress();
-    let Some(interval) = args.every else {
-        let report = engine.run_cycle(args.since, &shutdown, &progress).await;
-        output.report(&report);
-        return report.exit();
+    let exit = match args.every {
+        None => {
+            let report = engine.run_cycle(args.since, &shutdown, &progress).await;
+            output.report(&report);
+            report.exit()
+        }
+        Some(interval) => loop {
+            let started = Instant::now();
+            let report = engine.run_cycle(args.since, &shutdown, &progress).await;
+            output.report(&report);
+            if shutdown.is_requested() {
+                break Exit::Success;
+            }
+            let next = started + interval;
+            tracing::info!(
+                "next cycle in {}",
+                crate::duration::display(next.saturating_duration_since(Instant::now()))
+            );
+            tokio::select! {
+                () = tokio::time::sleep_until(next) => {}
+                () = shutdown.requested() => break Exit::Success,
+            }
+        },
     };
-    loop {
-        let started = Instant::now();
-        let report = engine.run_cycle(args.since, &shutdown, &progress).await;
-        output.report(&report);
-        if shutdown.is_requested() {
-            return Exit::Success;
-        }
-        let next = started + interval;
-        tracing::info!(
-            "next cycle in {}",
-            crate::duration::display(next.saturating_duration_since(Instant::now()))
-        );
-        tokio::select! {
-            () = tokio::time::sleep_until(next) => {}
-            () = shutdown.requested() => return Exit::Success,
-        }
-    }
+    engine.close().await;
+    exit
 }

@@ -51,6 +51,9 @@ pub trait Sink: Send + Sync {
 
     /// Writes a batch (no ID twice) and answers for each punch, in order.
     async fn deliver(&self, batch: &[Punch]) -> Vec<SinkOutcome>;
+
+    /// Flushes and releases connections before the process exits.
+    async fn close(&self) {}
 }
 
 /// Opens every configured sink; with none configured, the embedded SQLite store.

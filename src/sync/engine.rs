@@ -121,6 +121,13 @@ impl Engine {
         })
     }
 
+    /// Closes the sinks (call once, before exiting).
+    pub async fn close(self) {
+        for sink in &self.sinks {
+            sink.close().await;
+        }
+    }
+
     /// Runs one cycle. `since` is `--since`.
     pub async fn run_cycle(
         &mut self,

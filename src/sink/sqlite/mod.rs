@@ -194,6 +194,12 @@ impl Sink for SqliteSink {
             }
         }
     }
+
+    /// Closing the last connection checkpoints the WAL into the database file, so the
+    /// file alone holds every punch when someone copies it.
+    async fn close(&self) {
+        self.pool.close().await;
+    }
 }
 
 #[cfg(test)]

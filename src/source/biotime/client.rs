@@ -400,7 +400,9 @@ async fn body_excerpt(response: Response) -> String {
 }
 
 /// How long a JWT has left, judged against the server's clock when known (so a host
-/// clock that is off does not make us refresh too late).
+/// clock that is off does not make us refresh too late). The `Date` header drops the
+/// fraction of a second, so the server may already be up to a second further on: one
+/// second is taken off to stay on the safe side.
 pub fn jwt_lifetime(token: &str, server_now: Option<DateTime<Utc>>) -> Option<Duration> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -410,7 +412,7 @@ pub fn jwt_lifetime(token: &str, server_now: Option<DateTime<Utc>>) -> Option<Du
     let expires = claims.get("exp")?.as_f64()? as i64;
     let now = server_now.unwrap_or_else(Utc::now).timestamp();
     Some(Duration::from_secs(
-        expires.saturating_sub(now).max(0) as u64
+        expires.saturating_sub(now + 1).max(0) as u64
     ))
 }
 
@@ -438,7 +440,7 @@ mod tests {
         ));
         assert_eq!(
             jwt_lifetime(&token, Some(now)),
-            Some(Duration::from_secs(300))
+            Some(Duration::from_secs(299))
         );
         let expired = token_with(&format!(r#"{{"exp":{}}}"#, now.timestamp() - 5));
         assert_eq!(jwt_lifetime(&expired, Some(now)), Some(Duration::ZERO));

@@ -1,0 +1,272 @@
+//! Shared by the integration tests: a temporary working directory in which the real
+//! `iclock-sync` binary runs, a BioTime simulator on a real loopback port, and readers
+//! for the files and database the binary leaves behind.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use iclock_sync::simulate::biotime::{
+    BiotimeSimulator, DatasetSpec, SimOptions, SimTransaction, generate, now_local,
+};
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use tokio::net::TcpListener;
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_iclock-sync");
+
+/// What one run of the binary produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The `--json` summary (the last JSON line on stdout).
+    pub fn summary(&self) -> Value {
+        self.stdout
+            .lines()
+            .rev()
+            .find_map(|line| serde_json::from_str(line).ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no JSON summary in stdout:\n{}\nstderr:\n{}",
+                    self.stdout, self.stderr
+                )
+            })
+    }
+
+    pub fn device(&self, index: usize) -> Value {
+        self.summary()["devices"][index].clone()
+    }
+
+    pub fn all_output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// A temporary working directory with an `iclock-sync.toml`.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        Workspace {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    pub fn write(&self, relative: &str, contents: &str) {
+        let path = self.path(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create dir");
+        }
+        std::fs::write(path, contents).expect("write file");
+    }
+
+    pub fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.path(relative)).unwrap_or_default()
+    }
+
+    /// Writes a config with one BioTime device per URL (named "Device 1", ...).
+    pub fn configure(&self, urls: &[String], extra_device_keys: &str, extra: &str) {
+        let mut text = String::from(extra);
+        text.push('\n');
+        for (index, url) in urls.iter().enumerate() {
+            text.push_str(&format!(
+                "[[device]]\nname = \"Device {}\"\nkind = \"biotime\"\nurl = \"{url}\"\nusername = \"admin\"\npassword = \"admin\"\ntimezone = \"UTC\"\n{extra_device_keys}\n",
+                index + 1
+            ));
+        }
+        self.write("iclock-sync.toml", &text);
+    }
+
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(BINARY);
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG")
+            .env_remove("ICLOCK_SYNC_CONFIG")
+            .env_remove("BIOTIME_URL")
+            .env_remove("DEVICE_IPS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Run {
+        self.run_with_env(args, &[]).await
+    }
+
+    pub async fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = self.command(args);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+            .await
+            .expect("the binary finished within 120 s")
+            .expect("the binary ran");
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// `iclock-sync --json ARGS`, asserting the exit code.
+    pub async fn sync(&self, args: &[&str], expected_code: i32) -> Run {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let run = self.run(&all).await;
+        assert_eq!(
+            run.code,
+            Some(expected_code),
+            "exit code; stdout:\n{}\nstderr:\n{}",
+            run.stdout,
+            run.stderr
+        );
+        run
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.path("output/attendance.db")
+    }
+
+    /// `(id, user_id, local_time, punch_state)` of every stored punch.
+    pub async fn stored_punches(&self) -> Vec<(String, String, String, i64)> {
+        let options = SqliteConnectOptions::new()
+            .filename(self.database())
+            .read_only(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .expect("open the database");
+        let rows =
+            sqlx::query_as("SELECT id, user_id, local_time, punch_state FROM punches ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .expect("read punches");
+        pool.close().await;
+        rows
+    }
+
+    pub fn cached_ids(&self) -> BTreeSet<String> {
+        let text = self.read("cache/uploaded_ids_cache.json");
+        if text.is_empty() {
+            return BTreeSet::new();
+        }
+        serde_json::from_str::<Vec<String>>(&text)
+            .expect("the cache is a JSON array of strings")
+            .into_iter()
+            .collect()
+    }
+
+    /// Every `doc_id` in every audit file.
+    pub fn audited_ids(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        for file in self.files_named("output", "logs_", ".json") {
+            let entries: Vec<Value> =
+                serde_json::from_slice(&std::fs::read(file).expect("read audit"))
+                    .expect("audit is JSON");
+            ids.extend(
+                entries
+                    .iter()
+                    .filter_map(|entry| entry["doc_id"].as_str().map(str::to_owned)),
+            );
+        }
+        ids
+    }
+
+    pub fn files_named(&self, dir: &str, prefix: &str, suffix: &str) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(self.path(dir)) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                name.starts_with(prefix) && name.ends_with(suffix)
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Every file under the workspace with its bytes, for byte-for-byte comparisons.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+            for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.insert(path.clone(), std::fs::read(&path).expect("read file"));
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(self.dir.path(), &mut out);
+        out
+    }
+}
+
+/// A simulator on a free loopback port.
+pub async fn simulator(options: SimOptions, rows: Vec<SimTransaction>) -> BiotimeSimulator {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    BiotimeSimulator::start(listener, options, rows)
+        .await
+        .expect("simulator starts")
+}
+
+/// `count` realistic punches ending now (at most a day old when `count` is small).
+pub fn punches(count: u64, seed: u64) -> Vec<SimTransaction> {
+    generate(&DatasetSpec {
+        employees: 200,
+        days: 1,
+        punches: Some(count),
+        late_uploads: 0,
+        bad_records: 0,
+        seed,
+        anchor: now_local(),
+    })
+}
+
+/// A single row, as a terminal would upload it now.
+pub fn row(emp_code: &str, punch_time: &str, state: u32) -> SimTransaction {
+    SimTransaction {
+        id: 0,
+        emp_code: emp_code.into(),
+        punch_time: punch_time.into(),
+        punch_state: state.to_string(),
+        verify_type: 1,
+        work_code: "0".into(),
+        terminal_sn: "CLGY211460005".into(),
+        terminal_alias: "Main gate".into(),
+        upload_time: now_local(),
+    }
+}
+
+pub fn wall(text: &str) -> NaiveDateTime {
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").expect("wall time")
+}
+
+pub fn options() -> SimOptions {
+    SimOptions::default()
+}
