@@ -7,9 +7,15 @@
 //! `build-cache` read either tool's files. What the old shape cannot say (device, serial,
 //! time zone, true UTC instant, source) sits under one extra key, `details`.
 //!
-//! The file is streamed to a temp file as chunks are acknowledged and renamed into place
-//! when the cycle ends, so memory does not grow with the size of a backlog.
+//! The file is streamed to a temp file as chunks are acknowledged, so memory does not
+//! grow with the size of a backlog. At the end of the cycle it is sealed (closed and
+//! fsynced), the dedup cache is saved, and only then is it renamed into place. A crash
+//! between those steps leaves a sealed temp file; [`recover`] publishes it at the next
+//! start if the cache holds all its IDs (the crash came after the cache was saved) and
+//! discards it otherwise (its punches are delivered — and audited — again). Either way
+//! every acknowledged punch is audited exactly once.
 
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -17,7 +23,8 @@ use chrono::{DateTime, Local};
 use serde::Serialize;
 
 use crate::atomic_file::TempFile;
-use crate::punch::Punch;
+use crate::cache::DedupCache;
+use crate::punch::{Punch, PunchId};
 
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -112,17 +119,84 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Closes the array and renames the file into place. Returns the path and the
-    /// number of entries, or `None` when nothing was delivered.
-    pub fn finish(self) -> io::Result<Option<(PathBuf, usize)>> {
+    /// Closes the array and makes the temp file durable; `None` when nothing was
+    /// delivered. Publish it once the dedup cache is saved.
+    pub fn seal(self) -> io::Result<Option<SealedAudit>> {
         let Some((mut temp, mut buffer)) = self.open else {
             return Ok(None);
         };
         buffer.extend_from_slice(b"\n]");
         temp.file.write_all(&buffer)?;
-        temp.commit()?;
-        Ok(Some((self.path, self.entries)))
+        temp.file.sync_all()?;
+        Ok(Some(SealedAudit {
+            temp,
+            path: self.path,
+            entries: self.entries,
+        }))
     }
+}
+
+/// A complete audit file not yet in place.
+pub struct SealedAudit {
+    temp: TempFile,
+    path: PathBuf,
+    entries: usize,
+}
+
+impl SealedAudit {
+    /// Renames the file into place; returns its path and number of entries.
+    pub fn publish(self) -> io::Result<(PathBuf, usize)> {
+        self.temp.commit()?;
+        Ok((self.path, self.entries))
+    }
+}
+
+/// Finishes what a crash interrupted (see the module docs): publishes each sealed audit
+/// temp file in `output_dir` whose IDs are all in `cache`, and removes the others.
+/// Returns the files published. Call while holding the instance lock.
+pub fn recover(output_dir: &Path, cache: &DedupCache) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(output_dir) else {
+        return Vec::new();
+    };
+    let mut published = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(final_name) = audit_name_of_temp(&name) else {
+            continue;
+        };
+        let temp = entry.path();
+        let all_cached = fs::read(&temp)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Vec<serde_json::Value>>(&bytes).ok())
+            .is_some_and(|rows| {
+                rows.iter().all(|row| {
+                    row.get("doc_id")
+                        .and_then(serde_json::Value::as_str)
+                        .is_some_and(|id| cache.contains(&PunchId::from_stored(id.to_owned())))
+                })
+            });
+        let target = output_dir.join(final_name);
+        if all_cached && !target.exists() && fs::rename(&temp, &target).is_ok() {
+            tracing::info!(
+                "completed the audit file {} left by an interrupted run",
+                target.display()
+            );
+            published.push(target);
+        } else {
+            let _ = fs::remove_file(&temp);
+        }
+    }
+    published
+}
+
+/// `.logs_2026-01-01_08-00-00.json.1234.tmp` → `logs_2026-01-01_08-00-00.json`.
+fn audit_name_of_temp(name: &str) -> Option<&str> {
+    let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (final_name, pid) = inner.rsplit_once('.')?;
+    (final_name.starts_with("logs_")
+        && final_name.ends_with(".json")
+        && pid.chars().all(|c| c.is_ascii_digit()))
+    .then_some(final_name)
 }
 
 /// Serializes `entry` as Python's `json.dump(..., indent=4)` lays out a list element:
@@ -175,7 +249,7 @@ mod tests {
         let mut audit = AuditLog::new(dir.path(), started, true);
         audit.append(&punch("1", "2022-11-13 16:34:51")).unwrap();
         audit.append(&punch("2", "2022-11-13 16:35:00")).unwrap();
-        let (path, count) = audit.finish().unwrap().unwrap();
+        let (path, count) = audit.seal().unwrap().unwrap().publish().unwrap();
         assert_eq!(count, 2);
         assert!(
             path.file_name()
@@ -194,10 +268,43 @@ mod tests {
     }
 
     #[test]
+    fn a_sealed_file_left_by_a_crash_is_published_only_if_the_cache_was_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let sealed = |dir: &Path| {
+            let mut audit = AuditLog::new(dir, Local::now(), true);
+            audit.append(&punch("1", "2022-11-13 16:34:51")).unwrap();
+            let sealed = audit.seal().unwrap().unwrap();
+            // The process dies here: the temp file outlives it.
+            std::mem::forget(sealed);
+        };
+        let cache_path = dir.path().join("cache.json");
+        sealed(dir.path());
+        let empty = DedupCache::load(&cache_path).unwrap();
+        assert!(recover(dir.path(), &empty).is_empty());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "discarded"
+        );
+
+        sealed(dir.path());
+        let mut saved = DedupCache::load(&cache_path).unwrap();
+        saved.insert(PunchId::legacy_md5(
+            "1",
+            punch("1", "2022-11-13 16:34:51").local_time,
+        ));
+        let published = recover(dir.path(), &saved);
+        assert_eq!(published.len(), 1);
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(&published[0]).unwrap()).unwrap();
+        assert_eq!(rows[0]["doc_id"], "c45d4288f29e9feb6751b7973c1625b7");
+    }
+
+    #[test]
     fn nothing_delivered_means_no_file() {
         let dir = tempfile::tempdir().unwrap();
         let audit = AuditLog::new(dir.path(), Local::now(), true);
-        assert!(audit.finish().unwrap().is_none());
+        assert!(audit.seal().unwrap().is_none());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

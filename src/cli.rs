@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::duration;
 
@@ -20,7 +20,6 @@ use crate::duration;
         Exit codes: 0 everything delivered; 1 some punches not delivered or a device could not \
         be read (retried next run); 2 configuration error (file, key, credentials); \
         3 another iclock-sync is running on the same cache.",
-    args_conflicts_with_subcommands = true,
     after_help = "Try `iclock-sync demo` to see it work without any configuration."
 )]
 pub struct Cli {
@@ -91,6 +90,25 @@ pub enum Simulator {
     Biotime(crate::simulate::biotime::SimulatorArgs),
 }
 
+impl Cli {
+    /// Parses the command line, refusing sync-only flags given with a subcommand.
+    pub fn parse_checked() -> Cli {
+        Cli::parse().checked().unwrap_or_else(|error| error.exit())
+    }
+
+    fn checked(self) -> Result<Cli, clap::Error> {
+        let sync_flags =
+            self.sync.dry_run || self.sync.since.is_some() || self.sync.every.is_some();
+        if self.command.is_some() && sync_flags {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--dry-run, --since and --loop apply to the sync itself, not to a subcommand",
+            ));
+        }
+        Ok(self)
+    }
+}
+
 fn parse_days(text: &str) -> Result<Duration, String> {
     duration::parse_with_default_unit(text, "d")
 }
@@ -106,7 +124,6 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_cli_definition_is_consistent() {
@@ -121,6 +138,9 @@ mod tests {
         let cli = Cli::parse_from(["iclock-sync", "--loop", "30s"]);
         assert_eq!(cli.sync.every, Some(Duration::from_secs(30)));
         assert!(Cli::try_parse_from(["iclock-sync", "--loop", "0"]).is_err());
-        assert!(Cli::try_parse_from(["iclock-sync", "--dry-run", "devices"]).is_err());
+        let with_subcommand = Cli::try_parse_from(["iclock-sync", "--dry-run", "devices"]).unwrap();
+        assert!(with_subcommand.checked().is_err());
+        let global = Cli::try_parse_from(["iclock-sync", "--json", "build-cache"]).unwrap();
+        assert!(global.checked().is_ok());
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::batch::{CycleContext, Ledger};
 use crate::atomic_file;
-use crate::audit::AuditLog;
+use crate::audit::{self, AuditLog};
 use crate::cache::{CACHE_FILE_NAME, CacheError, DedupCache};
 use crate::config::{Config, SyncSettings};
 use crate::crash_point;
@@ -78,12 +78,14 @@ impl Engine {
         let lock = if dry_run {
             None
         } else {
-            let lock = InstanceLock::acquire(&settings.cache_dir)?;
-            atomic_file::remove_stale_temp_files(&settings.cache_dir);
-            atomic_file::remove_stale_temp_files(&settings.output_dir);
-            Some(lock)
+            Some(InstanceLock::acquire(&settings.cache_dir)?)
         };
         let cache = DedupCache::load(&settings.cache_dir.join(CACHE_FILE_NAME))?;
+        if !dry_run {
+            audit::recover(&settings.output_dir, &cache);
+            atomic_file::remove_stale_temp_files(&settings.cache_dir);
+            atomic_file::remove_stale_temp_files(&settings.output_dir);
+        }
         let cursors = CursorStore::load(&settings.cache_dir.join(CURSOR_FILE_NAME))?;
         let quarantine_path = settings.output_dir.join(QUARANTINE_FILE_NAME);
         let quarantine = Quarantine::open(&quarantine_path, !dry_run).map_err(|source| {
@@ -199,9 +201,9 @@ impl Engine {
             ..CycleReport::default()
         };
 
-        // Record what was acknowledged: quarantine, audit, cache, then cursors. If an
-        // earlier step fails, the later ones are skipped so nothing claims more than
-        // is durably recorded.
+        // Record what was acknowledged: quarantine, audit (sealed), cache, audit
+        // (published), then cursors. If a step fails, the later ones are skipped so
+        // nothing claims more than is durably recorded.
         let mut recorded = !*dry_run;
         if recorded && let Err(error) = ledger.quarantine.sync() {
             report.problems.push(format!(
@@ -210,13 +212,10 @@ impl Engine {
             ));
             recorded = false;
         }
+        let mut sealed = None;
         if recorded {
-            match ledger.audit.finish() {
-                Ok(Some((path, entries))) => {
-                    report.audit_file = Some(path.display().to_string());
-                    report.audit_entries = entries;
-                }
-                Ok(None) => {}
+            match ledger.audit.seal() {
+                Ok(audit) => sealed = audit,
                 Err(error) => {
                     report
                         .problems
@@ -230,6 +229,19 @@ impl Engine {
             if let Err(error) = ledger.cache.save() {
                 report.problems.push(error.to_string());
                 recorded = false;
+            }
+        }
+        if let Some(sealed) = sealed.filter(|_| recorded) {
+            match sealed.publish() {
+                Ok((path, entries)) => {
+                    report.audit_file = Some(path.display().to_string());
+                    report.audit_entries = entries;
+                }
+                // The punches are delivered and recorded in the cache; only this
+                // cycle's listing is lost, and the summary says so.
+                Err(error) => report
+                    .problems
+                    .push(format!("cannot save the audit file: {error}")),
             }
         }
         for (source, settlement) in sources.iter_mut().zip(settlements) {
