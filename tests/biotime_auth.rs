@@ -36,7 +36,7 @@ async fn a_401_leads_to_exactly_one_new_login_and_a_retry() {
     let workspace = Workspace::new();
     workspace.configure(&[sim.url()], "page_size = 100", "");
 
-    let mut child = workspace.command(&["--json"]).spawn().expect("spawn");
+    let child = workspace.command(&["--json"]).spawn().expect("spawn");
     while sim.stats().transaction_pages < 5 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
