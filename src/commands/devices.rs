@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::config::{self, LoadOptions};
+use crate::config::{self, DeviceConfig, LoadOptions};
 use crate::exit::Exit;
 use crate::output::Output;
 use crate::punch::WALL_TIME_FORMAT;
@@ -23,6 +23,7 @@ struct DeviceStatus {
     auth_ok: Option<bool>,
     punches: Option<u64>,
     device_clock: Option<String>,
+    timezone: String,
     clock_drift_seconds: Option<i64>,
     facts: Vec<(String, String)>,
     error: Option<ReportedError>,
@@ -39,45 +40,25 @@ pub async fn run(config_path: Option<PathBuf>, output: &Output) -> Exit {
         Err(error) => return output.error(&error.to_string(), Exit::Configuration),
     };
     let mut exit = Exit::Success;
-    let mut checks = Vec::new();
-    for device in &config.devices {
+    let checks = config.devices.iter().map(|device| async move {
         if !device.enabled {
-            checks.push(futures::future::Either::Left(async move {
-                status(
-                    device.name.clone(),
-                    device.kind.name(),
-                    String::new(),
-                    false,
-                    DeviceCheck::default(),
-                )
-            }));
-            continue;
+            return status(device, String::new(), DeviceCheck::default());
         }
-        checks.push(futures::future::Either::Right(async move {
-            match source::open(device, None) {
-                Ok(mut source) => {
-                    let check = source.check().await;
-                    status(
-                        device.name.clone(),
-                        source.kind(),
-                        source.location(),
-                        true,
-                        check,
-                    )
-                }
-                Err(error) => status(
-                    device.name.clone(),
-                    device.kind.name(),
-                    String::new(),
-                    true,
-                    DeviceCheck {
-                        error: Some(error),
-                        ..DeviceCheck::default()
-                    },
-                ),
+        match source::open(device, None) {
+            Ok(mut source) => {
+                let check = source.check().await;
+                status(device, source.location(), check)
             }
-        }));
-    }
+            Err(error) => status(
+                device,
+                String::new(),
+                DeviceCheck {
+                    error: Some(error),
+                    ..DeviceCheck::default()
+                },
+            ),
+        }
+    });
     let statuses = futures::future::join_all(checks).await;
     for device in &statuses {
         if let Some(error) = &device.error {
@@ -98,13 +79,9 @@ pub async fn run(config_path: Option<PathBuf>, output: &Output) -> Exit {
     exit
 }
 
-fn status(
-    name: String,
-    kind: &str,
-    location: String,
-    enabled: bool,
-    check: DeviceCheck,
-) -> DeviceStatus {
+fn status(device: &DeviceConfig, location: String, check: DeviceCheck) -> DeviceStatus {
+    let (name, kind, enabled) = (device.name.clone(), device.kind.name(), device.enabled);
+    let timezone = device.timezone.name().to_owned();
     DeviceStatus {
         name,
         kind: kind.to_owned(),
@@ -116,6 +93,7 @@ fn status(
         device_clock: check
             .device_clock
             .map(|clock| clock.format(WALL_TIME_FORMAT).to_string()),
+        timezone,
         clock_drift_seconds: check.clock_drift.map(|drift| drift.num_seconds()),
         facts: check.facts,
         error: check.error.as_ref().map(ReportedError::from),
@@ -163,7 +141,7 @@ fn render(device: &DeviceStatus) -> String {
             drift if drift > 0 => format!("{drift} s ahead of this computer"),
             drift => format!("{} s behind this computer", -drift),
         };
-        row("clock", format!("{clock} ({verdict})"));
+        row("clock", format!("{clock} {} ({verdict})", device.timezone));
     }
     for (label, value) in &device.facts {
         row(label, value.clone());

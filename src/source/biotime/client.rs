@@ -27,7 +27,6 @@ pub struct JsonAnswer {
     pub body: Value,
     /// The server's clock, from its `Date` header.
     pub server_time: Option<DateTime<Utc>>,
-    pub elapsed: Duration,
 }
 
 /// What a GET produced.
@@ -329,7 +328,6 @@ impl BiotimeClient {
     }
 
     async fn expect_json(&self, response: Response) -> Result<JsonAnswer, SourceError> {
-        let started = Instant::now();
         let server_time = header_time(&response);
         let is_html = response
             .headers()
@@ -341,11 +339,7 @@ impl BiotimeClient {
             .await
             .map_err(|error| self.transport_error(&error))?;
         match serde_json::from_slice(&bytes) {
-            Ok(body) if !is_html => Ok(JsonAnswer {
-                body,
-                server_time,
-                elapsed: started.elapsed(),
-            }),
+            Ok(body) if !is_html => Ok(JsonAnswer { body, server_time }),
             _ => Err(self.error(
                 SourceErrorKind::Configuration,
                 "the server answered with a web page, not JSON — this URL is not the BioTime API (use the BioTime web address, e.g. http://HOST:8081, without a path)",

@@ -255,11 +255,14 @@ impl Source for BiotimeSource {
         };
         check.facts.push(("auth".into(), auth));
         let newest = format!("{TRANSACTIONS}?page_size=1&limit=1&ordering=-upload_time");
-        match self.client.get(&newest).await {
+        let asked = std::time::Instant::now();
+        let answer = self.client.get(&newest).await;
+        let elapsed = asked.elapsed();
+        match answer {
             Ok(Answer::Json(answer)) => {
                 check.facts.push((
                     "response time".into(),
-                    format!("{} ms", answer.elapsed.as_millis()),
+                    format!("{} ms", elapsed.as_millis()),
                 ));
                 if let Some(server_time) = answer.server_time {
                     check.clock_drift = Some(server_time - Utc::now());

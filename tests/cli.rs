@@ -1,0 +1,222 @@
+//! The binary as a user meets it: configuration mistakes, `.env`-only setups,
+//! `--loop` stopped with Ctrl-C, `devices`, and the demo.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Workspace, options, punches, row, simulator};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_mistakes_name_the_file_the_key_and_the_fix() {
+    let workspace = Workspace::new();
+
+    let missing = workspace.run(&[]).await;
+    assert_eq!(missing.code, Some(2));
+    assert!(
+        missing.stderr.contains("iclock-sync.toml: not found"),
+        "{}",
+        missing.stderr
+    );
+    assert!(
+        missing.stderr.contains("iclock-sync demo"),
+        "{}",
+        missing.stderr
+    );
+
+    workspace.configure(&["http://127.0.0.1:9".into()], "passwrd = \"x\"", "");
+    let typo = workspace.run(&[]).await;
+    assert_eq!(typo.code, Some(2));
+    assert!(
+        typo.stderr
+            .contains("iclock-sync.toml: [[device]] 'Device 1'"),
+        "{}",
+        typo.stderr
+    );
+    assert!(typo.stderr.contains("passwrd"), "{}", typo.stderr);
+
+    workspace.write(
+        "iclock-sync.toml",
+        "[[device]]\nname = \"Gate\"\nkind = \"biotime\"\nurl = \"http://x\"\nusername = \"u\"\npassword = \"${GATE_PASSWORD}\"\n",
+    );
+    let unset = workspace.run(&[]).await;
+    assert_eq!(unset.code, Some(2));
+    assert!(
+        unset.stderr.contains("'Gate' key `password`"),
+        "{}",
+        unset.stderr
+    );
+    assert!(
+        unset.stderr.contains("GATE_PASSWORD is not set"),
+        "{}",
+        unset.stderr
+    );
+
+    let elsewhere = workspace.run(&["--config", "nope.toml"]).await;
+    assert_eq!(elsewhere.code, Some(2));
+    assert!(
+        elsewhere.stderr.contains("nope.toml: file not found"),
+        "{}",
+        elsewhere.stderr
+    );
+
+    let json = workspace.run(&["--json", "--config", "nope.toml"]).await;
+    assert_eq!(json.summary()["exit_code"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_and_version_need_no_configuration() {
+    let workspace = Workspace::new();
+    let help = workspace.run(&["--help"]).await;
+    assert_eq!(help.code, Some(0));
+    for text in [
+        "--dry-run",
+        "--since",
+        "--loop",
+        "build-cache",
+        "devices",
+        "demo",
+        "Exit codes",
+    ] {
+        assert!(
+            help.stdout.contains(text),
+            "{text} missing from --help:\n{}",
+            help.stdout
+        );
+    }
+    let version = workspace.run(&["--version"]).await;
+    assert!(
+        version.stdout.starts_with("iclock-sync "),
+        "{}",
+        version.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_biotime_server_can_be_configured_in_dot_env_alone() {
+    let sim = simulator(options(), punches(30, 41)).await;
+    let workspace = Workspace::new();
+    workspace.write(
+        ".env",
+        &format!("BIOTIME_URL={}\nBIOTIME_USERNAME=admin\nBIOTIME_PASSWORD=admin\nBIOTIME_TIMEZONE=Asia/Kolkata\n", sim.url()),
+    );
+    let run = workspace.sync(&[], 0).await;
+    assert_eq!(run.device(0)["name"], "BioTime");
+    assert_eq!(run.device(0)["delivered"], 30);
+
+    let legacy = Workspace::new();
+    legacy.write(".env", "DEVICE_IPS=192.168.1.201\nDEVICE_NAMES=Main\n");
+    let refused = legacy.run(&[]).await;
+    assert_eq!(refused.code, Some(2));
+    assert!(
+        refused.stderr.contains(".env: DEVICE_IPS"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loop_runs_cycle_after_cycle_and_ctrl_c_exits_zero() {
+    let sim = simulator(options(), punches(100, 42)).await;
+    let workspace = Workspace::new();
+    workspace.configure(&[sim.url()], "", "");
+    let mut child = workspace
+        .command(&["--json", "--loop", "1s"])
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+
+    let first: serde_json::Value =
+        serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    assert_eq!(first["devices"][0]["delivered"], 100);
+    let now = iclock_sync::simulate::biotime::now_local()
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    sim.upload(vec![row("8001", &now, 0)]);
+    let second: serde_json::Value = serde_json::from_str(
+        &tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("a second cycle within 10 s")
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(second["devices"][0]["delivered"], 1);
+
+    let pid = child.id().unwrap().to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits after Ctrl-C")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(workspace.stored_punches().await.len(), 101);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_reports_reachability_credentials_counts_and_clock() {
+    let good = simulator(options(), punches(250, 43)).await;
+    let mut locked = options();
+    locked.password = "other".into();
+    let refusing = simulator(locked, vec![]).await;
+    let workspace = Workspace::new();
+    workspace.configure(&[good.url(), refusing.url()], "", "");
+
+    let run = workspace.run(&["devices"]).await;
+
+    assert_eq!(run.code, Some(2), "{}", run.all_output());
+    let out = &run.stdout;
+    assert!(
+        out.contains("Device 1 (biotime, http://127.0.0.1:"),
+        "{out}"
+    );
+    assert!(out.contains("reachable      yes"), "{out}");
+    assert!(out.contains("credentials    ok"), "{out}");
+    assert!(out.contains("punches        250 on the server"), "{out}");
+    assert!(out.contains("clock          "), "{out}");
+    assert!(out.contains("terminals      3"), "{out}");
+    assert!(out.contains("credentials    REFUSED"), "{out}");
+    assert!(out.contains("wrong username/password"), "{out}");
+
+    let json = workspace.run(&["--json", "devices"]).await;
+    let devices = &json.summary()["devices"];
+    assert_eq!(devices[0]["punches"], 250);
+    assert_eq!(devices[0]["auth_ok"], true);
+    assert!(devices[0]["clock_drift_seconds"].as_i64().unwrap().abs() <= 2);
+    assert_eq!(devices[1]["auth_ok"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_delivers_once_and_the_second_demo_finds_nothing_new() {
+    let workspace = Workspace::new();
+    let first = workspace
+        .run(&["--json", "demo", "--employees", "40", "--days", "2"])
+        .await;
+    assert_eq!(first.code, Some(0), "{}", first.all_output());
+    let delivered = first.summary()["devices"][0]["delivered"].as_u64().unwrap();
+    assert!(delivered > 100, "{delivered}");
+    assert_eq!(first.summary()["devices"][0]["quarantined"], 5);
+
+    let second = workspace
+        .run(&["--json", "demo", "--employees", "40", "--days", "2"])
+        .await;
+    assert_eq!(second.code, Some(0), "{}", second.all_output());
+    assert_eq!(second.summary()["devices"][0]["new"], 0);
+    assert_eq!(second.summary()["devices"][0]["delivered"], 0);
+    assert!(workspace.path("output/demo/attendance.db").exists());
+
+    let text = workspace
+        .run(&["demo", "--employees", "40", "--days", "2"])
+        .await;
+    assert!(text.stdout.contains("Sync finished"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("output/demo/attendance.db"),
+        "{}",
+        text.stdout
+    );
+}
