@@ -20,35 +20,17 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Local};
-use serde::Serialize;
 
 use crate::atomic_file::TempFile;
 use crate::cache::DedupCache;
-use crate::punch::{Punch, PunchId};
+use crate::punch::{Punch, PunchId, utc_text};
 
 const FLUSH_AT: usize = 64 * 1024;
 
-#[derive(Serialize)]
-struct Entry<'a> {
-    doc_id: &'a str,
-    #[serde(rename = "staffId")]
-    staff_id: &'a str,
-    timestamp: String,
-    status: i32,
-    #[serde(rename = "workCode")]
-    work_code: i32,
-    details: Details<'a>,
-}
-
-#[derive(Serialize)]
-struct Details<'a> {
-    device: &'a str,
-    serial: &'a str,
-    timezone: &'a str,
-    utc: String,
-    work_code: &'a str,
-    source: &'a str,
-    source_key: &'a str,
+/// A value in an audit entry.
+enum Scalar<'a> {
+    Text(&'a str),
+    Number(i32),
 }
 
 /// The audit file of one cycle.
@@ -82,22 +64,6 @@ impl AuditLog {
         if !self.writable {
             return Ok(());
         }
-        let entry = Entry {
-            doc_id: punch.id.as_str(),
-            staff_id: &punch.user_id,
-            timestamp: punch.local_time_text(),
-            status: punch.verify_mode,
-            work_code: punch.state,
-            details: Details {
-                device: &punch.device.name,
-                serial: &punch.serial,
-                timezone: punch.device.timezone.name(),
-                utc: punch.utc().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                work_code: &punch.work_code,
-                source: punch.source.as_str(),
-                source_key: &punch.source_key,
-            },
-        };
         let (temp, buffer) = match &mut self.open {
             Some(open) => open,
             None => {
@@ -110,7 +76,7 @@ impl AuditLog {
         if self.entries > 0 {
             buffer.extend_from_slice(b",\n");
         }
-        write_indented(buffer, &entry)?;
+        write_entry(buffer, punch);
         self.entries += 1;
         if buffer.len() >= FLUSH_AT {
             temp.file.write_all(buffer)?;
@@ -199,21 +165,51 @@ fn audit_name_of_temp(name: &str) -> Option<&str> {
     .then_some(final_name)
 }
 
-/// Serializes `entry` as Python's `json.dump(..., indent=4)` lays out a list element:
-/// pretty-printed with 4 spaces, every line shifted one level in.
-fn write_indented(buffer: &mut Vec<u8>, entry: &Entry<'_>) -> io::Result<()> {
-    let mut pretty = Vec::with_capacity(512);
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut serializer = serde_json::Serializer::with_formatter(&mut pretty, formatter);
-    entry.serialize(&mut serializer).map_err(io::Error::other)?;
-    for (index, line) in pretty.split(|byte| *byte == b'\n').enumerate() {
+/// Writes one entry laid out as Python's `json.dump(..., indent=4)` lays out a list
+/// element (by hand: this runs once per delivered punch).
+fn write_entry(out: &mut Vec<u8>, punch: &Punch) {
+    let local_time = punch.local_time_text();
+    let utc = utc_text(punch.utc());
+    let python_shape = [
+        ("doc_id", Scalar::Text(punch.id.as_str())),
+        ("staffId", Scalar::Text(&punch.user_id)),
+        ("timestamp", Scalar::Text(&local_time)),
+        ("status", Scalar::Number(punch.verify_mode)),
+        ("workCode", Scalar::Number(punch.state)),
+    ];
+    let details = [
+        ("device", Scalar::Text(&punch.device.name)),
+        ("serial", Scalar::Text(&punch.serial)),
+        ("timezone", Scalar::Text(punch.device.timezone.name())),
+        ("utc", Scalar::Text(&utc)),
+        ("work_code", Scalar::Text(&punch.work_code)),
+        ("source", Scalar::Text(punch.source.as_str())),
+        ("source_key", Scalar::Text(&punch.source_key)),
+    ];
+    out.extend_from_slice(b"    {\n");
+    write_fields(out, b"        ", &python_shape);
+    out.extend_from_slice(b",\n        \"details\": {\n");
+    write_fields(out, b"            ", &details);
+    out.extend_from_slice(b"\n        }\n    }");
+}
+
+fn write_fields(out: &mut Vec<u8>, indent: &[u8], fields: &[(&str, Scalar<'_>)]) {
+    for (index, (key, value)) in fields.iter().enumerate() {
         if index > 0 {
-            buffer.push(b'\n');
+            out.extend_from_slice(b",\n");
         }
-        buffer.extend_from_slice(b"    ");
-        buffer.extend_from_slice(line);
+        out.extend_from_slice(indent);
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\": ");
+        match value {
+            // serde_json escapes exactly what JSON requires.
+            Scalar::Text(text) => {
+                let _ = serde_json::to_writer(&mut *out, text);
+            }
+            Scalar::Number(number) => out.extend_from_slice(number.to_string().as_bytes()),
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]

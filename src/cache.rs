@@ -6,13 +6,16 @@
 //! are the real guard against duplicates. So a lost cache costs time, never correctness
 //! — but a *corrupt* cache is reported rather than silently treated as empty, because
 //! the Python tool's habit of doing so is what made fresh starts stall.
+//!
+//! IDs of both schemes are 32 lowercase hex digits, held as `u128` (a quarter of the
+//! memory of a `String` each); anything else found in a file is kept verbatim.
 
 use std::collections::HashSet;
 use std::fs;
-use std::io;
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::atomic_file;
+use crate::atomic_file::TempFile;
 use crate::punch::PunchId;
 
 pub const CACHE_FILE_NAME: &str = "uploaded_ids_cache.json";
@@ -31,10 +34,45 @@ pub enum CacheError {
     Write { path: PathBuf, source: io::Error },
 }
 
+#[derive(Debug, Default, PartialEq, Eq)]
+struct IdSet {
+    hex: HashSet<u128>,
+    other: HashSet<String>,
+}
+
+impl IdSet {
+    fn contains(&self, id: &str) -> bool {
+        match hex_id(id) {
+            Some(number) => self.hex.contains(&number),
+            None => self.other.contains(id),
+        }
+    }
+
+    fn insert(&mut self, id: String) -> bool {
+        match hex_id(&id) {
+            Some(number) => self.hex.insert(number),
+            None => self.other.insert(id),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.hex.len() + self.other.len()
+    }
+}
+
+/// A 32-digit lowercase hex ID as a number (uppercase would not round-trip exactly).
+fn hex_id(id: &str) -> Option<u128> {
+    let is_hex = id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    is_hex.then(|| u128::from_str_radix(id, 16).ok()).flatten()
+}
+
 #[derive(Debug)]
 pub struct DedupCache {
     path: PathBuf,
-    ids: HashSet<String>,
+    ids: IdSet,
     dirty: bool,
 }
 
@@ -46,7 +84,7 @@ impl DedupCache {
                 path: path.to_path_buf(),
                 detail,
             })?,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => HashSet::new(),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => IdSet::default(),
             Err(source) => {
                 return Err(CacheError::Read {
                     path: path.to_path_buf(),
@@ -65,7 +103,7 @@ impl DedupCache {
     pub fn empty(path: &Path) -> DedupCache {
         DedupCache {
             path: path.to_path_buf(),
-            ids: HashSet::new(),
+            ids: IdSet::default(),
             dirty: true,
         }
     }
@@ -79,7 +117,7 @@ impl DedupCache {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.ids.len() == 0
     }
 
     pub fn contains(&self, id: &PunchId) -> bool {
@@ -98,7 +136,15 @@ impl DedupCache {
         if !self.dirty {
             return Ok(());
         }
-        atomic_file::write(&self.path, &render(&self.ids)).map_err(|source| CacheError::Write {
+        let write = || -> io::Result<()> {
+            let mut temp = TempFile::create_beside(&self.path)?;
+            let mut out = BufWriter::with_capacity(64 * 1024, &mut temp.file);
+            render(&self.ids, &mut out)?;
+            out.flush()?;
+            drop(out);
+            temp.commit()
+        };
+        write().map_err(|source| CacheError::Write {
             path: self.path.clone(),
             source,
         })?;
@@ -107,35 +153,58 @@ impl DedupCache {
     }
 }
 
-fn parse(bytes: &[u8]) -> Result<HashSet<String>, String> {
+fn parse(bytes: &[u8]) -> Result<IdSet, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err("the file is empty; a crash during a non-atomic write leaves it so".into());
     }
     let ids: Vec<String> = serde_json::from_slice(bytes)
         .map_err(|error| format!("expected a JSON array of ID strings: {error}"))?;
-    Ok(ids.into_iter().collect())
+    let mut set = IdSet::default();
+    for id in ids {
+        set.insert(id);
+    }
+    Ok(set)
 }
 
-/// The exact layout Python's `json.dump(ids, f, indent=4)` produces, sorted so that
-/// successive versions diff cleanly.
-fn render(ids: &HashSet<String>) -> Vec<u8> {
-    if ids.is_empty() {
-        return b"[]".to_vec();
+/// Writes the exact layout Python's `json.dump(ids, f, indent=4)` produces, sorted so
+/// that successive versions diff cleanly. Hex IDs sort as numbers (the same order as
+/// their fixed-width text) and are formatted one at a time, so saving a large cache
+/// needs little more memory than the cache itself.
+fn render(ids: &IdSet, out: &mut impl Write) -> io::Result<()> {
+    if ids.len() == 0 {
+        return out.write_all(b"[]");
     }
-    let mut sorted: Vec<&String> = ids.iter().collect();
-    sorted.sort_unstable();
-    let mut out = Vec::with_capacity(ids.len() * 40 + 4);
-    out.extend_from_slice(b"[\n");
-    for (index, id) in sorted.iter().enumerate() {
-        if index > 0 {
-            out.extend_from_slice(b",\n");
+    let mut hex: Vec<u128> = ids.hex.iter().copied().collect();
+    hex.sort_unstable();
+    let mut other: Vec<&String> = ids.other.iter().collect();
+    other.sort_unstable();
+    let mut hex = hex
+        .into_iter()
+        .map(|number| format!("{number:032x}"))
+        .peekable();
+    let mut other = other.into_iter().peekable();
+    out.write_all(b"[\n")?;
+    let mut first = true;
+    loop {
+        let take_hex = match (hex.peek(), other.peek()) {
+            (Some(hex), Some(other)) => hex.as_str() <= other.as_str(),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let id = if take_hex {
+            hex.next()
+        } else {
+            other.next().cloned()
+        };
+        if let Some(id) = id {
+            out.write_all(if first { b"    " } else { b",\n    " })?;
+            // serde_json escapes exactly what JSON requires; IDs are hex in practice.
+            serde_json::to_writer(&mut *out, &id)?;
+            first = false;
         }
-        out.extend_from_slice(b"    ");
-        // serde_json escapes exactly what JSON requires; IDs are hex in practice.
-        out.extend_from_slice(serde_json::to_string(id).unwrap_or_default().as_bytes());
     }
-    out.extend_from_slice(b"\n]");
-    out
+    out.write_all(b"\n]")
 }
 
 #[cfg(test)]
@@ -184,6 +253,40 @@ mod tests {
             assert!(message.contains("build-cache"), "{message}");
             assert!(message.contains(CACHE_FILE_NAME), "{message}");
         }
+    }
+
+    #[test]
+    fn ids_that_are_not_lowercase_hex_survive_a_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CACHE_FILE_NAME);
+        let ids = [
+            "00000000000000000000000000000001",
+            "C45D4288F29E9FEB6751B7973C1625B7",
+            "custom-id",
+        ];
+        fs::write(&path, serde_json::to_string(&ids).unwrap()).unwrap();
+        let mut cache = DedupCache::load(&path).unwrap();
+        for id in ids {
+            assert!(cache.contains(&PunchId::from_stored(id.into())), "{id}");
+        }
+        assert!(!cache.contains(&PunchId::from_stored(
+            "c45d4288f29e9feb6751b7973c1625b7".into()
+        )));
+        cache.insert(PunchId::from_stored(
+            "ffffffffffffffffffffffffffffffff".into(),
+        ));
+        cache.save().unwrap();
+        let written: Vec<String> =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(
+            written,
+            vec![
+                "00000000000000000000000000000001",
+                "C45D4288F29E9FEB6751B7973C1625B7",
+                "custom-id",
+                "ffffffffffffffffffffffffffffffff",
+            ]
+        );
     }
 
     #[test]

@@ -12,8 +12,7 @@ use iclock_sync::output::Output;
 fn main() -> ExitCode {
     let cli = Cli::parse_checked();
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -18,7 +18,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono::{DateTime, Datelike, LocalResult, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use md5::Md5;
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,45 @@ use sha2::{Digest, Sha256};
 
 /// How devices and BioTime write times, and how we write local wall time everywhere.
 pub const WALL_TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
+/// `YYYY-MM-DD HH:MM:SS`. Written by hand: it runs several times per punch, and
+/// chrono's format-string interpreter was a visible share of a large sync.
+pub fn wall_time_text(time: NaiveDateTime) -> String {
+    timestamp_text(time, ' ', "")
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn utc_text(instant: DateTime<Utc>) -> String {
+    timestamp_text(instant.naive_utc(), 'T', "Z")
+}
+
+fn timestamp_text(time: NaiveDateTime, separator: char, suffix: &str) -> String {
+    if !(0..=9999).contains(&time.year()) {
+        let format = format!("%Y-%m-%d{separator}%H:%M:%S{suffix}");
+        return time.format(&format).to_string();
+    }
+    let digit = |value: u32| char::from(b'0' + (value % 10) as u8);
+    let year = time.year() as u32;
+    let mut out = String::with_capacity(21);
+    out.extend([
+        digit(year / 1000),
+        digit(year / 100),
+        digit(year / 10),
+        digit(year),
+    ]);
+    let fields = [
+        ('-', time.month()),
+        ('-', time.day()),
+        (separator, time.hour()),
+        (':', time.minute()),
+        (':', time.second()),
+    ];
+    for (before, value) in fields {
+        out.extend([before, digit(value / 10), digit(value)]);
+    }
+    out.push_str(suffix);
+    out
+}
 
 /// Where a punch came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +107,7 @@ impl PunchId {
     pub fn native(serial: &str, user_id: &str, local_time: NaiveDateTime, state: i32) -> Self {
         let text = format!(
             "v1|{serial}|{user_id}|{}|{state}",
-            local_time.format(WALL_TIME_FORMAT)
+            wall_time_text(local_time)
         );
         let digest = Sha256::digest(text.as_bytes());
         PunchId(hex(&digest[..16]))
@@ -76,7 +115,7 @@ impl PunchId {
 
     /// The Python iclock-sync's document ID.
     pub fn legacy_md5(user_id: &str, local_time: NaiveDateTime) -> Self {
-        let text = format!("{user_id}_{}", local_time.format(WALL_TIME_FORMAT));
+        let text = format!("{user_id}_{}", wall_time_text(local_time));
         PunchId(hex(&Md5::digest(text.as_bytes())))
     }
 
@@ -159,7 +198,7 @@ impl Punch {
     }
 
     pub fn local_time_text(&self) -> String {
-        self.local_time.format(WALL_TIME_FORMAT).to_string()
+        wall_time_text(self.local_time)
     }
 }
 
@@ -237,6 +276,30 @@ mod tests {
         assert_ne!(base, PunchId::native("SN1", "7", t, 1));
         // The legacy scheme collapses IN and OUT in the same second: the flaw we avoid.
         assert_eq!(PunchId::legacy_md5("7", t), PunchId::legacy_md5("7", t));
+    }
+
+    #[test]
+    fn hand_written_timestamps_match_chrono() {
+        for text in [
+            "2024-06-05 23:59:39",
+            "2000-01-01 00:00:00",
+            "0999-12-31 09:05:07",
+        ] {
+            let time = at(text);
+            assert_eq!(
+                wall_time_text(time),
+                time.format(WALL_TIME_FORMAT).to_string()
+            );
+            assert_eq!(
+                utc_text(time.and_utc()),
+                time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+            );
+        }
+        let far = at("2026-01-01 00:00:00").with_year(12345).unwrap();
+        assert_eq!(
+            wall_time_text(far),
+            far.format(WALL_TIME_FORMAT).to_string()
+        );
     }
 
     #[test]

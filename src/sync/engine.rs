@@ -267,6 +267,11 @@ impl Engine {
     }
 }
 
+/// Pages a source may read ahead of delivery.
+const QUEUED_PAGES: usize = 8;
+/// Records handed to the sinks at once, at most (plus one page).
+const MAX_BATCH: usize = 8_000;
+
 /// Reads one device and delivers what it sends, batch by batch, while it is still
 /// reading (so memory holds a few pages, not the whole backlog).
 async fn run_device(
@@ -277,14 +282,22 @@ async fn run_device(
     let label = std::sync::Arc::clone(source.label());
     let mut report = DeviceReport::new(&label.name, source.kind(), source.location());
     let mut unhandled = Vec::new();
-    let (sender, mut receiver) = mpsc::channel::<Vec<Fetched>>(2);
+    let (sender, mut receiver) = mpsc::channel::<Vec<Fetched>>(QUEUED_PAGES);
     let fetch = async move {
         let sender = sender;
         source.fetch(plan, &sender).await
     };
     let deliver = async {
         let mut position = 0;
-        while let Some(batch) = receiver.recv().await {
+        while let Some(mut batch) = receiver.recv().await {
+            // Take whatever else is already waiting: when the device is faster than the
+            // sinks, batches grow and each sink transaction carries more.
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(more) => batch.extend(more),
+                    Err(_) => break,
+                }
+            }
             let size = batch.len();
             let failed = context.process(&label, batch, &mut report).await;
             unhandled.extend(failed.into_iter().map(|offset| position + offset));

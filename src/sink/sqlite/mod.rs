@@ -11,6 +11,7 @@ mod config;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,7 +24,7 @@ use sqlx::{AssertSqlSafe, Row};
 pub use config::SqliteConfig;
 
 use super::{Sink, SinkError, SinkOutcome};
-use crate::punch::Punch;
+use crate::punch::{Punch, utc_text};
 
 pub const DEFAULT_FILE_NAME: &str = "attendance.db";
 
@@ -49,7 +50,6 @@ CREATE TABLE punches (
     received_at   TEXT NOT NULL               -- when iclock-sync stored it (UTC)
 );
 CREATE INDEX punches_by_user_time ON punches (user_id, local_time);
-CREATE INDEX punches_by_utc_time ON punches (utc_time);
 "#];
 
 const COLUMNS: &str = "id, legacy_id, device_name, device_serial, user_id, local_time, timezone, \
@@ -108,7 +108,7 @@ impl SqliteSink {
     }
 
     async fn insert(&self, batch: &[Punch]) -> Result<HashSet<String>, sqlx::Error> {
-        let received_at = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let received_at = utc_text(Utc::now());
         let mut inserted = HashSet::with_capacity(batch.len());
         let mut transaction = self.pool.begin().await?;
         for chunk in batch.chunks(ROWS_PER_STATEMENT) {
@@ -116,17 +116,20 @@ impl SqliteSink {
                 "INSERT INTO punches ({COLUMNS}) VALUES {} ON CONFLICT(id) DO NOTHING RETURNING id",
                 vec![PLACEHOLDERS; chunk.len()].join(", ")
             );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
+            // Only the full-size statement is worth keeping prepared: caching every
+            // odd-sized remainder would hold dozens of large statements in memory.
+            let mut query =
+                sqlx::query(AssertSqlSafe(sql)).persistent(chunk.len() == ROWS_PER_STATEMENT);
             for punch in chunk {
                 query = query
                     .bind(punch.id.as_str().to_owned())
                     .bind(punch.legacy_id().into_string())
-                    .bind(punch.device.name.to_string())
-                    .bind(punch.serial.to_string())
+                    .bind(Arc::clone(&punch.device.name))
+                    .bind(Arc::clone(&punch.serial))
                     .bind(punch.user_id.clone())
                     .bind(punch.local_time_text())
                     .bind(punch.device.timezone.name().to_owned())
-                    .bind(punch.utc().format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                    .bind(utc_text(punch.utc()))
                     .bind(punch.state)
                     .bind(punch.verify_mode)
                     .bind(punch.work_code.clone())
@@ -207,7 +210,6 @@ mod tests {
     use super::*;
     use crate::punch::{DeviceLabel, PunchId, SourceKind};
     use chrono::NaiveDateTime;
-    use std::sync::Arc;
 
     fn punch(user: &str, second: u32) -> Punch {
         let local_time = NaiveDateTime::parse_from_str(

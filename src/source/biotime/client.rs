@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, DATE, HeaderValue};
 use reqwest::{Response, StatusCode};
@@ -21,10 +22,10 @@ const RETRIES: u32 = 2;
 const FIRST_LOGIN_BACKOFF: Duration = Duration::from_secs(60);
 const MAX_LOGIN_BACKOFF: Duration = Duration::from_secs(3600);
 
-/// A successful JSON answer.
+/// A successful answer whose body is JSON (parsed by the caller, which knows its shape).
 #[derive(Debug)]
 pub struct JsonAnswer {
-    pub body: Value,
+    pub body: Bytes,
     /// The server's clock, from its `Date` header.
     pub server_time: Option<DateTime<Utc>>,
 }
@@ -206,8 +207,9 @@ impl BiotimeClient {
                 "neither /jwt-api-token-auth/ nor /api-token-auth/ exists here — the URL is not a BioTime server (check host and port)",
             ));
         }
-        let body = self.expect_json(response).await?;
-        let Some(token) = body.body.get("token").and_then(Value::as_str) else {
+        let answer = self.expect_json(response).await?;
+        let body: Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+        let Some(token) = body.get("token").and_then(Value::as_str) else {
             return Err(self.error(
                 SourceErrorKind::Protocol,
                 "the login answer has no token — is this a BioTime API?",
@@ -222,7 +224,7 @@ impl BiotimeClient {
             })?;
         header.set_sensitive(true);
         let lifetime = match self.scheme {
-            AuthScheme::Jwt => jwt_lifetime(token, server_time.or(body.server_time)),
+            AuthScheme::Jwt => jwt_lifetime(token, server_time.or(answer.server_time)),
             AuthScheme::Token => None,
         };
         let refresh_at = lifetime.map(|lifetime| {
@@ -338,8 +340,12 @@ impl BiotimeClient {
             .bytes()
             .await
             .map_err(|error| self.transport_error(&error))?;
-        match serde_json::from_slice(&bytes) {
-            Ok(body) if !is_html => Ok(JsonAnswer { body, server_time }),
+        let starts_like_json = bytes
+            .iter()
+            .find(|byte| !byte.is_ascii_whitespace())
+            .is_some_and(|byte| matches!(byte, b'{' | b'['));
+        match bytes {
+            body if starts_like_json && !is_html => Ok(JsonAnswer { body, server_time }),
             _ => Err(self.error(
                 SourceErrorKind::Configuration,
                 "the server answered with a web page, not JSON — this URL is not the BioTime API (use the BioTime web address, e.g. http://HOST:8081, without a path)",

@@ -20,7 +20,7 @@ pub use config::{AuthScheme, BiotimeConfig};
 
 use self::client::{Answer, BiotimeClient};
 use self::cursor::{Admission, Scan, ScanMode, Watermark};
-use self::transactions::{lenient_text, parse_page, parse_row};
+use self::transactions::{loose_field, parse_page, parse_row};
 use crate::punch::{DeviceLabel, WALL_TIME_FORMAT};
 use crate::source::{
     DeviceCheck, FetchEnd, FetchPlan, Fetched, Settlement, Source, SourceError, SourceErrorKind,
@@ -114,10 +114,8 @@ impl BiotimeSource {
                 answer = self.client.get(&path) => answer?,
                 () = shutdown.requested() => return Ok(FetchEnd::Interrupted),
             };
-            let page = match answer {
-                Answer::Json(answer) => parse_page(answer.body).map_err(|problem| {
-                    self.protocol_error(format!("cannot read a transactions page: {problem}"))
-                })?,
+            let body = match answer {
+                Answer::Json(answer) => answer.body,
                 // Rows vanished while paging (deleted on the server): nothing further.
                 Answer::NotFound(_) if pages > 0 => return Ok(FetchEnd::Complete),
                 Answer::NotFound(detail) => {
@@ -131,6 +129,9 @@ impl BiotimeSource {
                     ));
                 }
             };
+            let page = parse_page(&body).map_err(|problem| {
+                self.protocol_error(format!("cannot read a transactions page: {problem}"))
+            })?;
             pages += 1;
             let page_was_empty = page.rows.is_empty();
             let mut batch = Vec::with_capacity(page.rows.len());
@@ -272,16 +273,18 @@ impl Source for BiotimeSource {
                             .naive_local(),
                     );
                 }
-                match parse_page(answer.body) {
+                match parse_page(&answer.body) {
                     Ok(page) => {
                         check.punches = page.count;
-                        if let Some(upload) = page
+                        let newest = page
                             .rows
                             .first()
-                            .and_then(|row| row.get("upload_time"))
-                            .and_then(lenient_text)
-                        {
-                            check.facts.push(("newest upload".into(), upload));
+                            .map(|row| parse_row(&self.key_prefix, row).1);
+                        if let Some(upload) = newest.and_then(|position| position.upload_time) {
+                            check.facts.push((
+                                "newest upload".into(),
+                                upload.format(WALL_TIME_FORMAT).to_string(),
+                            ));
                         }
                     }
                     Err(problem) => check.error = Some(self.protocol_error(problem)),
@@ -294,27 +297,23 @@ impl Source for BiotimeSource {
         }
         let terminals = format!("{TERMINALS}?page_size=100&limit=100");
         if let Ok(Answer::Json(answer)) = self.client.get(&terminals).await
-            && let Ok(page) = parse_page(answer.body)
+            && let Ok(page) = parse_page(&answer.body)
         {
-            let listed: Vec<String> = page
-                .rows
-                .iter()
-                .map(|row| {
-                    let serial = row.get("sn").and_then(lenient_text).unwrap_or_default();
-                    let alias = row.get("alias").and_then(lenient_text).unwrap_or_default();
-                    let seen = row
-                        .get("last_activity")
-                        .and_then(lenient_text)
-                        .unwrap_or_else(|| "never".into());
-                    format!("{serial} \"{alias}\" (last seen {seen})")
-                })
-                .collect();
-            let count = page.count.unwrap_or(listed.len() as u64);
-            check.facts.push(("terminals".into(), format!("{count}")));
-            for (index, terminal) in listed.into_iter().enumerate() {
-                check
-                    .facts
-                    .push((format!("  terminal {}", index + 1), terminal));
+            let text = |row, name| loose_field(row, name).text();
+            check.facts.push((
+                "terminals".into(),
+                page.count.unwrap_or(page.rows.len() as u64).to_string(),
+            ));
+            for (index, row) in page.rows.iter().enumerate() {
+                check.facts.push((
+                    format!("  terminal {}", index + 1),
+                    format!(
+                        "{} \"{}\" (last seen {})",
+                        text(row, "sn").unwrap_or_default(),
+                        text(row, "alias").unwrap_or_default(),
+                        text(row, "last_activity").unwrap_or_else(|| "never".into()),
+                    ),
+                ));
             }
         }
         check

@@ -1,51 +1,164 @@
-//! Lenient decoding of BioTime list pages and transaction rows.
+//! Lenient, zero-copy decoding of BioTime list pages and transaction rows.
 //!
 //! BioTime versions disagree on types (numbers as strings, `""` for null, fields
-//! missing on 9.0), so each field is read by what it means rather than by a strict
-//! schema, and one odd row becomes one quarantined record instead of a failed page.
+//! missing on 9.0), so each field is read as a [`Loose`] scalar and interpreted by what
+//! it means rather than by a strict schema; one odd row becomes one quarantined record
+//! instead of a failed page. Rows are decoded straight from the response bytes (a page
+//! holds up to thousands of rows, and building a JSON tree for each cost more than
+//! everything else the sync does with them).
 
+use std::borrow::Cow;
+use std::fmt;
 use std::sync::Arc;
 
 use chrono::NaiveDateTime;
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::punch::SourceKind;
 use crate::source::{Fetched, RecordTime, SourceRecord};
 
-/// One page of a DRF list response.
+/// A JSON scalar as loosely typed as BioTime writes it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Loose<'a> {
+    /// Absent or `null`.
+    #[default]
+    Nothing,
+    Text(Cow<'a, str>),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+    /// An object or array where a scalar was expected.
+    Nested,
+}
+
+impl Loose<'_> {
+    /// Text from a string or number; `None` for null, nested values and blank strings.
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Loose::Text(text) => {
+                let text = text.trim();
+                (!text.is_empty()).then(|| text.to_owned())
+            }
+            Loose::Integer(number) => Some(number.to_string()),
+            Loose::Float(number) => Some(number.to_string()),
+            Loose::Bool(flag) => Some(if *flag { "1" } else { "0" }.to_owned()),
+            Loose::Nothing | Loose::Nested => None,
+        }
+    }
+
+    /// An integer from a number (integral floats too) or a numeric string.
+    pub fn integer(&self) -> Option<i64> {
+        let integral =
+            |float: f64| (float.fract() == 0.0 && float.abs() < 9.0e15).then_some(float as i64);
+        match self {
+            Loose::Integer(number) => Some(*number),
+            Loose::Float(number) => integral(*number),
+            Loose::Text(text) => {
+                let text = text.trim();
+                text.parse::<i64>()
+                    .ok()
+                    .or_else(|| text.parse::<f64>().ok().and_then(integral))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Loose<'a>, D::Error> {
+        struct LooseVisitor;
+        impl<'de> Visitor<'de> for LooseVisitor {
+            type Value = Loose<'de>;
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Loose<'de>, E> {
+                Ok(Loose::Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Loose<'de>, E> {
+                Ok(Loose::Text(Cow::Owned(text.to_owned())))
+            }
+            fn visit_i64<E>(self, number: i64) -> Result<Loose<'de>, E> {
+                Ok(Loose::Integer(number))
+            }
+            fn visit_u64<E>(self, number: u64) -> Result<Loose<'de>, E> {
+                Ok(i64::try_from(number).map_or(Loose::Float(number as f64), Loose::Integer))
+            }
+            fn visit_f64<E>(self, number: f64) -> Result<Loose<'de>, E> {
+                Ok(Loose::Float(number))
+            }
+            fn visit_bool<E>(self, flag: bool) -> Result<Loose<'de>, E> {
+                Ok(Loose::Bool(flag))
+            }
+            fn visit_unit<E>(self) -> Result<Loose<'de>, E> {
+                Ok(Loose::Nothing)
+            }
+            fn visit_none<E>(self) -> Result<Loose<'de>, E> {
+                Ok(Loose::Nothing)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<Loose<'de>, D::Error> {
+                inner.deserialize_any(self)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Loose::Nested)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loose<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Loose::Nested)
+            }
+        }
+        deserializer.deserialize_any(LooseVisitor)
+    }
+}
+
+/// One page of a DRF list response, borrowing its rows from the response body.
 #[derive(Debug)]
-pub struct Page {
+pub struct Page<'a> {
     pub count: Option<u64>,
     pub next: Option<String>,
-    pub rows: Vec<Value>,
+    pub rows: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(default, borrow)]
+    count: Loose<'a>,
+    #[serde(default, borrow)]
+    next: Loose<'a>,
+    #[serde(default, borrow)]
+    code: Loose<'a>,
+    #[serde(default, borrow)]
+    msg: Loose<'a>,
+    #[serde(default, borrow)]
+    data: Option<Vec<&'a RawValue>>,
+    #[serde(default, borrow)]
+    results: Option<Vec<&'a RawValue>>,
 }
 
 /// Reads the list envelope. `Err` carries the server's own message when `code` is set.
-pub fn parse_page(body: Value) -> Result<Page, String> {
-    let Value::Object(mut envelope) = body else {
-        return Err("expected a JSON object with a data list".into());
-    };
-    if let Some(code) = envelope.get("code").and_then(lenient_int)
+pub fn parse_page(body: &[u8]) -> Result<Page<'_>, String> {
+    let envelope: Envelope = serde_json::from_slice(body)
+        .map_err(|error| format!("expected a JSON object with a data list ({error})"))?;
+    if let Some(code) = envelope.code.integer()
         && code != 0
     {
-        let message = envelope
-            .get("msg")
-            .and_then(lenient_text)
-            .unwrap_or_else(|| "no message".into());
+        let message = envelope.msg.text().unwrap_or_else(|| "no message".into());
         return Err(format!("BioTime answered code {code}: {message}"));
     }
-    let rows = match (envelope.remove("data"), envelope.remove("results")) {
-        (Some(Value::Array(rows)), _) if !rows.is_empty() => rows,
-        (_, Some(Value::Array(rows))) if !rows.is_empty() => rows,
-        (Some(Value::Array(rows)), _) | (_, Some(Value::Array(rows))) => rows,
-        _ => return Err("the response has no `data` list".into()),
+    // The 8.5 manual shows an empty `results` beside `data`: read whichever has rows.
+    let rows = match (envelope.data, envelope.results) {
+        (Some(data), Some(results)) if data.is_empty() => results,
+        (Some(data), _) => data,
+        (None, Some(results)) => results,
+        (None, None) => return Err("the response has no `data` list".into()),
     };
     Ok(Page {
-        count: envelope
-            .get("count")
-            .and_then(lenient_int)
-            .map(|n| n.max(0) as u64),
-        next: envelope.get("next").and_then(lenient_text),
+        count: envelope.count.integer().map(|count| count.max(0) as u64),
+        next: envelope.next.text(),
         rows,
     })
 }
@@ -57,10 +170,31 @@ pub struct RowPosition {
     pub upload_time: Option<NaiveDateTime>,
 }
 
+/// The transaction fields we use; everything else in a row is skipped unread.
+#[derive(Deserialize)]
+struct Row<'a> {
+    #[serde(default, borrow)]
+    id: Loose<'a>,
+    #[serde(default, borrow)]
+    emp_code: Loose<'a>,
+    #[serde(default, borrow)]
+    punch_time: Loose<'a>,
+    #[serde(default, borrow)]
+    punch_state: Loose<'a>,
+    #[serde(default, borrow)]
+    verify_type: Loose<'a>,
+    #[serde(default, borrow)]
+    work_code: Loose<'a>,
+    #[serde(default, borrow)]
+    terminal_sn: Loose<'a>,
+    #[serde(default, borrow)]
+    upload_time: Loose<'a>,
+}
+
 /// Decodes one transaction row. `key_prefix` is `biotime:<base url>`.
-pub fn parse_row(key_prefix: &str, row: Value) -> (Fetched, RowPosition) {
-    let Value::Object(fields) = row else {
-        let fetched = undecodable(key_prefix, "the row is not a JSON object", row);
+pub fn parse_row(key_prefix: &str, raw: &RawValue) -> (Fetched, RowPosition) {
+    let Ok(row) = serde_json::from_str::<Row>(raw.get()) else {
+        let fetched = undecodable(key_prefix, "the row is not a JSON object", raw);
         return (
             fetched,
             RowPosition {
@@ -69,51 +203,34 @@ pub fn parse_row(key_prefix: &str, row: Value) -> (Fetched, RowPosition) {
             },
         );
     };
-    let id = fields.get("id").and_then(lenient_int);
-    let upload_time = fields
-        .get("upload_time")
-        .and_then(lenient_text)
-        .and_then(|text| parse_time(&text));
-    let position = RowPosition { id, upload_time };
+    let id = row.id.integer();
+    let position = RowPosition {
+        id,
+        upload_time: row.upload_time.text().and_then(|text| parse_time(&text)),
+    };
     let Some(id) = id else {
         return (
-            undecodable(
-                key_prefix,
-                "the row has no transaction id",
-                Value::Object(fields),
-            ),
+            undecodable(key_prefix, "the row has no transaction id", raw),
             position,
         );
     };
-    match decode_fields(&fields) {
-        Ok(decoded) => (
-            Fetched::Record(SourceRecord {
-                source: SourceKind::Biotime,
-                source_key: format!("{key_prefix}#{id}"),
-                ..decoded
-            }),
-            position,
-        ),
-        Err(reason) => (
-            Fetched::Undecodable {
-                source_key: format!("{key_prefix}#{id}"),
-                reason,
-                raw: Value::Object(fields),
-            },
-            position,
-        ),
-    }
+    let source_key = format!("{key_prefix}#{id}");
+    let fetched = match decode(&row) {
+        Ok(decoded) => Fetched::Record(SourceRecord {
+            source_key,
+            ..decoded
+        }),
+        Err(reason) => Fetched::Undecodable {
+            source_key,
+            reason,
+            raw: raw_value(raw),
+        },
+    };
+    (fetched, position)
 }
 
-fn decode_fields(fields: &Map<String, Value>) -> Result<SourceRecord, String> {
-    let user_id = fields
-        .get("emp_code")
-        .and_then(lenient_text)
-        .unwrap_or_default();
-    let time_text = fields
-        .get("punch_time")
-        .and_then(lenient_text)
-        .ok_or("the row has no punch_time")?;
+fn decode(row: &Row<'_>) -> Result<SourceRecord, String> {
+    let time_text = row.punch_time.text().ok_or("the row has no punch_time")?;
     let time = match parse_time(&time_text) {
         Some(time) => RecordTime::Valid(time),
         None => RecordTime::Invalid(time_text),
@@ -121,26 +238,18 @@ fn decode_fields(fields: &Map<String, Value>) -> Result<SourceRecord, String> {
     Ok(SourceRecord {
         source: SourceKind::Biotime,
         source_key: String::new(),
-        serial: Arc::from(
-            fields
-                .get("terminal_sn")
-                .and_then(lenient_text)
-                .unwrap_or_default(),
-        ),
-        user_id,
+        serial: Arc::from(row.terminal_sn.text().unwrap_or_default()),
+        user_id: row.emp_code.text().unwrap_or_default(),
         time,
-        state: small_int(fields, "punch_state", 255)?,
-        verify_mode: small_int(fields, "verify_type", 0)?,
-        work_code: fields
-            .get("work_code")
-            .and_then(lenient_text)
-            .unwrap_or_default(),
+        state: small_int(&row.punch_state, "punch_state", 255)?,
+        verify_mode: small_int(&row.verify_type, "verify_type", 0)?,
+        work_code: row.work_code.text().unwrap_or_default(),
     })
 }
 
-fn undecodable(key_prefix: &str, reason: &str, raw: Value) -> Fetched {
+fn undecodable(key_prefix: &str, reason: &str, raw: &RawValue) -> Fetched {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(raw.to_string().as_bytes());
+    let digest = Sha256::digest(raw.get().as_bytes());
     let short: String = digest[..8]
         .iter()
         .map(|byte| format!("{byte:02x}"))
@@ -148,61 +257,30 @@ fn undecodable(key_prefix: &str, reason: &str, raw: Value) -> Fetched {
     Fetched::Undecodable {
         source_key: format!("{key_prefix}#row-{short}"),
         reason: reason.to_owned(),
-        raw,
+        raw: raw_value(raw),
     }
+}
+
+/// The row as a JSON value, for the quarantine file (only bad rows pay for this).
+fn raw_value(raw: &RawValue) -> Value {
+    serde_json::from_str(raw.get()).unwrap_or_else(|_| Value::String(raw.get().to_owned()))
 }
 
 /// A small integer field; missing, null, `""` and `"-"` give `default`.
-fn small_int(fields: &Map<String, Value>, name: &str, default: i32) -> Result<i32, String> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(default),
-        Some(value) => match lenient_text(value) {
-            None => Ok(default),
-            Some(text) if text == "-" => Ok(default),
-            Some(text) => lenient_int(value)
-                .and_then(|number| i32::try_from(number).ok())
-                .ok_or_else(|| format!("{name} '{text}' is not a number")),
-        },
-    }
-}
-
-/// Text from a string or number; `None` for null and blank strings.
-pub fn lenient_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(text) => {
-            let text = text.trim();
-            (!text.is_empty()).then(|| text.to_owned())
-        }
-        Value::Number(number) => Some(number.to_string()),
-        Value::Bool(flag) => Some(if *flag { "1" } else { "0" }.to_owned()),
-        _ => None,
-    }
-}
-
-/// An integer from a number (integral floats too) or a numeric string.
-pub fn lenient_int(value: &Value) -> Option<i64> {
-    match value {
-        Value::Number(number) => number.as_i64().or_else(|| {
-            number
-                .as_f64()
-                .filter(|float| float.fract() == 0.0 && float.abs() < 9.0e15)
-                .map(|float| float as i64)
-        }),
-        Value::String(text) => {
-            let text = text.trim();
-            text.parse::<i64>().ok().or_else(|| {
-                text.parse::<f64>()
-                    .ok()
-                    .filter(|float| float.fract() == 0.0 && float.abs() < 9.0e15)
-                    .map(|float| float as i64)
-            })
-        }
-        _ => None,
+fn small_int(value: &Loose<'_>, name: &str, default: i32) -> Result<i32, String> {
+    match value.text() {
+        None => Ok(default),
+        Some(text) if text == "-" => Ok(default),
+        Some(text) => value
+            .integer()
+            .and_then(|number| i32::try_from(number).ok())
+            .ok_or_else(|| format!("{name} '{text}' is not a number")),
     }
 }
 
 /// `2024-06-05 23:59:39`, also with a `T` separator or fractional seconds.
 pub fn parse_time(text: &str) -> Option<NaiveDateTime> {
+    use chrono::Timelike;
     let text = text.trim();
     [
         "%Y-%m-%d %H:%M:%S%.f",
@@ -211,18 +289,15 @@ pub fn parse_time(text: &str) -> Option<NaiveDateTime> {
     ]
     .iter()
     .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-    .map(|time| time.with_nanosecond_zero())
+    .map(|time| time.with_nanosecond(0).unwrap_or(time))
 }
 
-trait TruncateSubsecond {
-    fn with_nanosecond_zero(self) -> Self;
-}
-
-impl TruncateSubsecond for NaiveDateTime {
-    fn with_nanosecond_zero(self) -> Self {
-        use chrono::Timelike;
-        self.with_nanosecond(0).unwrap_or(self)
-    }
+/// Reads a single object's fields leniently (for small endpoints such as terminals).
+pub fn loose_field<'a>(row: &'a RawValue, name: &str) -> Loose<'a> {
+    serde_json::from_str::<std::collections::HashMap<&str, Loose>>(row.get())
+        .ok()
+        .and_then(|mut fields| fields.remove(name))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -232,8 +307,12 @@ mod tests {
 
     const PREFIX: &str = "biotime:http://bt";
 
+    fn raw(value: Value) -> Box<RawValue> {
+        RawValue::from_string(value.to_string()).unwrap()
+    }
+
     fn decoded(row: Value) -> SourceRecord {
-        match parse_row(PREFIX, row).0 {
+        match parse_row(PREFIX, &raw(row)).0 {
             Fetched::Record(record) => record,
             other => panic!("expected a record, got {other:?}"),
         }
@@ -246,7 +325,7 @@ mod tests {
             "punch_state_display":"Check In","verify_type":4,"verify_type_display":"Card",
             "work_code":"0","gps_location":null,"area_alias":"empty","terminal_sn":"CLGY211460005",
             "temperature":0.0,"is_mask":"-","terminal_alias":"zpad","upload_time":"2024-09-16 10:44:07"});
-        let (fetched, position) = parse_row(PREFIX, row);
+        let (fetched, position) = parse_row(PREFIX, &raw(row));
         let Fetched::Record(record) = fetched else {
             panic!("not a record")
         };
@@ -266,9 +345,11 @@ mod tests {
 
     #[test]
     fn loose_types_are_accepted() {
-        let row = json!({"id":"17","emp_code":1001,"punch_time":"2026-01-05T08:00:00.250",
-            "punch_state":1,"verify_type":"15","work_code":null,"terminal_sn":null});
-        let record = decoded(row);
+        let record = decoded(
+            json!({"id":"17","emp_code":1001,"punch_time":"2026-01-05T08:00:00.250",
+            "punch_state":1,"verify_type":"15","work_code":null,"terminal_sn":null,
+            "area":{"id":1},"temperature":"36.6"}),
+        );
         assert_eq!(record.user_id, "1001");
         assert_eq!(record.state, 1);
         assert_eq!(record.verify_mode, 15);
@@ -283,6 +364,10 @@ mod tests {
             "punch_state":"","verify_type":"-"}),
         );
         assert_eq!((missing.state, missing.verify_mode), (255, 0));
+        let escaped =
+            decoded(json!({"id":4.0,"emp_code":"a\"b","punch_time":"2026-01-05 08:00:00"}));
+        assert_eq!(escaped.user_id, "a\"b");
+        assert_eq!(escaped.source_key, "biotime:http://bt#4");
     }
 
     #[test]
@@ -302,7 +387,7 @@ mod tests {
             json!({"id":9,"emp_code":"1"}),
             json!({"id":9,"emp_code":"1","punch_time":"2026-01-01 08:00:00","punch_state":"IN"}),
         ] {
-            match parse_row(PREFIX, row.clone()).0 {
+            match parse_row(PREFIX, &raw(row.clone())).0 {
                 Fetched::Undecodable { reason, raw, .. } => {
                     assert!(!reason.is_empty());
                     assert_eq!(raw, row);
@@ -314,18 +399,32 @@ mod tests {
 
     #[test]
     fn pages_read_data_or_results_and_report_error_codes() {
-        let page = parse_page(
-            json!({"count":"84","next":"http://x/?page=2","previous":null,
-            "msg":"","code":0,"data":[{"id":1}]}),
-        )
-        .unwrap();
+        let body = json!({"count":"84","next":"http://x/?page=2","previous":null,
+            "msg":"","code":0,"data":[{"id":1}]})
+        .to_string();
+        let page = parse_page(body.as_bytes()).unwrap();
         assert_eq!(page.count, Some(84));
         assert_eq!(page.next.as_deref(), Some("http://x/?page=2"));
         assert_eq!(page.rows.len(), 1);
-        let page = parse_page(json!({"count":1,"next":"","data":[],"results":[{"id":1}]})).unwrap();
+        let body = json!({"count":1,"next":"","data":[],"results":[{"id":1}]}).to_string();
+        let page = parse_page(body.as_bytes()).unwrap();
         assert_eq!((page.rows.len(), page.next), (1, None));
-        let error = parse_page(json!({"code":1,"msg":"permission denied","data":[]})).unwrap_err();
-        assert!(error.contains("permission denied"));
-        assert!(parse_page(json!([1, 2])).is_err());
+        let body = json!({"code":1,"msg":"permission denied","data":[]}).to_string();
+        assert!(
+            parse_page(body.as_bytes())
+                .unwrap_err()
+                .contains("permission denied")
+        );
+        assert!(parse_page(b"[1, 2]").is_err());
+        assert!(parse_page(b"{\"count\": 3}").is_err());
+    }
+
+    #[test]
+    fn single_fields_are_read_leniently() {
+        let row = raw(json!({"sn": 12345, "alias": " Gate ", "last_activity": null}));
+        assert_eq!(loose_field(&row, "sn").text().as_deref(), Some("12345"));
+        assert_eq!(loose_field(&row, "alias").text().as_deref(), Some("Gate"));
+        assert_eq!(loose_field(&row, "last_activity").text(), None);
+        assert_eq!(loose_field(&row, "missing"), Loose::Nothing);
     }
 }
