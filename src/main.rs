@@ -6,11 +6,14 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 use iclock_sync::cli::{Cli, Command};
-use iclock_sync::commands;
+use iclock_sync::exit::Exit;
 use iclock_sync::output::Output;
+use iclock_sync::{commands, config};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_checked();
+    // Before logging starts, so that RUST_LOG may come from .env too.
+    let dotenv = config::load_dotenv();
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -23,6 +26,9 @@ fn main() -> ExitCode {
         }
     };
     let output = Output::from_cli(&cli);
+    if let Err(error) = dotenv {
+        return output.error(&error.to_string(), Exit::Configuration).into();
+    }
     let exit = runtime.block_on(async {
         match cli.command {
             None => commands::sync::run(cli.config, &cli.sync, &output).await,

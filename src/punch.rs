@@ -260,6 +260,10 @@ mod tests {
             PunchId::native("", "1", at("2022-11-13 16:34:51"), 1).as_str(),
             "5af8c4dbea3f4234fd4de23bffbf2141"
         );
+        assert_eq!(
+            PunchId::native("CLGY211460005", "1001", at("2026-01-05 07:58:12"), 1).as_str(),
+            "dc802a84c77d14c44a044f9935877fd9"
+        );
     }
 
     #[test]

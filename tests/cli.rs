@@ -63,6 +63,16 @@ async fn configuration_mistakes_name_the_file_the_key_and_the_fix() {
 
     let json = workspace.run(&["--json", "--config", "nope.toml"]).await;
     assert_eq!(json.summary()["exit_code"], 2);
+
+    workspace.write(".env", "BIOTIME_URL http://x\n");
+    let dotenv = workspace.run(&[]).await;
+    assert_eq!(dotenv.code, Some(2));
+    assert!(
+        dotenv.stderr.contains(".env: cannot be read"),
+        "{}",
+        dotenv.stderr
+    );
+    assert!(dotenv.stderr.contains("KEY=value"), "{}", dotenv.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,6 +166,47 @@ async fn loop_runs_cycle_after_cycle_and_ctrl_c_exits_zero() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
     assert_eq!(workspace.stored_punches().await.len(), 101);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_mid_cycle_keeps_what_was_read_and_the_next_run_completes() {
+    let mut sim_options = options();
+    sim_options.page_delay = Duration::from_millis(100);
+    let sim = simulator(sim_options, punches(3000, 44)).await;
+    let workspace = Workspace::new();
+    workspace.configure(&[sim.url()], "page_size = 100", "");
+    let child = workspace.command(&["--json"]).spawn().expect("spawn");
+    while sim.stats().transaction_pages < 6 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("stops promptly")
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(0));
+    let summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap();
+    assert_eq!(summary["interrupted"], true);
+    let delivered = summary["devices"][0]["delivered"].as_u64().unwrap();
+    assert!(delivered > 0 && delivered < 3000, "{delivered}");
+    assert_eq!(workspace.stored_punches().await.len() as u64, delivered);
+
+    let rest = workspace.sync(&[], 0).await;
+    assert_eq!(
+        rest.device(0)["delivered"].as_u64().unwrap(),
+        3000 - delivered
+    );
+    assert_eq!(workspace.stored_punches().await.len(), 3000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

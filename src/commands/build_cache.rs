@@ -36,11 +36,9 @@ struct BuildReport {
 }
 
 pub fn run(config_path: Option<PathBuf>, output: &Output) -> Exit {
-    let settings = match config::load_dotenv().and_then(|()| {
-        config::load_settings(&LoadOptions {
-            path: config_path,
-            dry_run: true,
-        })
+    let settings = match config::load_settings(&LoadOptions {
+        path: config_path,
+        dry_run: true,
     }) {
         Ok(settings) => settings,
         Err(error) => return output.error(&error.to_string(), Exit::Configuration),

@@ -30,11 +30,9 @@ struct DeviceStatus {
 }
 
 pub async fn run(config_path: Option<PathBuf>, output: &Output) -> Exit {
-    let config = match config::load_dotenv().and_then(|()| {
-        config::load(&LoadOptions {
-            path: config_path,
-            dry_run: true,
-        })
+    let config = match config::load(&LoadOptions {
+        path: config_path,
+        dry_run: true,
     }) {
         Ok(config) => config,
         Err(error) => return output.error(&error.to_string(), Exit::Configuration),

@@ -12,11 +12,9 @@ use crate::shutdown;
 use crate::sync::Engine;
 
 pub async fn run(config_path: Option<PathBuf>, args: &SyncArgs, output: &Output) -> Exit {
-    let loaded = config::load_dotenv().and_then(|()| {
-        config::load(&LoadOptions {
-            path: config_path,
-            dry_run: args.dry_run,
-        })
+    let loaded = config::load(&LoadOptions {
+        path: config_path,
+        dry_run: args.dry_run,
     });
     match loaded {
         Ok(config) => run_with(&config, args, output).await,
