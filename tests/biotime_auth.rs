@@ -78,6 +78,42 @@ async fn a_wrong_password_is_a_clear_configuration_error_without_retries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_loop_a_refused_login_is_not_retried_every_cycle() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut sim_options = options();
+    sim_options.password = "the-real-one".into();
+    let sim = simulator(sim_options, punches(10, 9)).await;
+    let workspace = Workspace::new();
+    workspace.configure(&[sim.url()], "", "");
+    let mut child = workspace
+        .command(&["--json", "--loop", "1s"])
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut errors = Vec::new();
+    for _ in 0..3 {
+        let line = lines.next_line().await.unwrap().unwrap();
+        let summary: serde_json::Value = serde_json::from_str(&line).unwrap();
+        errors.push(
+            summary["devices"][0]["error"]["message"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    child.kill().await.unwrap();
+
+    assert_eq!(
+        sim.stats().failed_logins,
+        1,
+        "three cycles, one login attempt"
+    );
+    assert!(errors[0].contains("wrong username/password"), "{errors:?}");
+    assert!(errors[1].contains("not trying again"), "{errors:?}");
+    assert!(errors[2].contains("not trying again"), "{errors:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_scheme_works_and_a_missing_jwt_route_falls_back_to_it() {
     let sim = simulator(options(), punches(50, 4)).await;
     let workspace = Workspace::new();
