@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -15,12 +15,16 @@ impl Progress {
     pub fn new(wanted: bool) -> Progress {
         let bar = (wanted && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {human_pos} punches delivered ({per_sec}) {msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
+            let style =
+                ProgressStyle::with_template("{spinner} {human_pos} punches delivered ({rate})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner())
+                    .with_key(
+                        "rate",
+                        |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                            let _ = write!(out, "{:.0}/s", state.per_sec());
+                        },
+                    );
+            bar.set_style(style);
             bar
         });
         Progress { bar }
@@ -31,19 +35,22 @@ impl Progress {
     }
 
     pub fn delivered(&self, count: u64) {
-        if let Some(bar) = &self.bar {
-            if bar.position() == 0 && count > 0 {
+        if let Some(bar) = self.bar.as_ref().filter(|_| count > 0) {
+            if bar.is_finished() {
+                bar.reset();
+            }
+            if bar.position() == 0 {
                 bar.enable_steady_tick(Duration::from_millis(120));
             }
             bar.inc(count);
         }
     }
 
-    /// Clears the line so the summary prints cleanly; ready for the next cycle.
+    /// Clears the line so the summary prints cleanly; the next cycle starts afresh.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
+            bar.disable_steady_tick();
             bar.finish_and_clear();
-            bar.reset();
         }
     }
 }
