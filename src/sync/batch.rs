@@ -32,27 +32,27 @@ pub(super) struct Ledger<'a> {
 }
 
 impl Ledger<'_> {
-    /// Records a quarantined record; `false` if it could not be written down.
-    fn quarantine(&mut self, entry: &QuarantineEntry, report: &mut DeviceReport) -> bool {
-        report.quarantined += 1;
+    /// Writes an entry to the quarantine file. `Some(true)` if it is reported for the
+    /// first time, `None` if it could not be written down.
+    fn quarantine(&mut self, entry: &QuarantineEntry) -> Option<bool> {
         match self.quarantine.record(entry) {
-            Ok(true) => {
-                report.newly_quarantined += 1;
-                tracing::warn!(
-                    device = %entry.device,
-                    record = %entry.source_key,
-                    "quarantined: {}",
-                    entry.reason
-                );
-                true
+            Ok(new) => {
+                if new {
+                    tracing::warn!(
+                        device = %entry.device,
+                        record = %entry.source_key,
+                        "quarantined: {}",
+                        entry.reason
+                    );
+                }
+                Some(new)
             }
-            Ok(false) => true,
             Err(error) => {
                 self.problem(format!(
                     "cannot write the quarantine file {}: {error}",
                     self.quarantine.path().display()
                 ));
-                false
+                None
             }
         }
     }
@@ -96,55 +96,79 @@ impl<'a> CycleContext<'a> {
         batch: Vec<Fetched>,
         report: &mut DeviceReport,
     ) -> Vec<usize> {
-        let now_local = Utc::now().with_timezone(&device.timezone).naive_local();
-        let mut unhandled = Vec::new();
-        let mut offsets = Vec::new();
-        let mut punches: Vec<Punch> = Vec::new();
-        // Repeats of an ID inside this batch share the first one's fate.
-        let mut repeats: Vec<(usize, usize)> = Vec::new();
-        {
+        let sorted = self.sort(device, batch, report);
+        if self.dry_run {
             let mut ledger = self.ledger();
-            let mut first_of: HashMap<PunchId, usize> = HashMap::new();
-            for (offset, fetched) in batch.into_iter().enumerate() {
-                report.fetched += 1;
-                let punch = match self.normalizer.normalize(device, now_local, fetched) {
-                    Ok(punch) => punch,
-                    Err(entry) => {
-                        if !ledger.quarantine(&entry, report) {
-                            unhandled.push(offset);
-                        }
-                        continue;
-                    }
-                };
-                if ledger.cache.contains(&punch.id) {
-                    report.already += 1;
-                } else if let Some(&first) = first_of.get(&punch.id) {
-                    report.already += 1;
-                    repeats.push((offset, first));
-                } else {
-                    first_of.insert(punch.id.clone(), punches.len());
-                    offsets.push(offset);
-                    punches.push(punch);
-                }
-            }
-            report.new += punches.len() as u64;
-            if self.dry_run {
-                ledger.would_upload += punches.len() as u64;
-                let room = PREVIEW_LIMIT.saturating_sub(ledger.preview.len());
-                ledger
-                    .preview
-                    .extend(punches.iter().take(room).map(preview_row));
-                return unhandled;
-            }
+            ledger.would_upload += sorted.punches.len() as u64;
+            let room = PREVIEW_LIMIT.saturating_sub(ledger.preview.len());
+            ledger
+                .preview
+                .extend(sorted.punches.iter().take(room).map(preview_row));
+            return sorted.unhandled;
         }
-        if punches.is_empty() {
-            return unhandled;
+        if sorted.punches.is_empty() {
+            return sorted.unhandled;
         }
-
         let outcomes: Vec<Vec<SinkOutcome>> =
-            futures::future::join_all(self.sinks.iter().map(|sink| sink.deliver(&punches))).await;
+            futures::future::join_all(self.sinks.iter().map(|sink| sink.deliver(&sorted.punches)))
+                .await;
         crash_point::reached(crash_point::AFTER_SINK_WRITE);
+        self.record(sorted, &outcomes, report)
+    }
 
+    /// Normalizes the batch, quarantines what is implausible, and keeps the punches
+    /// neither the cache nor this batch has seen.
+    fn sort(
+        &self,
+        device: &Arc<DeviceLabel>,
+        batch: Vec<Fetched>,
+        report: &mut DeviceReport,
+    ) -> Sorted {
+        let now_local = Utc::now().with_timezone(&device.timezone).naive_local();
+        let mut sorted = Sorted::default();
+        let mut first_of: HashMap<PunchId, usize> = HashMap::new();
+        let mut ledger = self.ledger();
+        for (offset, fetched) in batch.into_iter().enumerate() {
+            report.fetched += 1;
+            let punch = match self.normalizer.normalize(device, now_local, fetched) {
+                Ok(punch) => punch,
+                Err(entry) => {
+                    report.quarantined += 1;
+                    match ledger.quarantine(&entry) {
+                        Some(new) => report.newly_quarantined += u64::from(new),
+                        None => sorted.unhandled.push(offset),
+                    }
+                    continue;
+                }
+            };
+            if ledger.cache.contains(&punch.id) {
+                report.already += 1;
+            } else if let Some(&first) = first_of.get(&punch.id) {
+                report.already += 1;
+                sorted.repeats.push((offset, first));
+            } else {
+                first_of.insert(punch.id.clone(), sorted.punches.len());
+                sorted.offsets.push(offset);
+                sorted.punches.push(punch);
+            }
+        }
+        report.new += sorted.punches.len() as u64;
+        sorted
+    }
+
+    /// Records what every sink acknowledged; returns the offsets to read again.
+    fn record(
+        &self,
+        sorted: Sorted,
+        outcomes: &[Vec<SinkOutcome>],
+        report: &mut DeviceReport,
+    ) -> Vec<usize> {
+        let Sorted {
+            punches,
+            offsets,
+            repeats,
+            mut unhandled,
+        } = sorted;
         let mut handled = vec![false; punches.len()];
         let mut delivered = 0;
         let mut ledger = self.ledger();
@@ -178,7 +202,7 @@ impl<'a> CycleContext<'a> {
                     reason,
                     record: serde_json::to_value(preview_row(punch)).unwrap_or_default(),
                 };
-                ledger.quarantine(&entry, report)
+                ledger.quarantine(&entry).is_some()
             } else if ledger.acknowledge(punch) {
                 report.delivered += 1;
                 delivered += 1;
@@ -191,21 +215,29 @@ impl<'a> CycleContext<'a> {
         drop(ledger);
         self.progress.delivered(delivered);
 
-        unhandled.extend(
-            handled
-                .iter()
-                .zip(&offsets)
-                .filter(|(handled, _)| !**handled)
-                .map(|(_, offset)| *offset),
-        );
-        unhandled.extend(
-            repeats
-                .into_iter()
-                .filter(|(_, first)| !handled[*first])
-                .map(|(offset, _)| offset),
-        );
+        let not_acknowledged = handled
+            .iter()
+            .zip(&offsets)
+            .filter(|(handled, _)| !**handled);
+        unhandled.extend(not_acknowledged.map(|(_, offset)| *offset));
+        let repeats_of_failures = repeats.into_iter().filter(|(_, first)| !handled[*first]);
+        unhandled.extend(repeats_of_failures.map(|(offset, _)| offset));
         unhandled
     }
+}
+
+/// A batch after normalizing and deduplicating.
+#[derive(Default)]
+struct Sorted {
+    /// New punches, each ID once.
+    punches: Vec<Punch>,
+    /// Each punch's offset in the batch.
+    offsets: Vec<usize>,
+    /// `(offset, index into punches)` of repeats of an ID inside the batch, which
+    /// share the first one's fate.
+    repeats: Vec<(usize, usize)>,
+    /// Offsets already known to need another read (quarantine not writable).
+    unhandled: Vec<usize>,
 }
 
 fn count(report: &mut SinkReport, outcome: &SinkOutcome) {
@@ -228,5 +260,134 @@ fn preview_row(punch: &Punch) -> PreviewRow {
         local_time: punch.local_time_text(),
         state: punch.state,
         verify_mode: punch.verify_mode,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::punch::{IdScheme, SourceKind};
+    use crate::source::{RecordTime, SourceRecord};
+    use async_trait::async_trait;
+    use chrono::NaiveDateTime;
+    use std::time::Duration;
+
+    /// Answers by user id: "fail" fails, "reject" is rejected, anything else delivered.
+    struct ScriptedSink;
+
+    #[async_trait]
+    impl Sink for ScriptedSink {
+        fn name(&self) -> &'static str {
+            "scripted"
+        }
+        fn target(&self) -> String {
+            "memory".into()
+        }
+        async fn deliver(&self, batch: &[Punch]) -> Vec<SinkOutcome> {
+            batch
+                .iter()
+                .map(|punch| match punch.user_id.as_str() {
+                    "fail" => SinkOutcome::Failed("down".into()),
+                    "reject" => SinkOutcome::Rejected("no such employee".into()),
+                    _ => SinkOutcome::Delivered,
+                })
+                .collect()
+        }
+    }
+
+    fn fetched(user: &str, second: u32, state: i32) -> Fetched {
+        let time = format!("2026-01-05 08:00:{second:02}");
+        Fetched::Record(SourceRecord {
+            source: SourceKind::Biotime,
+            source_key: format!("k-{user}-{second}-{state}"),
+            serial: "SN".into(),
+            user_id: user.into(),
+            time: RecordTime::Valid(
+                NaiveDateTime::parse_from_str(&time, "%Y-%m-%d %H:%M:%S").unwrap(),
+            ),
+            state,
+            verify_mode: 1,
+            work_code: String::new(),
+        })
+    }
+
+    #[tokio::test]
+    async fn only_what_every_sink_acknowledged_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = DedupCache::load(&dir.path().join("cache.json")).unwrap();
+        let mut quarantine = Quarantine::open(&dir.path().join("q.jsonl"), true).unwrap();
+        let normalizer = Normalizer {
+            scheme: IdScheme::LegacyMd5,
+            max_future_skew: Duration::from_secs(86_400),
+        };
+        let sinks: Vec<Box<dyn Sink>> = vec![Box::new(ScriptedSink)];
+        let progress = Progress::hidden();
+        let context = CycleContext {
+            normalizer: &normalizer,
+            sinks: &sinks,
+            dry_run: false,
+            progress: &progress,
+            ledger: Mutex::new(Ledger {
+                cache: &mut cache,
+                quarantine: &mut quarantine,
+                audit: AuditLog::new(dir.path(), chrono::Local::now(), true),
+                sinks: vec![SinkReport::default()],
+                problems: Vec::new(),
+                would_upload: 0,
+                preview: Vec::new(),
+            }),
+        };
+        let device = Arc::new(DeviceLabel {
+            name: "Office".into(),
+            timezone: chrono_tz::UTC,
+        });
+        let batch = vec![
+            fetched("ok", 1, 0),
+            fetched("fail", 2, 0),
+            fetched("fail", 2, 1), // legacy ID repeats offset 1: shares its failure
+            fetched("reject", 3, 0),
+            fetched("", 4, 0),   // empty PIN: quarantined
+            fetched("ok", 1, 1), // legacy ID repeats offset 0: shares its success
+        ];
+        let mut report = DeviceReport::default();
+
+        let unhandled = context.process(&device, batch, &mut report).await;
+
+        assert_eq!(
+            unhandled,
+            vec![1, 2],
+            "the failed punch and its repeat are read again"
+        );
+        assert_eq!(
+            (
+                report.fetched,
+                report.new,
+                report.already,
+                report.quarantined
+            ),
+            (6, 3, 2, 1)
+        );
+        assert_eq!(
+            (report.delivered, report.rejected, report.not_delivered),
+            (1, 1, 1)
+        );
+        let ledger = context.ledger.into_inner().unwrap();
+        assert_eq!(
+            ledger.cache.len(),
+            1,
+            "only the acknowledged punch is cached"
+        );
+        assert_eq!(
+            (
+                ledger.sinks[0].delivered,
+                ledger.sinks[0].rejected,
+                ledger.sinks[0].failed
+            ),
+            (1, 1, 1)
+        );
+        let quarantined = std::fs::read_to_string(dir.path().join("q.jsonl")).unwrap();
+        assert_eq!(quarantined.lines().count(), 2);
+        assert!(quarantined.contains("rejected by sink scripted: no such employee"));
+        assert!(quarantined.contains("empty user id"));
     }
 }
