@@ -207,6 +207,15 @@ impl BiotimeClient {
                 "neither /jwt-api-token-auth/ nor /api-token-auth/ exists here — the URL is not a BioTime server (check host and port)",
             ));
         }
+        if !status.is_success() {
+            return Err(match self.classify(response).await {
+                Err(error) => error,
+                Ok(_) => self.error(
+                    SourceErrorKind::Protocol,
+                    format!("unexpected answer {status} to the login"),
+                ),
+            });
+        }
         let answer = self.expect_json(response).await?;
         let body: Value = serde_json::from_slice(&answer.body).unwrap_or_default();
         let Some(token) = body.get("token").and_then(Value::as_str) else {
@@ -273,15 +282,12 @@ impl BiotimeClient {
         loop {
             let outcome = request(&self.http).send().await;
             let transient = match &outcome {
-                Ok(response) => {
-                    response.status().is_server_error()
-                        || response.status() == StatusCode::TOO_MANY_REQUESTS
-                }
+                Ok(response) => is_busy(response.status()),
                 Err(error) => error.is_timeout() || error.is_connect() || error.is_request(),
             };
             if !transient || attempt >= RETRIES {
                 return match outcome {
-                    Ok(response) if response.status().is_server_error() => {
+                    Ok(response) if is_busy(response.status()) => {
                         let status = response.status();
                         let detail = body_excerpt(response).await;
                         Err(self.error(
@@ -368,6 +374,11 @@ impl BiotimeClient {
     fn error(&self, kind: SourceErrorKind, problem: impl AsRef<str>) -> SourceError {
         SourceError::new(kind, format!("{}: {}", self.who, problem.as_ref()))
     }
+}
+
+/// Server errors and rate limiting: worth retrying, and not the user's configuration.
+fn is_busy(status: StatusCode) -> bool {
+    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
 }
 
 /// The innermost cause, which is where "connection refused" lives.

@@ -28,6 +28,8 @@ use crate::source::{
 
 const TRANSACTIONS: &str = "/iclock/api/transactions/";
 const TERMINALS: &str = "/iclock/api/terminals/";
+/// A scan that needs more pages than this is a server paging in circles.
+const MAX_PAGES: u64 = 100_000;
 
 pub struct BiotimeSource {
     label: Arc<DeviceLabel>,
@@ -103,6 +105,11 @@ impl BiotimeSource {
         loop {
             if shutdown.is_requested() {
                 return Ok(FetchEnd::Interrupted);
+            }
+            if pages >= MAX_PAGES {
+                return Err(self.protocol_error(format!(
+                    "BioTime kept sending pages ({MAX_PAGES}); stopped reading"
+                )));
             }
             if !visited.insert(query.clone()) {
                 return Err(self.protocol_error(format!(
