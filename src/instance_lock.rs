@@ -8,6 +8,8 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use crate::exit::Exit;
+
 pub const LOCK_FILE_NAME: &str = "iclock-sync.lock";
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +20,15 @@ pub enum LockError {
     Held { path: PathBuf, holder: String },
     #[error("cannot create the lock file {path}: {source} — check that the directory is writable")]
     Io { path: PathBuf, source: io::Error },
+}
+
+impl LockError {
+    pub fn exit(&self) -> Exit {
+        match self {
+            LockError::Held { .. } => Exit::AlreadyRunning,
+            LockError::Io { .. } => Exit::Configuration,
+        }
+    }
 }
 
 /// Held for as long as the process syncs; dropping it releases the lock.

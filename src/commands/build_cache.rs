@@ -45,13 +45,7 @@ pub fn run(config_path: Option<PathBuf>, output: &Output) -> Exit {
     };
     let _lock = match InstanceLock::acquire(&settings.cache_dir) {
         Ok(lock) => lock,
-        Err(error) => {
-            let exit = match error {
-                crate::instance_lock::LockError::Held { .. } => Exit::AlreadyRunning,
-                crate::instance_lock::LockError::Io { .. } => Exit::Configuration,
-            };
-            return output.error(&error.to_string(), exit);
-        }
+        Err(error) => return output.error(&error.to_string(), error.exit()),
     };
     let cache_path = settings.cache_dir.join(CACHE_FILE_NAME);
     let mut moved_to = None;

@@ -18,7 +18,9 @@ use crate::config::{self, Config, DeviceConfig, DeviceKind, Secret, SinkSettings
 use crate::exit::Exit;
 use crate::output::Output;
 use crate::punch::IdScheme;
-use crate::simulate::biotime::{BiotimeSimulator, DatasetSpec, SimOptions, generate, now_local};
+use crate::simulate::biotime::{
+    BiotimeSimulator, DatasetSpec, SimOptions, SimTransaction, generate, now_local,
+};
 use crate::sink::sqlite::SqliteConfig;
 use crate::source::biotime::{AuthScheme, BiotimeConfig};
 
@@ -50,15 +52,7 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
     };
     let rows = generate(&spec);
     let count = rows.len();
-    let listener = match TcpListener::bind(("127.0.0.1", PREFERRED_PORT)).await {
-        Ok(listener) => Ok(listener),
-        Err(_) => TcpListener::bind(("127.0.0.1", 0)).await,
-    };
-    let simulator = match listener {
-        Ok(listener) => BiotimeSimulator::start(listener, SimOptions::default(), rows).await,
-        Err(error) => Err(error),
-    };
-    let simulator = match simulator {
+    let simulator = match start_simulator(rows).await {
         Ok(simulator) => simulator,
         Err(error) => {
             return output.error(
@@ -113,6 +107,14 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
         db = database.display(),
     ));
     exit
+}
+
+async fn start_simulator(rows: Vec<SimTransaction>) -> std::io::Result<BiotimeSimulator> {
+    let listener = match TcpListener::bind(("127.0.0.1", PREFERRED_PORT)).await {
+        Ok(listener) => listener,
+        Err(_) => TcpListener::bind(("127.0.0.1", 0)).await?,
+    };
+    BiotimeSimulator::start(listener, SimOptions::default(), rows).await
 }
 
 /// The dataset's seed and "now", fixed on the first run so later runs see the same data.

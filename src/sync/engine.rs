@@ -47,12 +47,11 @@ pub enum EngineError {
 impl EngineError {
     pub fn exit(&self) -> Exit {
         match self {
-            EngineError::Lock(LockError::Held { .. }) => Exit::AlreadyRunning,
+            EngineError::Lock(error) => error.exit(),
             EngineError::Cache(CacheError::Corrupt { .. })
             | EngineError::Cursors(CursorStoreError::Corrupt { .. })
             | EngineError::Sink(_)
-            | EngineError::Source(_)
-            | EngineError::Lock(LockError::Io { .. }) => Exit::Configuration,
+            | EngineError::Source(_) => Exit::Configuration,
             _ => Exit::Incomplete,
         }
     }

@@ -123,8 +123,13 @@ impl BiotimeSource {
             };
             let body = match answer {
                 Answer::Json(answer) => answer.body,
-                // Rows vanished while paging (deleted on the server): nothing further.
-                Answer::NotFound(_) if pages > 0 => return Ok(FetchEnd::Complete),
+                // Rows were deleted while paging: offset paging may then have skipped
+                // some, so the scan must not count as complete (the cursor stays).
+                Answer::NotFound(_) if pages > 0 => {
+                    return Err(self.protocol_error(
+                        "the transaction list shrank while it was being read (rows deleted on the server?); what was read is delivered, the rest is read next cycle",
+                    ));
+                }
                 Answer::NotFound(detail) => {
                     return Err(SourceError::new(
                         SourceErrorKind::Configuration,
