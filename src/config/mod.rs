@@ -167,49 +167,19 @@ pub fn load_dotenv() -> Result<(), ConfigError> {
 /// Reads and validates the configuration.
 pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
     let lookup = |name: &str| std::env::var(name).ok();
-    let default_path = PathBuf::from(DEFAULT_CONFIG_FILE);
-    let path = match &options.path {
-        Some(path) => {
-            if !path.exists() {
-                return Err(ConfigError::new(
-                    path.display().to_string(),
-                    "file not found",
-                    "check the --config path, or omit it to use ./iclock-sync.toml",
-                ));
-            }
-            path.clone()
-        }
-        None if default_path.exists() => default_path,
-        None => return from_environment(&lookup),
-    };
-    let origin = path.display().to_string();
-    let text = std::fs::read_to_string(&path).map_err(|error| {
-        ConfigError::new(
-            &origin,
-            format!("cannot be read: {error}"),
-            "check the file's permissions",
-        )
-    })?;
-    parse(&origin, &text, options.dry_run, &lookup)
+    match read_file(options)? {
+        Some((origin, text)) => parse(&origin, &text, options.dry_run, &lookup),
+        None => from_environment(&lookup),
+    }
 }
 
 /// Only the `[sync]` settings (paths, ID scheme), for commands that touch no device:
 /// from the configuration file if there is one, else the defaults (the Python tool's
 /// `cache/` and `output/` layout).
 pub fn load_settings(options: &LoadOptions) -> Result<SyncSettings, ConfigError> {
-    let path = match &options.path {
-        Some(path) => path.clone(),
-        None if Path::new(DEFAULT_CONFIG_FILE).exists() => PathBuf::from(DEFAULT_CONFIG_FILE),
-        None => return Ok(SyncSettings::default()),
+    let Some((origin, text)) = read_file(options)? else {
+        return Ok(SyncSettings::default());
     };
-    let origin = path.display().to_string();
-    let text = std::fs::read_to_string(&path).map_err(|error| {
-        ConfigError::new(
-            &origin,
-            format!("cannot be read: {error}"),
-            "check the --config path and the file's permissions",
-        )
-    })?;
     let value = parse_toml(&origin, &text)?;
     let mut sync = value
         .get("sync")
@@ -231,6 +201,32 @@ pub fn load_settings(options: &LoadOptions) -> Result<SyncSettings, ConfigError>
         )
     })?;
     build_sync(&origin, raw)
+}
+
+/// The configuration file's name and text: `--config PATH` (which must exist), else
+/// `./iclock-sync.toml` if present, else `None`.
+fn read_file(options: &LoadOptions) -> Result<Option<(String, String)>, ConfigError> {
+    let path = match &options.path {
+        Some(path) if !path.exists() => {
+            return Err(ConfigError::new(
+                path.display().to_string(),
+                "file not found",
+                "check the --config path, or omit it to use ./iclock-sync.toml",
+            ));
+        }
+        Some(path) => path.clone(),
+        None if Path::new(DEFAULT_CONFIG_FILE).exists() => PathBuf::from(DEFAULT_CONFIG_FILE),
+        None => return Ok(None),
+    };
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(&path).map_err(|error| {
+        ConfigError::new(
+            &origin,
+            format!("cannot be read: {error}"),
+            "check the file's permissions",
+        )
+    })?;
+    Ok(Some((origin, text)))
 }
 
 fn parse_toml(origin: &str, text: &str) -> Result<toml::Value, ConfigError> {
