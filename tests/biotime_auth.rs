@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Workspace, options, punches, simulator};
+use support::{Workspace, options, punches, simulator, wait_for_pages};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_jwt_is_refreshed_mid_pagination() {
@@ -37,9 +37,7 @@ async fn a_401_leads_to_exactly_one_new_login_and_a_retry() {
     workspace.configure(&[sim.url()], "page_size = 100", "");
 
     let child = workspace.command(&["--json"]).spawn().expect("spawn");
-    while sim.stats().transaction_pages < 5 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_pages(&sim, 5).await;
     sim.expire_tokens();
     let output = child.wait_with_output().await.expect("run");
 

@@ -6,8 +6,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use chrono::Duration;
-use iclock_sync::simulate::biotime::now_local;
-use support::{Workspace, options, punches, row, simulator};
+use support::{Workspace, options, punches, row, simulator, wall_time_ago};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn next_links_naming_a_foreign_host_are_followed_against_the_configured_url() {
@@ -116,9 +115,7 @@ async fn a_late_upload_is_picked_up_on_the_next_run() {
     workspace.sync(&[], 0).await;
 
     // A terminal that was offline for three months uploads a punch now.
-    let months_ago = (now_local() - Duration::days(90))
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string();
+    let months_ago = wall_time_ago(Duration::days(90));
     sim.upload(vec![row("4242", &months_ago, 0)]);
     let run = workspace.sync(&[], 0).await;
 
@@ -152,9 +149,7 @@ async fn a_server_that_ignores_ordering_is_read_in_full_and_still_misses_nothing
         first.stderr
     );
 
-    let months_ago = (now_local() - Duration::days(40))
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string();
+    let months_ago = wall_time_ago(Duration::days(40));
     sim.upload(vec![row("777", &months_ago, 1)]);
     let second = workspace.sync(&[], 0).await;
     assert_eq!(second.device(0)["delivered"], 1);
@@ -163,12 +158,8 @@ async fn a_server_that_ignores_ordering_is_read_in_full_and_still_misses_nothing
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn since_reads_a_punch_time_window_and_leaves_the_cursor_alone() {
-    let old = (now_local() - Duration::days(5))
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string();
-    let recent = (now_local() - Duration::hours(3))
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string();
+    let old = wall_time_ago(Duration::days(5));
+    let recent = wall_time_ago(Duration::hours(3));
     let sim = simulator(options(), vec![]).await;
     sim.upload(vec![row("1", &old, 0), row("2", &recent, 0)]);
     let workspace = Workspace::new();

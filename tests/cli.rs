@@ -5,7 +5,9 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Workspace, options, punches, row, simulator};
+use support::{
+    Workspace, interrupt, options, punches, row, simulator, wait_for_pages, wall_time_ago,
+};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,9 +142,7 @@ async fn loop_runs_cycle_after_cycle_and_ctrl_c_exits_zero() {
     let first: serde_json::Value =
         serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
     assert_eq!(first["devices"][0]["delivered"], 100);
-    let now = iclock_sync::simulate::biotime::now_local()
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string();
+    let now = wall_time_ago(chrono::Duration::zero());
     sim.upload(vec![row("8001", &now, 0)]);
     let second: serde_json::Value = serde_json::from_str(
         &tokio::time::timeout(Duration::from_secs(10), lines.next_line())
@@ -154,12 +154,7 @@ async fn loop_runs_cycle_after_cycle_and_ctrl_c_exits_zero() {
     .unwrap();
     assert_eq!(second["devices"][0]["delivered"], 1);
 
-    let pid = child.id().unwrap().to_string();
-    let signalled = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(signalled.success());
+    interrupt(&child);
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await
         .expect("exits after Ctrl-C")
@@ -176,18 +171,9 @@ async fn ctrl_c_mid_cycle_keeps_what_was_read_and_the_next_run_completes() {
     let workspace = Workspace::new();
     workspace.configure(&[sim.url()], "page_size = 100", "");
     let child = workspace.command(&["--json"]).spawn().expect("spawn");
-    while sim.stats().transaction_pages < 6 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_pages(&sim, 6).await;
 
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    interrupt(&child);
     let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
         .await
         .expect("stops promptly")

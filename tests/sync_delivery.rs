@@ -4,7 +4,7 @@
 mod support;
 
 use iclock_sync::simulate::biotime::{DatasetSpec, generate, now_local};
-use support::{Workspace, options, punches, row, simulator};
+use support::{Workspace, options, punches, row, simulator, wall_time_ago};
 
 fn with_bad_records(good: u64, bad: u32) -> Vec<iclock_sync::simulate::biotime::SimTransaction> {
     generate(&DatasetSpec {
@@ -76,7 +76,7 @@ async fn a_dry_run_lists_what_is_new_and_changes_no_byte_anywhere() {
         "iclock-sync.toml",
         &format!("{config}\n[sink.sqlite]\npath = \"${{DB_PATH}}\"\n"),
     );
-    let now = now_local().format("%Y-%m-%d %H:%M:%S").to_string();
+    let now = wall_time_ago(chrono::Duration::zero());
     sim.upload(vec![row("5001", &now, 0), row("", &now, 1)]);
     let before = workspace.snapshot();
 

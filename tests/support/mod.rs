@@ -270,3 +270,29 @@ pub fn wall(text: &str) -> NaiveDateTime {
 pub fn options() -> SimOptions {
     SimOptions::default()
 }
+
+/// The simulator's local wall time `ago` before now, as BioTime writes it.
+pub fn wall_time_ago(ago: chrono::Duration) -> String {
+    (now_local() - ago).format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// Waits (at most 30 s) until the simulator has served `pages` transaction pages.
+pub async fn wait_for_pages(sim: &BiotimeSimulator, pages: u64) {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while sim.stats().transaction_pages < pages {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the binary reads pages");
+}
+
+/// Sends Ctrl-C (SIGINT) to a running binary.
+pub fn interrupt(child: &tokio::process::Child) {
+    let pid = child.id().expect("still running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+}
