@@ -6,6 +6,7 @@
 //! does the source move its cursor ([`Source::settle`]).
 
 pub mod biotime;
+pub mod zk;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,3 @@
+//! ZKTeco terminals read directly over the ZK binary protocol.
+
+pub mod codec;
