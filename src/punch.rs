@@ -72,12 +72,15 @@ fn timestamp_text(time: NaiveDateTime, separator: char, suffix: &str) -> String 
 pub enum SourceKind {
     /// The BioTime / ZKBioTime REST API.
     Biotime,
+    /// A terminal read directly over the ZK binary protocol (port 4370).
+    Zk,
 }
 
 impl SourceKind {
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Biotime => "biotime",
+            SourceKind::Zk => "zk",
         }
     }
 }

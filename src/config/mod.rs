@@ -22,6 +22,7 @@ use crate::duration;
 use crate::punch::IdScheme;
 use crate::sink::sqlite::SqliteConfig;
 use crate::source::biotime::BiotimeConfig;
+use crate::source::zk::ZkConfig;
 
 pub const DEFAULT_CONFIG_FILE: &str = "iclock-sync.toml";
 
@@ -91,12 +92,14 @@ pub struct DeviceConfig {
 #[derive(Debug, Clone)]
 pub enum DeviceKind {
     Biotime(BiotimeConfig),
+    Zk(ZkConfig),
 }
 
 impl DeviceKind {
     pub fn name(&self) -> &'static str {
         match self {
             DeviceKind::Biotime(_) => "biotime",
+            DeviceKind::Zk(_) => "zk",
         }
     }
 }
@@ -262,6 +265,10 @@ pub fn parse(
             ),
         )
     })?;
+    from_value(origin, value)
+}
+
+fn from_value(origin: &str, value: toml::Value) -> Result<Config, ConfigError> {
     let raw: RawConfig = value.try_into().map_err(|error: toml::de::Error| {
         ConfigError::new(
             origin,
@@ -402,11 +409,23 @@ fn build_device(
                     })?;
             DeviceKind::Biotime(validate_biotime(&at, config)?)
         }
+        "zk" => {
+            let config: ZkConfig = toml::Value::Table(table).try_into().map_err(
+                |error: toml::de::Error| {
+                    ConfigError::new(
+                        &at,
+                        error.message().trim().to_owned(),
+                        "a zk device takes address, transport, comm_key, timeout, disable_while_reading, clear_after_sync, serial",
+                    )
+                },
+            )?;
+            DeviceKind::Zk(validate_zk(&at, config)?)
+        }
         other => {
             return Err(ConfigError::new(
                 format!("{at} key `kind`"),
                 format!("unknown device kind '{other}'"),
-                "use kind = \"biotime\" (a BioTime / ZKBioTime server)",
+                "use kind = \"zk\" (a terminal read over port 4370) or kind = \"biotime\" (a BioTime / ZKBioTime server)",
             ));
         }
     };
@@ -455,57 +474,184 @@ fn validate_biotime(at: &str, mut config: BiotimeConfig) -> Result<BiotimeConfig
     Ok(config)
 }
 
-/// A configuration from environment variables alone (no TOML file).
-fn from_environment(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    if lookup("BIOTIME_URL").is_some() {
-        let mut text = String::from("[[device]]\nkind = \"biotime\"\n");
-        let keys = [
-            ("BIOTIME_NAME", "name"),
-            ("BIOTIME_URL", "url"),
-            ("BIOTIME_USERNAME", "username"),
-            ("BIOTIME_PASSWORD", "password"),
-            ("BIOTIME_AUTH", "auth"),
-            ("BIOTIME_TIMEZONE", "timezone"),
-        ];
-        for (variable, key) in keys {
-            match lookup(variable) {
-                Some(value) => text.push_str(&format!("{key} = {}\n", toml_string(&value))),
-                None if key == "name" => text.push_str("name = \"BioTime\"\n"),
-                None if matches!(key, "auth" | "timezone") => {}
-                None => {
-                    return Err(ConfigError::new(
-                        ".env",
-                        format!("BIOTIME_URL is set but {variable} is not"),
-                        format!("set {variable} in .env (see .env.example)"),
-                    ));
-                }
-            }
-        }
-        if let Some(scheme) = lookup("ID_SCHEME") {
-            text.insert_str(
-                0,
-                &format!("[sync]\nid_scheme = {}\n", toml_string(&scheme)),
-            );
-        }
-        let no_lookup = |_: &str| None;
-        return parse(".env", &text, false, &no_lookup);
-    }
-    if lookup("DEVICE_IPS").is_some() {
+fn validate_zk(at: &str, config: ZkConfig) -> Result<ZkConfig, ConfigError> {
+    if config.address.trim().is_empty() {
         return Err(ConfigError::new(
-            ".env",
-            "DEVICE_IPS configures ZK terminals read over port 4370, which this version cannot read yet",
-            "read the punches through BioTime instead: set BIOTIME_URL, BIOTIME_USERNAME and BIOTIME_PASSWORD, or write an iclock-sync.toml with a kind = \"biotime\" [[device]]",
+            format!("{at} key `address`"),
+            "is empty",
+            "write the terminal's IP address, e.g. address = \"192.168.1.201\" (port 4370 is the default)",
         ));
     }
-    Err(ConfigError::new(
-        DEFAULT_CONFIG_FILE,
-        "not found, and no BIOTIME_URL in the environment or .env",
-        "create iclock-sync.toml (see README.md) or pass --config PATH; `iclock-sync demo` shows the tool working without any configuration",
-    ))
+    if config.comm_key > 999_999 {
+        return Err(ConfigError::new(
+            format!("{at} key `comm_key`"),
+            format!("{} is out of range", config.comm_key),
+            "a comm key is 0 to 999999, as set in the terminal's menu (System → Comm → Comm Key)",
+        ));
+    }
+    if config.timeout < Duration::from_millis(100) {
+        return Err(ConfigError::new(
+            format!("{at} key `timeout`"),
+            "is too short",
+            "use at least \"1s\"; \"10s\" suits most networks",
+        ));
+    }
+    Ok(config)
 }
 
-fn toml_string(value: &str) -> String {
-    toml::Value::String(value.to_owned()).to_string()
+/// A configuration from environment variables alone (no TOML file): a BioTime server
+/// from `BIOTIME_*`, and the Python iclock-sync's terminals from `DEVICE_IPS` and
+/// friends (with its legacy ID scheme, so its cache and documents carry on).
+fn from_environment(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let mut devices = Vec::new();
+    if lookup("BIOTIME_URL").is_some() {
+        devices.push(biotime_from_environment(lookup)?);
+    }
+    let legacy = lookup("DEVICE_IPS").is_some();
+    if legacy {
+        devices.extend(terminals_from_environment(lookup)?);
+    }
+    if devices.is_empty() {
+        return Err(ConfigError::new(
+            DEFAULT_CONFIG_FILE,
+            "not found, and neither BIOTIME_URL nor DEVICE_IPS is set in the environment or .env",
+            "create iclock-sync.toml (see README.md) or pass --config PATH; `iclock-sync demo` shows the tool working without any configuration",
+        ));
+    }
+    let scheme = lookup("ID_SCHEME")
+        .unwrap_or_else(|| if legacy { "legacy-md5" } else { "native" }.to_owned());
+    let mut sync = toml::Table::new();
+    sync.insert("id_scheme".into(), toml::Value::String(scheme));
+    let mut root = toml::Table::new();
+    root.insert("sync".into(), toml::Value::Table(sync));
+    root.insert(
+        "device".into(),
+        toml::Value::Array(devices.into_iter().map(toml::Value::Table).collect()),
+    );
+    from_value(".env", toml::Value::Table(root))
+}
+
+fn biotime_from_environment(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<toml::Table, ConfigError> {
+    let mut device = toml::Table::new();
+    device.insert("kind".into(), "biotime".into());
+    device.insert(
+        "name".into(),
+        lookup("BIOTIME_NAME")
+            .unwrap_or_else(|| "BioTime".into())
+            .into(),
+    );
+    for (variable, key, required) in [
+        ("BIOTIME_URL", "url", true),
+        ("BIOTIME_USERNAME", "username", true),
+        ("BIOTIME_PASSWORD", "password", true),
+        ("BIOTIME_AUTH", "auth", false),
+        ("BIOTIME_TIMEZONE", "timezone", false),
+    ] {
+        match lookup(variable) {
+            Some(value) => {
+                device.insert(key.into(), value.into());
+            }
+            None if required => {
+                return Err(ConfigError::new(
+                    ".env",
+                    format!("BIOTIME_URL is set but {variable} is not"),
+                    format!("set {variable} in .env (see .env.example)"),
+                ));
+            }
+            None => {}
+        }
+    }
+    Ok(device)
+}
+
+/// The Python tool's keys: `DEVICE_IPS`, `DEVICE_NAMES` (same order), `DEVICE_PORT`
+/// and `DEVICE_TIMEOUT` (seconds) — the last two it parsed but ignored; we honour them.
+fn terminals_from_environment(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<toml::Table>, ConfigError> {
+    let list = |variable: &str| -> Vec<String> {
+        lookup(variable)
+            .unwrap_or_default()
+            .split(',')
+            .map(|item| item.trim().to_owned())
+            .filter(|item| !item.is_empty())
+            .collect()
+    };
+    let addresses = list("DEVICE_IPS");
+    if addresses.is_empty() {
+        return Err(ConfigError::new(
+            ".env",
+            "DEVICE_IPS is empty",
+            "list the terminals' IP addresses, separated by commas: DEVICE_IPS=192.168.1.201,192.168.1.202",
+        ));
+    }
+    let mut names = list("DEVICE_NAMES");
+    if names.is_empty() {
+        names = (1..=addresses.len())
+            .map(|index| format!("Device {index}"))
+            .collect();
+    }
+    if names.len() != addresses.len() {
+        return Err(ConfigError::new(
+            ".env",
+            format!(
+                "DEVICE_NAMES has {} name(s) for {} address(es) in DEVICE_IPS",
+                names.len(),
+                addresses.len()
+            ),
+            "give one name per address, in the same order, separated by commas",
+        ));
+    }
+    let port = match lookup("DEVICE_PORT") {
+        None => crate::source::zk::DEFAULT_PORT,
+        Some(text) => text.trim().parse::<u16>().map_err(|_| {
+            ConfigError::new(
+                ".env",
+                format!("DEVICE_PORT '{text}' is not a port number"),
+                "write DEVICE_PORT=4370",
+            )
+        })?,
+    };
+    let timeout = match lookup("DEVICE_TIMEOUT") {
+        None => "10s".to_owned(),
+        Some(text) => {
+            let seconds = duration::parse_with_default_unit(&text, "s").map_err(|problem| {
+                ConfigError::new(
+                    ".env",
+                    format!("DEVICE_TIMEOUT: {problem}"),
+                    "write the timeout in seconds, e.g. DEVICE_TIMEOUT=10",
+                )
+            })?;
+            format!("{}ms", seconds.as_millis())
+        }
+    };
+    Ok(names
+        .into_iter()
+        .zip(addresses)
+        .map(|(name, address)| {
+            let mut device = toml::Table::new();
+            device.insert("name".into(), name.into());
+            device.insert("kind".into(), "zk".into());
+            let address = if address.contains(':') {
+                address
+            } else {
+                format!("{address}:{port}")
+            };
+            device.insert("address".into(), address.into());
+            device.insert("timeout".into(), timeout.clone().into());
+            if let Some(zone) = lookup("DEVICE_TIMEZONE") {
+                device.insert("timezone".into(), zone.into());
+            }
+            if let Some(key) =
+                lookup("DEVICE_COMM_KEY").and_then(|key| key.trim().parse::<i64>().ok())
+            {
+                device.insert("comm_key".into(), key.into());
+            }
+            device
+        })
+        .collect())
 }
 
 /// The host's IANA zone, the default for devices that do not name one.
@@ -576,7 +722,9 @@ path = "punches.db"
         assert_eq!(config.sync.max_future_skew, Duration::from_secs(7200));
         let device = &config.devices[0];
         assert_eq!(device.timezone, chrono_tz::Indian::Maldives);
-        let DeviceKind::Biotime(biotime) = &device.kind;
+        let DeviceKind::Biotime(biotime) = &device.kind else {
+            panic!("not biotime")
+        };
         assert_eq!(biotime.url, "http://192.168.1.20:8081");
         assert_eq!(biotime.password.expose(), "s3cret");
         assert_eq!(
@@ -647,6 +795,60 @@ path = "punches.db"
     }
 
     #[test]
+    fn a_zk_terminal_is_configured_and_checked() {
+        let text = "[[device]]\nname = \"Gate\"\nkind = \"zk\"\naddress = \"192.168.1.201\"\ntransport = \"udp\"\ncomm_key = 123456\ntimeout = \"3s\"\nclear_after_sync = true\n";
+        let config = parse("f", text, false, &env).unwrap();
+        let DeviceKind::Zk(zk) = &config.devices[0].kind else {
+            panic!("not zk")
+        };
+        assert_eq!(zk.transport, crate::source::zk::TransportChoice::Udp);
+        assert_eq!((zk.comm_key, zk.timeout), (123_456, Duration::from_secs(3)));
+        assert!(zk.disable_while_reading && zk.clear_after_sync);
+
+        let message = error_for(&text.replace("123456", "1234567"));
+        assert!(
+            message.contains("key `comm_key`") && message.contains("999999"),
+            "{message}"
+        );
+        let message = error_for("[[device]]\nname = \"Gate\"\nkind = \"zk\"\n");
+        assert!(
+            message.contains("'Gate'") && message.contains("address"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_python_tools_env_becomes_zk_terminals_with_its_port_and_timeout() {
+        let vars = |name: &str| match name {
+            "DEVICE_IPS" => Some("192.168.1.201, 192.168.1.202".to_owned()),
+            "DEVICE_NAMES" => Some("Main gate,Staff room".to_owned()),
+            "DEVICE_PORT" => Some("5005".to_owned()),
+            "DEVICE_TIMEOUT" => Some("7".to_owned()),
+            _ => None,
+        };
+        let config = from_environment(&vars).unwrap();
+        assert_eq!(config.sync.id_scheme, IdScheme::LegacyMd5);
+        let names: Vec<&str> = config.devices.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, vec!["Main gate", "Staff room"]);
+        let DeviceKind::Zk(second) = &config.devices[1].kind else {
+            panic!("not zk")
+        };
+        assert_eq!(second.address, "192.168.1.202:5005");
+        assert_eq!(second.timeout, Duration::from_secs(7));
+
+        let mismatch = |name: &str| match name {
+            "DEVICE_IPS" => Some("192.168.1.201,192.168.1.202".to_owned()),
+            "DEVICE_NAMES" => Some("Only one".to_owned()),
+            _ => None,
+        };
+        let message = from_environment(&mismatch).unwrap_err().to_string();
+        assert!(
+            message.contains("DEVICE_NAMES has 1 name(s) for 2 address(es)"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn a_biotime_device_can_come_from_the_environment_alone() {
         let vars = |name: &str| match name {
             "BIOTIME_URL" => Some("http://10.0.0.5:8081".to_owned()),
@@ -655,7 +857,9 @@ path = "punches.db"
             _ => None,
         };
         let config = from_environment(&vars).unwrap();
-        let DeviceKind::Biotime(biotime) = &config.devices[0].kind;
+        let DeviceKind::Biotime(biotime) = &config.devices[0].kind else {
+            panic!("not biotime")
+        };
         assert_eq!(biotime.password.expose(), "p\"w");
         assert_eq!(config.devices[0].name, "BioTime");
 

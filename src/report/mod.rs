@@ -51,6 +51,8 @@ pub struct DeviceReport {
     pub not_delivered: u64,
     pub interrupted: bool,
     pub error: Option<ReportedError>,
+    /// What the device did after the cycle was recorded (e.g. its log was cleared).
+    pub note: Option<String>,
 }
 
 impl DeviceReport {

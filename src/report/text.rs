@@ -92,6 +92,21 @@ pub fn render(report: &CycleReport, verbose: bool) -> String {
             let _ = writeln!(out, "  error: {error}");
         }
     }
+    let notes: Vec<String> = report
+        .devices
+        .iter()
+        .filter_map(|device| {
+            device
+                .note
+                .as_ref()
+                .map(|note| format!("  {}: {note}", device.name))
+        })
+        .collect();
+    if !notes.is_empty() {
+        out.push('\n');
+        out.push_str(&notes.join("\n"));
+        out.push('\n');
+    }
 
     if report.dry_run && report.would_upload > 0 {
         out.push('\n');

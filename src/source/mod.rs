@@ -142,6 +142,12 @@ pub trait Source: Send {
     /// Moves the cursor past what was acknowledged; returns the cursor to persist.
     fn settle(&mut self, settlement: &Settlement) -> Option<Value>;
 
+    /// Runs once the cycle's results are durably recorded (a terminal's log may be
+    /// cleared then); returns a note for the summary.
+    async fn after_recorded(&mut self) -> Option<String> {
+        None
+    }
+
     /// Connectivity, credentials, counts and clock, for `iclock-sync devices`.
     async fn check(&mut self) -> DeviceCheck;
 }
@@ -159,5 +165,8 @@ pub fn open(
         crate::config::DeviceKind::Biotime(config) => Ok(Box::new(biotime::BiotimeSource::new(
             label, config, cursor,
         )?)),
+        crate::config::DeviceKind::Zk(config) => {
+            Ok(Box::new(zk::ZkSource::new(label, config, cursor)))
+        }
     }
 }

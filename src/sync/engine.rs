@@ -254,8 +254,17 @@ impl Engine {
         }
         if recorded {
             crash_point::reached(crash_point::BEFORE_CURSOR_SAVE);
-            if let Err(error) = cursors.save() {
-                report.problems.push(error.to_string());
+            match cursors.save() {
+                Ok(()) => {
+                    let notes = futures::future::join_all(
+                        sources.iter_mut().map(|source| source.after_recorded()),
+                    )
+                    .await;
+                    for (device, note) in report.devices.iter_mut().zip(notes) {
+                        device.note = note;
+                    }
+                }
+                Err(error) => report.problems.push(error.to_string()),
             }
         }
         report.cache_file = ledger.cache.path().display().to_string();

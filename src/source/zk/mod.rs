@@ -1,3 +1,562 @@
-//! ZKTeco terminals read directly over the ZK binary protocol.
+//! ZKTeco terminals read directly over the ZK binary protocol (TCP or UDP port 4370).
+//!
+//! The protocol has no "read since": every cycle reads the whole attendance log. So
+//! that unchanged history is not decoded and checked again each time, the cursor keeps
+//! how many records at the start of the log were already handled and a SHA-256 of
+//! those bytes; when the log still starts with exactly those bytes, only the records
+//! after them are passed on. A cleared or replaced log simply fails the comparison and
+//! is read in full (the dedup cache and the sinks keep that harmless).
+//!
+//! While reading, the terminal is disabled (keypad locked) so no punch lands mid-read,
+//! and it is enabled again whatever happens — over a new connection if the old one
+//! broke. With `clear_after_sync` the log is cleared only when everything read was
+//! delivered and the terminal's counter shows no punch arrived since the read.
 
+pub mod client;
 pub mod codec;
+mod config;
+mod transport;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{Datelike, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+pub use client::{Connection, ZkError};
+pub use config::{DEFAULT_PORT, TransportChoice, ZkConfig, default_timeout};
+pub use transport::{TransportError, TransportKind};
+
+use self::codec::attendance::{self, AttendanceLayout, AttendanceRecord, Identity};
+use crate::punch::{DeviceLabel, SourceKind};
+use crate::source::{
+    DeviceCheck, FetchEnd, FetchPlan, Fetched, RecordTime, Settlement, Source, SourceError,
+    SourceErrorKind, SourceRecord,
+};
+
+/// Records handed on per batch.
+const BATCH: usize = 1000;
+
+/// Where the next read starts: the log prefix already handled.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct LogCursor {
+    serial: String,
+    record_size: usize,
+    records: usize,
+    prefix_sha256: String,
+}
+
+/// One read of the log, kept until the cycle settles.
+struct LogRead {
+    serial: Arc<str>,
+    layout: AttendanceLayout,
+    /// The whole buffer as read (`u32 total` then the records).
+    buffer: Vec<u8>,
+    /// Records at the start that the cursor already covered.
+    skipped: usize,
+    /// Records passed on this cycle, after the skipped ones.
+    sent: usize,
+    /// The terminal's punch counter at the time of the read.
+    counted: u32,
+}
+
+impl LogRead {
+    fn records(&self) -> &[u8] {
+        attendance::split_log(&self.buffer).unwrap_or_default()
+    }
+
+    fn record_count(&self) -> usize {
+        self.records().len() / self.layout.size()
+    }
+}
+
+pub struct ZkSource {
+    label: Arc<DeviceLabel>,
+    config: ZkConfig,
+    cursor: LogCursor,
+    last_read: Option<LogRead>,
+    /// With `clear_after_sync`: the punch count to find before clearing, or why not.
+    clear: Option<Result<u32, String>>,
+}
+
+impl ZkSource {
+    pub fn new(label: Arc<DeviceLabel>, config: &ZkConfig, cursor: Option<&Value>) -> ZkSource {
+        ZkSource {
+            label,
+            config: config.clone(),
+            cursor: cursor
+                .and_then(|value| serde_json::from_value(value.clone()).ok())
+                .unwrap_or_default(),
+            last_read: None,
+            clear: None,
+        }
+    }
+
+    fn who(&self) -> String {
+        format!("device '{}' ({})", self.label.name, self.config.address)
+    }
+
+    fn error(&self, error: ZkError) -> SourceError {
+        let who = self.who();
+        let (kind, message) = match error {
+            ZkError::Connect { transport, source } => (
+                SourceErrorKind::Unreachable,
+                format!(
+                    "{who}: cannot connect over {transport} ({source}) — check the address and that the terminal is on; a terminal that only speaks UDP needs transport = \"udp\" or \"auto\""
+                ),
+            ),
+            ZkError::Timeout { what, timeout } => (
+                SourceErrorKind::Unreachable,
+                format!(
+                    "{who}: no answer within {} s to {what} — check the address and the network, and that no other program is using the terminal; raise `timeout` for slow links",
+                    timeout.as_secs_f32()
+                ),
+            ),
+            ZkError::Transport(TransportError::Closed) => (
+                SourceErrorKind::Unreachable,
+                format!(
+                    "{who}: the terminal closed the connection mid-read; nothing from this read was delivered, it is read again next cycle"
+                ),
+            ),
+            ZkError::Transport(TransportError::Io(error)) => (
+                SourceErrorKind::Unreachable,
+                format!(
+                    "{who}: the connection failed ({error}); nothing from this read was delivered, it is read again next cycle"
+                ),
+            ),
+            ZkError::CommKeyRejected => (
+                SourceErrorKind::Configuration,
+                format!(
+                    "{who}: comm key rejected — set comm_key in [[device]] '{}' to the value in the terminal's menu (System → Comm → Comm Key)",
+                    self.label.name
+                ),
+            ),
+            other => (SourceErrorKind::Protocol, format!("{who}: {other}")),
+        };
+        SourceError::new(kind, message)
+    }
+
+    async fn resolve(&self) -> Result<SocketAddr, SourceError> {
+        let (host, port) = split_address(&self.config.address);
+        let mut addresses = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|error| {
+                SourceError::new(
+                    SourceErrorKind::Configuration,
+                    format!(
+                        "{}: cannot resolve '{host}' ({error}) — check `address`",
+                        self.who()
+                    ),
+                )
+            })?;
+        addresses.next().ok_or_else(|| {
+            SourceError::new(
+                SourceErrorKind::Configuration,
+                format!("{}: '{host}' has no address — check `address`", self.who()),
+            )
+        })
+    }
+
+    /// Connects over the configured transport (TCP first, then UDP, for `auto`).
+    async fn connect(&self) -> Result<Connection, SourceError> {
+        let address = self.resolve().await?;
+        let open =
+            |kind| Connection::open(address, kind, self.config.comm_key, self.config.timeout);
+        let result = match self.config.transport {
+            TransportChoice::Tcp => open(TransportKind::Tcp).await,
+            TransportChoice::Udp => open(TransportKind::Udp).await,
+            TransportChoice::Auto => match open(TransportKind::Tcp).await {
+                Err(ZkError::Connect { .. }) => open(TransportKind::Udp).await,
+                other => other,
+            },
+        };
+        result.map_err(|error| self.error(error))
+    }
+
+    /// Reads serial, counters and the whole log (and the user table when records name
+    /// users by index), with the terminal disabled meanwhile.
+    async fn read_device(&self) -> Result<(LogRead, HashMap<u16, String>), SourceError> {
+        let mut connection = self.connect().await?;
+        let disabled = self.config.disable_while_reading
+            && match connection.disable().await {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(device = %self.label.name, "cannot disable the terminal while reading: {error}");
+                    false
+                }
+            };
+        let read = self.read_log(&mut connection).await;
+        if disabled {
+            self.enable_again(&mut connection).await;
+        }
+        connection.close().await;
+        read.map_err(|error| self.error(error))
+    }
+
+    async fn read_log(
+        &self,
+        connection: &mut Connection,
+    ) -> Result<(LogRead, HashMap<u16, String>), ZkError> {
+        let serial = match &self.config.serial {
+            Some(serial) => serial.clone(),
+            None => connection.option("~SerialNumber").await?.ok_or_else(|| {
+                ZkError::Protocol(format!(
+                    "the terminal does not report its serial number — set serial = \"...\" in [[device]] '{}' (it is on the terminal's label)",
+                    self.label.name
+                ))
+            })?,
+        };
+        let counters = connection.counters().await?;
+        let buffer = connection.attendance_log().await?;
+        let records =
+            attendance::split_log(&buffer).map_err(|error| ZkError::Protocol(error.to_string()))?;
+        let current_year = Utc::now()
+            .with_timezone(&self.label.timezone)
+            .year()
+            .max(2000) as u32;
+        let layout = attendance::detect_layout(records, counters.records, current_year)
+            .map_err(|error| ZkError::Protocol(error.to_string()))?;
+        let users = match layout {
+            AttendanceLayout::Compact { .. } => connection
+                .users(counters.users)
+                .await?
+                .1
+                .into_iter()
+                .map(|user| (user.uid, user.user_id))
+                .collect(),
+            _ => HashMap::new(),
+        };
+        let read = LogRead {
+            serial: Arc::from(serial),
+            layout,
+            buffer,
+            skipped: 0,
+            sent: 0,
+            counted: counters.records,
+        };
+        Ok((read, users))
+    }
+
+    /// Enables the terminal again; if the connection broke, over a fresh one.
+    async fn enable_again(&self, connection: &mut Connection) {
+        if connection.enable().await.is_ok() {
+            return;
+        }
+        let result = match self.connect().await {
+            Ok(mut fresh) => {
+                let result = fresh.enable().await.map_err(|error| self.error(error));
+                fresh.close().await;
+                result
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = result {
+            tracing::error!(
+                device = %self.label.name,
+                "could not enable the terminal again after reading; it re-enables itself when restarted: {error}"
+            );
+        }
+    }
+
+    /// How many records at the start of `read` the cursor already covers.
+    fn already_handled(&self, read: &LogRead) -> usize {
+        let cursor = &self.cursor;
+        let size = read.layout.size();
+        let prefix = read.records().get(..cursor.records * size);
+        match prefix {
+            Some(prefix)
+                if cursor.serial == *read.serial
+                    && cursor.record_size == size
+                    && sha256_hex(prefix) == cursor.prefix_sha256 =>
+            {
+                cursor.records
+            }
+            _ => 0,
+        }
+    }
+
+    fn to_fetched(
+        &self,
+        serial: &Arc<str>,
+        index: usize,
+        bytes: &[u8],
+        layout: AttendanceLayout,
+        users: &HashMap<u16, String>,
+    ) -> Fetched {
+        let record = attendance::decode_record(bytes, layout);
+        let user_id = match &record.identity {
+            Identity::Pin(pin) => pin.clone(),
+            Identity::Index(uid) => match users.get(uid) {
+                Some(user_id) => user_id.clone(),
+                None => {
+                    return Fetched::Undecodable {
+                        source_key: format!("zk:{serial}:uid{uid}:{:08x}", record.time.to_packed()),
+                        reason: format!(
+                            "user index {uid} is not in the terminal's user table (a deleted user?), so the PIN cannot be known"
+                        ),
+                        raw: describe_raw(index, bytes, layout),
+                    };
+                }
+            },
+        };
+        let time = match record.time.to_datetime() {
+            Some(time) => RecordTime::Valid(time),
+            None => RecordTime::Invalid(record.time.text()),
+        };
+        Fetched::Record(SourceRecord {
+            source: SourceKind::Zk,
+            source_key: source_key(serial, &user_id, &record),
+            serial: Arc::clone(serial),
+            user_id,
+            time,
+            state: i32::from(record.state),
+            verify_mode: i32::from(record.verify),
+            work_code: match layout {
+                AttendanceLayout::Extended => record.work_code.to_string(),
+                _ => String::new(),
+            },
+        })
+    }
+
+    async fn clear_log(&self, expected: u32) -> Result<u32, String> {
+        let mut connection = self.connect().await.map_err(|error| error.message)?;
+        let result = async {
+            connection.disable().await?;
+            let now = connection.counters().await?.records;
+            if now != expected {
+                return Ok(Err(format!(
+                    "the terminal now holds {now} punches, {expected} were read; the new ones are read first"
+                )));
+            }
+            connection.clear_attendance().await?;
+            Ok::<_, ZkError>(Ok(expected))
+        }
+        .await;
+        self.enable_again(&mut connection).await;
+        connection.close().await;
+        result.map_err(|error| self.error(error).message)?
+    }
+}
+
+/// `zk:{serial}:{PIN}:{packed time}:{state}:{verify}` — the pull dedupe key of spec D.3.
+fn source_key(serial: &str, user_id: &str, record: &AttendanceRecord) -> String {
+    format!(
+        "zk:{serial}:{user_id}:{:08x}:{}:{}",
+        record.time.to_packed(),
+        record.state,
+        record.verify
+    )
+}
+
+fn describe_raw(index: usize, bytes: &[u8], layout: AttendanceLayout) -> Value {
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    json!({ "record_index": index, "record_size": layout.size(), "bytes": hex })
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// `host`, `host:port`, `[v6]:port` → host and port (default 4370).
+fn split_address(address: &str) -> (String, u16) {
+    if let Ok(socket) = address.parse::<SocketAddr>() {
+        return (socket.ip().to_string(), socket.port());
+    }
+    match address.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => match port.parse() {
+            Ok(port) => (host.to_owned(), port),
+            Err(_) => (address.to_owned(), DEFAULT_PORT),
+        },
+        _ => (address.trim_matches(['[', ']']).to_owned(), DEFAULT_PORT),
+    }
+}
+
+#[async_trait]
+impl Source for ZkSource {
+    fn label(&self) -> &Arc<DeviceLabel> {
+        &self.label
+    }
+
+    fn kind(&self) -> &'static str {
+        "zk"
+    }
+
+    fn location(&self) -> String {
+        self.config.address.clone()
+    }
+
+    async fn fetch(
+        &mut self,
+        plan: &FetchPlan,
+        out: &mpsc::Sender<Vec<Fetched>>,
+    ) -> Result<FetchEnd, SourceError> {
+        if plan.shutdown.is_requested() {
+            return Ok(FetchEnd::Interrupted);
+        }
+        // The read is not cut short by Ctrl-C: it is bounded by the timeouts, and
+        // leaving it halfway could leave the terminal disabled.
+        let (mut read, users) = self.read_device().await?;
+        read.skipped = if plan.since.is_some() {
+            0
+        } else {
+            self.already_handled(&read)
+        };
+        let layout = read.layout;
+        let size = layout.size();
+        let records = read.records();
+        let mut sent = 0;
+        let mut end = FetchEnd::Complete;
+        for chunk in records
+            .chunks_exact(size)
+            .enumerate()
+            .skip(read.skipped)
+            .collect::<Vec<_>>()
+            .chunks(BATCH)
+        {
+            let batch: Vec<Fetched> = chunk
+                .iter()
+                .map(|(index, bytes)| self.to_fetched(&read.serial, *index, bytes, layout, &users))
+                .collect();
+            if out.send(batch).await.is_err() {
+                end = FetchEnd::Interrupted;
+                break;
+            }
+            sent += chunk.len();
+        }
+        read.sent = sent;
+        self.last_read = Some(read);
+        Ok(end)
+    }
+
+    fn settle(&mut self, settlement: &Settlement) -> Option<Value> {
+        let read = self.last_read.take()?;
+        if settlement.discard {
+            return None;
+        }
+        let first_unhandled = settlement.unhandled.iter().min().copied();
+        let handled = read.skipped + first_unhandled.unwrap_or(read.sent).min(read.sent);
+        let size = read.layout.size();
+        let prefix = read.records().get(..handled * size).unwrap_or_default();
+        self.cursor = LogCursor {
+            serial: read.serial.to_string(),
+            record_size: size,
+            records: handled,
+            prefix_sha256: sha256_hex(prefix),
+        };
+        if self.config.clear_after_sync {
+            let everything = read.record_count();
+            self.clear = Some(if settlement.complete && handled == everything {
+                Ok(read.counted)
+            } else {
+                Err(format!(
+                    "{} of the {everything} punches read are not delivered yet",
+                    everything - handled
+                ))
+            });
+        }
+        serde_json::to_value(&self.cursor).ok()
+    }
+
+    async fn after_recorded(&mut self) -> Option<String> {
+        Some(match self.clear.take()? {
+            Ok(expected) => match self.clear_log(expected).await {
+                Ok(count) => format!("log cleared ({count} punches, all delivered)"),
+                Err(reason) => format!("log not cleared: {reason}"),
+            },
+            Err(reason) => format!("log not cleared: {reason}"),
+        })
+    }
+
+    async fn check(&mut self) -> DeviceCheck {
+        let mut check = DeviceCheck::default();
+        let mut connection = match self.connect().await {
+            Ok(connection) => connection,
+            Err(error) => {
+                check.reachable = error.kind != SourceErrorKind::Unreachable;
+                check.auth_ok = check.reachable.then_some(false);
+                check.error = Some(error);
+                return check;
+            }
+        };
+        check.reachable = true;
+        check.auth_ok = Some(true);
+        let facts = async {
+            let mut facts = vec![("transport".to_owned(), connection.kind().name().to_owned())];
+            for (label, key) in [
+                ("serial", "~SerialNumber"),
+                ("platform", "~Platform"),
+                ("model", "~DeviceName"),
+            ] {
+                if let Some(value) = connection.option(key).await? {
+                    facts.push((label.to_owned(), value));
+                }
+            }
+            facts.push(("firmware".to_owned(), connection.firmware().await?));
+            let clock = connection.device_time().await?;
+            let counters = connection.counters().await?;
+            let log_bytes = connection.attendance_log_size().await?;
+            Ok::<_, ZkError>((facts, clock, counters, log_bytes))
+        }
+        .await;
+        connection.close().await;
+        match facts {
+            Ok((facts, clock, counters, log_bytes)) => {
+                check.facts = facts;
+                if let Some(clock) = clock.to_datetime() {
+                    let host = Utc::now().with_timezone(&self.label.timezone).naive_local();
+                    check.clock_drift = Some(clock - host);
+                    check.device_clock = Some(clock);
+                }
+                check.punches = Some(u64::from(counters.records));
+                check
+                    .facts
+                    .push(("users".into(), counters.users.to_string()));
+                check.facts.push((
+                    "capacity".into(),
+                    format!(
+                        "{} of {} punches",
+                        counters.records, counters.record_capacity
+                    ),
+                ));
+                let size = match counters.records {
+                    0 => "unknown (the log is empty)".to_owned(),
+                    records => format!("{} bytes", log_bytes / records),
+                };
+                check.facts.push(("record size".into(), size));
+            }
+            Err(error) => check.error = Some(self.error(error)),
+        }
+        check
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_take_an_optional_port() {
+        assert_eq!(
+            split_address("192.168.1.201"),
+            ("192.168.1.201".into(), 4370)
+        );
+        assert_eq!(
+            split_address("192.168.1.201:5005"),
+            ("192.168.1.201".into(), 5005)
+        );
+        assert_eq!(
+            split_address("clock.school.local"),
+            ("clock.school.local".into(), 4370)
+        );
+        assert_eq!(split_address("[::1]:4371"), ("::1".into(), 4371));
+        assert_eq!(split_address("::1"), ("::1".into(), 4370));
+    }
+}
