@@ -88,6 +88,8 @@ pub struct DemoArgs {
 pub enum Simulator {
     /// A BioTime server's REST API (login, transactions, terminals) on a local port.
     Biotime(crate::simulate::biotime::SimulatorArgs),
+    /// A ZKTeco terminal speaking the ZK binary protocol (TCP, or UDP with --udp).
+    Zk(crate::simulate::zk::ZkSimulatorArgs),
 }
 
 impl Cli {

@@ -5,3 +5,4 @@
 
 pub mod biotime;
 pub mod random;
+pub mod zk;
