@@ -6,15 +6,22 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 use iclock_sync::cli::{Cli, Command};
+use iclock_sync::commands;
+use iclock_sync::config::Environment;
 use iclock_sync::exit::Exit;
 use iclock_sync::output::Output;
-use iclock_sync::{commands, config};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_checked();
     // Before logging starts, so that RUST_LOG may come from .env too.
-    let dotenv = config::load_dotenv();
-    init_logging(&cli);
+    let environment = Environment::load();
+    init_logging(
+        &cli,
+        environment
+            .as_ref()
+            .ok()
+            .map(|(environment, _)| environment),
+    );
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -26,14 +33,24 @@ fn main() -> ExitCode {
         }
     };
     let output = Output::from_cli(&cli);
-    if let Err(error) = dotenv {
-        return output.error(&error.to_string(), Exit::Configuration).into();
-    }
+    let environment = match environment {
+        Ok((environment, warnings)) => {
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
+            environment
+        }
+        Err(error) => return output.error(&error.to_string(), Exit::Configuration).into(),
+    };
     let exit = runtime.block_on(async {
         match cli.command {
-            None => commands::sync::run(cli.config, &cli.sync, &output).await,
-            Some(Command::BuildCache) => commands::build_cache::run(cli.config, &output),
-            Some(Command::Devices) => commands::devices::run(cli.config, &output).await,
+            None => commands::sync::run(cli.config, &environment, &cli.sync, &output).await,
+            Some(Command::BuildCache) => {
+                commands::build_cache::run(cli.config, &environment, &output)
+            }
+            Some(Command::Devices) => {
+                commands::devices::run(cli.config, &environment, &output).await
+            }
             Some(Command::Demo(args)) => commands::demo::run(&args, &output).await,
             Some(Command::Simulate(simulator)) => commands::simulate::run(simulator).await,
         }
@@ -41,14 +58,17 @@ fn main() -> ExitCode {
     exit.into()
 }
 
-fn init_logging(cli: &Cli) {
+fn init_logging(cli: &Cli, environment: Option<&Environment>) {
     let default = match (cli.quiet, cli.verbose) {
         (true, _) => "warn",
         (false, 0) => "warn,iclock_sync=info",
         (false, 1) => "info,iclock_sync=debug",
         (false, _) => "debug",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = environment
+        .and_then(|environment| environment.get("RUST_LOG"))
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cache::{CACHE_FILE_NAME, CacheError, DedupCache};
-use crate::config::{self, LoadOptions};
+use crate::config::{self, Environment, LoadOptions};
 use crate::exit::Exit;
 use crate::instance_lock::InstanceLock;
 use crate::output::Output;
@@ -35,11 +35,12 @@ struct BuildReport {
     corrupt_cache_moved_to: Option<String>,
 }
 
-pub fn run(config_path: Option<PathBuf>, output: &Output) -> Exit {
-    let settings = match config::load_settings(&LoadOptions {
+pub fn run(config_path: Option<PathBuf>, environment: &Environment, output: &Output) -> Exit {
+    let options = LoadOptions {
         path: config_path,
         dry_run: true,
-    }) {
+    };
+    let settings = match config::load_settings(&options, environment) {
         Ok(settings) => settings,
         Err(error) => return output.error(&error.to_string(), Exit::Configuration),
     };

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::config::{self, DeviceConfig, LoadOptions};
+use crate::config::{self, DeviceConfig, Environment, LoadOptions};
 use crate::exit::Exit;
 use crate::output::Output;
 use crate::punch::WALL_TIME_FORMAT;
@@ -29,11 +29,12 @@ struct DeviceStatus {
     error: Option<ReportedError>,
 }
 
-pub async fn run(config_path: Option<PathBuf>, output: &Output) -> Exit {
-    let config = match config::load(&LoadOptions {
+pub async fn run(config_path: Option<PathBuf>, environment: &Environment, output: &Output) -> Exit {
+    let options = LoadOptions {
         path: config_path,
         dry_run: true,
-    }) {
+    };
+    let config = match config::load(&options, environment) {
         Ok(config) => config,
         Err(error) => return output.error(&error.to_string(), Exit::Configuration),
     };

@@ -5,17 +5,25 @@ use std::path::PathBuf;
 use tokio::time::Instant;
 
 use crate::cli::SyncArgs;
-use crate::config::{self, Config, LoadOptions};
+use crate::config::{self, Config, Environment, LoadOptions};
 use crate::exit::Exit;
 use crate::output::Output;
 use crate::shutdown;
 use crate::sync::Engine;
 
-pub async fn run(config_path: Option<PathBuf>, args: &SyncArgs, output: &Output) -> Exit {
-    let loaded = config::load(&LoadOptions {
-        path: config_path,
-        dry_run: args.dry_run,
-    });
+pub async fn run(
+    config_path: Option<PathBuf>,
+    environment: &Environment,
+    args: &SyncArgs,
+    output: &Output,
+) -> Exit {
+    let loaded = config::load(
+        &LoadOptions {
+            path: config_path,
+            dry_run: args.dry_run,
+        },
+        environment,
+    );
     match loaded {
         Ok(config) => run_with(&config, args, output).await,
         Err(error) => output.error(&error.to_string(), Exit::Configuration),

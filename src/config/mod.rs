@@ -1,12 +1,14 @@
-//! Configuration: `iclock-sync.toml` (or `--config PATH`), `.env`, and `${ENV}`
-//! references, turned into a validated [`Config`] — or a [`ConfigError`] that names the
-//! file, the key and the fix, which the binary reports with exit code 2.
+//! Configuration: `iclock-sync.toml` (or `--config PATH`), `.env` (see
+//! [`Environment`]), and `${ENV}` references, turned into a validated [`Config`] — or a
+//! [`ConfigError`] that names the file, the key and the fix, which the binary reports
+//! with exit code 2.
 //!
 //! Without a TOML file, a BioTime server can be configured from the environment alone
 //! (`BIOTIME_URL`, `BIOTIME_USERNAME`, `BIOTIME_PASSWORD`, ...; see `.env.example`).
 //! Relative paths are relative to the working directory, as with the Python tool.
 
 mod env_expand;
+mod environment;
 mod secret;
 
 use std::collections::HashSet;
@@ -16,6 +18,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
+pub use environment::Environment;
 pub use secret::Secret;
 
 use crate::duration;
@@ -151,25 +154,9 @@ pub struct LoadOptions {
     pub dry_run: bool,
 }
 
-/// Loads `.env` from the working directory into the process environment (existing
-/// variables win, as with python-dotenv).
-pub fn load_dotenv() -> Result<(), ConfigError> {
-    let path = Path::new(".env");
-    if !path.exists() {
-        return Ok(());
-    }
-    dotenvy::from_path(path).map_err(|error| {
-        ConfigError::new(
-            ".env",
-            format!("cannot be read: {error}"),
-            "each line must look like KEY=value (see .env.example)",
-        )
-    })
-}
-
 /// Reads and validates the configuration.
-pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
-    let lookup = |name: &str| std::env::var(name).ok();
+pub fn load(options: &LoadOptions, environment: &Environment) -> Result<Config, ConfigError> {
+    let lookup = |name: &str| environment.get(name);
     match read_file(options)? {
         Some((origin, text)) => parse(&origin, &text, options.dry_run, &lookup),
         None => from_environment(&lookup),
@@ -179,7 +166,10 @@ pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
 /// Only the `[sync]` settings (paths, ID scheme), for commands that touch no device:
 /// from the configuration file if there is one, else the defaults (the Python tool's
 /// `cache/` and `output/` layout).
-pub fn load_settings(options: &LoadOptions) -> Result<SyncSettings, ConfigError> {
+pub fn load_settings(
+    options: &LoadOptions,
+    environment: &Environment,
+) -> Result<SyncSettings, ConfigError> {
     let Some((origin, text)) = read_file(options)? else {
         return Ok(SyncSettings::default());
     };
@@ -188,7 +178,7 @@ pub fn load_settings(options: &LoadOptions) -> Result<SyncSettings, ConfigError>
         .get("sync")
         .cloned()
         .unwrap_or(toml::Value::Table(toml::Table::new()));
-    let lookup = |name: &str| std::env::var(name).ok();
+    let lookup = |name: &str| environment.get(name);
     env_expand::expand(&mut sync, &[], &lookup).map_err(|unresolved| {
         ConfigError::new(
             format!("{origin}: [sync]"),

@@ -296,3 +296,134 @@ pub fn interrupt(child: &tokio::process::Child) {
         .expect("run kill");
     assert!(sent.success());
 }
+
+/// A stored punch with the fields tests compare.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StoredRow {
+    pub serial: String,
+    pub user_id: String,
+    pub local_time: String,
+    pub state: i64,
+    pub verify: i64,
+}
+
+impl Workspace {
+    pub async fn stored_rows(&self) -> Vec<StoredRow> {
+        let options = SqliteConnectOptions::new()
+            .filename(self.database())
+            .read_only(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .expect("open the database");
+        let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+            "SELECT device_serial, user_id, local_time, punch_state, verify_mode FROM punches",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("read punches");
+        pool.close().await;
+        let mut rows: Vec<StoredRow> = rows
+            .into_iter()
+            .map(|(serial, user_id, local_time, state, verify)| StoredRow {
+                serial,
+                user_id,
+                local_time,
+                state,
+                verify,
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+}
+
+pub mod zk {
+    //! Simulated terminals for the tests.
+
+    use super::StoredRow;
+    use iclock_sync::simulate::biotime::now_local;
+    use iclock_sync::simulate::zk::{
+        TerminalProfile, TerminalSpec, ZkSimulator, generate, layout_of,
+    };
+    use iclock_sync::source::zk::TransportKind;
+    use iclock_sync::source::zk::codec::attendance::{AttendanceLayout, Identity};
+
+    pub fn profile(serial: &str, layout: AttendanceLayout, comm_key: u32) -> TerminalProfile {
+        TerminalProfile {
+            serial: serial.into(),
+            comm_key,
+            layout,
+            fail_after_chunks: None,
+        }
+    }
+
+    pub async fn terminal(
+        kind: TransportKind,
+        profile: TerminalProfile,
+        punches: u64,
+        bad_records: u32,
+        seed: u64,
+    ) -> ZkSimulator {
+        let data = generate(&TerminalSpec {
+            users: 60,
+            punches,
+            bad_records,
+            seed,
+            anchor: now_local(),
+            layout: profile.layout,
+        });
+        ZkSimulator::start_local(kind, profile, data)
+            .await
+            .expect("terminal starts")
+    }
+
+    pub fn layout(record_size: usize) -> AttendanceLayout {
+        layout_of(record_size)
+    }
+
+    /// What the terminal holds, as the sink should store it: plausible records only,
+    /// PINs resolved through the user table.
+    pub fn expected_rows(sim: &ZkSimulator, serial: &str) -> Vec<StoredRow> {
+        let users = sim.users();
+        let now = now_local();
+        let mut rows: Vec<StoredRow> = sim
+            .records()
+            .into_iter()
+            .filter_map(|record| {
+                let user_id = match record.identity {
+                    Identity::Pin(pin) => pin,
+                    Identity::Index(uid) => {
+                        users.iter().find(|user| user.uid == uid)?.user_id.clone()
+                    }
+                };
+                let time = record.time.to_datetime()?;
+                if user_id.is_empty() || time > now + chrono::Duration::days(1) {
+                    return None;
+                }
+                Some(StoredRow {
+                    serial: serial.to_owned(),
+                    user_id,
+                    local_time: time.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    state: i64::from(record.state),
+                    verify: i64::from(record.verify),
+                })
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    /// A config entry for a simulated terminal.
+    pub fn device(name: &str, sim: &ZkSimulator, extra: &str) -> String {
+        let transport = match sim.kind() {
+            TransportKind::Tcp => "tcp",
+            TransportKind::Udp => "udp",
+        };
+        format!(
+            "[[device]]\nname = \"{name}\"\nkind = \"zk\"\naddress = \"{}\"\ntransport = \"{transport}\"\n{extra}\n",
+            sim.address()
+        )
+    }
+}

@@ -46,15 +46,16 @@ pub fn generate(spec: &TerminalSpec) -> TerminalData {
         })
         .collect();
     let mut random = Random::new(spec.seed);
-    // About two punches per user per working day, spread up to the anchor.
+    // About two punches per user per working day, evenly spread up to the anchor with
+    // some jitter; times strictly increase, so no two punches coincide.
     let days = (spec.punches / (u64::from(count) * 2)).max(1) as i64;
     let span = Duration::days(days).num_seconds();
     let step = (span / spec.punches.max(1) as i64).max(1);
-    let mut time = spec.anchor - Duration::seconds(span);
+    let start = spec.anchor - Duration::seconds(span);
     let mut last_state = vec![1u8; usize::from(count) + 1];
     let mut records = Vec::with_capacity(spec.punches as usize + spec.bad_records as usize);
-    for _ in 0..spec.punches {
-        time = (time + Duration::seconds(random.between(1, 2 * step - 1))).min(spec.anchor);
+    for index in 0..spec.punches as i64 {
+        let time = start + Duration::seconds(index * step + random.between(0, step / 2));
         let uid = random.between(1, i64::from(count)) as u16;
         let state = 1 - last_state[usize::from(uid)];
         last_state[usize::from(uid)] = state;
@@ -105,13 +106,8 @@ fn bad_record(
     index: u32,
     random: &mut Random,
 ) -> AttendanceRecord {
-    let mut broken = record(
-        spec.layout,
-        user,
-        spec.anchor - Duration::hours(1),
-        0,
-        random,
-    );
+    let when = spec.anchor - Duration::hours(1) + Duration::minutes(i64::from(index));
+    let mut broken = record(spec.layout, user, when, 0, random);
     match index % 3 {
         0 => {
             broken.time = DeviceTime {
@@ -120,7 +116,7 @@ fn bad_record(
                 ..broken.time
             }
         }
-        1 => broken.time = DeviceTime::from_datetime(spec.anchor + Duration::days(400)),
+        1 => broken.time = DeviceTime::from_datetime(when + Duration::days(400)),
         _ => match spec.layout {
             AttendanceLayout::Pin { .. } => broken.identity = Identity::Pin(String::new()),
             AttendanceLayout::Compact { .. } => {

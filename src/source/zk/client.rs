@@ -45,6 +45,24 @@ pub enum ZkError {
     Protocol(String),
 }
 
+impl ZkError {
+    /// Whether the terminal dropped the connection (closed or reset it).
+    pub fn is_dropped_connection(&self) -> bool {
+        use std::io::ErrorKind;
+        match self {
+            ZkError::Transport(TransportError::Closed) => true,
+            ZkError::Transport(TransportError::Io(error)) => matches!(
+                error.kind(),
+                ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::BrokenPipe
+                    | ErrorKind::UnexpectedEof
+            ),
+            _ => false,
+        }
+    }
+}
+
 pub struct Connection {
     transport: Transport,
     session: u16,

@@ -117,7 +117,7 @@ impl ZkSource {
                     timeout.as_secs_f32()
                 ),
             ),
-            ZkError::Transport(TransportError::Closed) => (
+            error if error.is_dropped_connection() => (
                 SourceErrorKind::Unreachable,
                 format!(
                     "{who}: the terminal closed the connection mid-read; nothing from this read was delivered, it is read again next cycle"
