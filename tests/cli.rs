@@ -231,25 +231,34 @@ async fn devices_reports_reachability_credentials_counts_and_clock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_delivers_once_and_the_second_demo_finds_nothing_new() {
     let workspace = Workspace::new();
-    let first = workspace
-        .run(&["--json", "demo", "--employees", "40", "--days", "2"])
-        .await;
+    let args = ["--json", "demo", "--employees", "40", "--days", "2"];
+    let device = |run: &support::Run, name: &str| {
+        run.summary()["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|device| device["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no device {name}"))
+    };
+    let first = workspace.run(&args).await;
     assert_eq!(first.code, Some(0), "{}", first.all_output());
-    let delivered = first.summary()["devices"][0]["delivered"].as_u64().unwrap();
-    assert!(delivered > 100, "{delivered}");
-    assert_eq!(first.summary()["devices"][0]["quarantined"], 5);
+    let biotime = device(&first, "Demo BioTime");
+    assert!(biotime["delivered"].as_u64().unwrap() > 100, "{biotime}");
+    assert_eq!(biotime["quarantined"], 5);
+    let terminal = device(&first, "Demo terminal");
+    assert_eq!(terminal["kind"], "zk");
+    assert_eq!(terminal["delivered"], 160);
 
-    let second = workspace
-        .run(&["--json", "demo", "--employees", "40", "--days", "2"])
-        .await;
+    let second = workspace.run(&args).await;
     assert_eq!(second.code, Some(0), "{}", second.all_output());
-    assert_eq!(second.summary()["devices"][0]["new"], 0);
-    assert_eq!(second.summary()["devices"][0]["delivered"], 0);
+    for name in ["Demo BioTime", "Demo terminal"] {
+        assert_eq!(device(&second, name)["new"], 0, "{name}");
+        assert_eq!(device(&second, name)["delivered"], 0, "{name}");
+    }
     assert!(workspace.path("output/demo/attendance.db").exists());
 
-    let text = workspace
-        .run(&["demo", "--employees", "40", "--days", "2"])
-        .await;
+    let text = workspace.run(&args[1..]).await;
     assert!(text.stdout.contains("Sync finished"), "{}", text.stdout);
     assert!(
         text.stdout.contains("output/demo/attendance.db"),

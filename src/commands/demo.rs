@@ -1,6 +1,7 @@
-//! `iclock-sync demo`: the whole job, end to end, with nothing to configure. Starts the
-//! BioTime simulator on a loopback port with a realistic company's punches (including
-//! late uploads and a few broken records) and syncs it into `output/demo/attendance.db`.
+//! `iclock-sync demo`: the whole job, end to end, with nothing to configure. Starts a
+//! simulated ZKTeco terminal and a simulated BioTime server on loopback ports, with a
+//! realistic company's punches (including late uploads and a few broken records), and
+//! syncs both into `output/demo/attendance.db`.
 //!
 //! The simulated data is pinned by `cache/demo/dataset.json` (seed and "now"), so a
 //! second `demo` finds exactly the same punches and delivers nothing new.
@@ -21,14 +22,18 @@ use crate::punch::IdScheme;
 use crate::simulate::biotime::{
     BiotimeSimulator, DatasetSpec, SimOptions, SimTransaction, generate, now_local,
 };
+use crate::simulate::zk::{self, TerminalProfile, TerminalSpec, ZkSimulator};
 use crate::sink::sqlite::SqliteConfig;
 use crate::source::biotime::{AuthScheme, BiotimeConfig};
+use crate::source::zk::{TransportChoice, TransportKind, ZkConfig, default_timeout};
 
 const CACHE_DIR: &str = "cache/demo";
 const OUTPUT_DIR: &str = "output/demo";
 /// Tried first so the device URL (and so its cursor) stays the same between runs.
 const PREFERRED_PORT: u16 = 47_381;
 const LATE_UPLOADS: u32 = 25;
+const TERMINAL_USERS: u16 = 40;
+const TERMINAL_SERIAL: &str = "DEMO2026K40";
 const BAD_RECORDS: u32 = 5;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -61,12 +66,39 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
             );
         }
     };
+    let terminal_data = zk::generate(&TerminalSpec {
+        users: TERMINAL_USERS,
+        punches: u64::from(TERMINAL_USERS) * 2 * u64::from(pinned.days),
+        bad_records: 0,
+        seed: pinned.seed,
+        anchor: pinned.anchor,
+        layout: zk::layout_of(40),
+    });
+    let terminal_punches = terminal_data.records.len();
+    let profile = TerminalProfile {
+        serial: TERMINAL_SERIAL.into(),
+        comm_key: 0,
+        layout: zk::layout_of(40),
+        fail_after_chunks: None,
+    };
+    let terminal = match ZkSimulator::start_local(TransportKind::Tcp, profile, terminal_data).await
+    {
+        Ok(terminal) => terminal,
+        Err(error) => {
+            return output.error(
+                &format!("cannot start the terminal simulator on 127.0.0.1: {error}"),
+                Exit::Incomplete,
+            );
+        }
+    };
     output.say(&format!(
         "Demo: a simulated BioTime server at {} holds {count} punches by {} employees over {} days,\n\
-         including {LATE_UPLOADS} late uploads from an offline terminal and {BAD_RECORDS} broken records.\n",
+         including {LATE_UPLOADS} late uploads from an offline terminal and {BAD_RECORDS} broken records;\n\
+         a simulated ZKTeco terminal at {} (ZK protocol, TCP) holds {terminal_punches} punches by {TERMINAL_USERS} staff.\n",
         simulator.url(),
         pinned.employees,
         pinned.days,
+        terminal.address(),
     ));
     let database = PathBuf::from(OUTPUT_DIR).join("attendance.db");
     let demo_config = Config {
@@ -77,21 +109,37 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
             output_dir: OUTPUT_DIR.into(),
             ..SyncSettings::default()
         },
-        devices: vec![DeviceConfig {
-            name: "Demo BioTime".into(),
-            timezone: config::host_timezone(),
-            enabled: true,
-            kind: DeviceKind::Biotime(BiotimeConfig {
-                url: simulator.url(),
-                username: "admin".into(),
-                password: Secret::new("admin"),
-                auth: AuthScheme::Jwt,
-                page_size: 1000,
-                timeout: Duration::from_secs(30),
-                overlap: Duration::from_secs(1800),
-                accept_invalid_certs: false,
-            }),
-        }],
+        devices: vec![
+            DeviceConfig {
+                name: "Demo terminal".into(),
+                timezone: config::host_timezone(),
+                enabled: true,
+                kind: DeviceKind::Zk(ZkConfig {
+                    address: terminal.address().to_string(),
+                    transport: TransportChoice::Tcp,
+                    comm_key: 0,
+                    timeout: default_timeout(),
+                    disable_while_reading: true,
+                    clear_after_sync: false,
+                    serial: None,
+                }),
+            },
+            DeviceConfig {
+                name: "Demo BioTime".into(),
+                timezone: config::host_timezone(),
+                enabled: true,
+                kind: DeviceKind::Biotime(BiotimeConfig {
+                    url: simulator.url(),
+                    username: "admin".into(),
+                    password: Secret::new("admin"),
+                    auth: AuthScheme::Jwt,
+                    page_size: 1000,
+                    timeout: Duration::from_secs(30),
+                    overlap: Duration::from_secs(1800),
+                    accept_invalid_certs: false,
+                }),
+            },
+        ],
         sinks: SinkSettings {
             sqlite: Some(SqliteConfig {
                 path: Some(database.clone()),
@@ -103,7 +151,7 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
         "\nThe punches are in {db}. Look at them with, for example:\n  \
          sqlite3 {db} \"SELECT user_id, local_time, punch_state, device_serial FROM punches ORDER BY utc_time DESC LIMIT 5\"\n\
          Refused records and why: {OUTPUT_DIR}/quarantine.jsonl. Run `iclock-sync demo` again: nothing new is delivered.\n\
-         To sync your own BioTime server, copy iclock-sync.example.toml to iclock-sync.toml and edit it.",
+         To sync your own terminals or BioTime server, copy iclock-sync.example.toml to iclock-sync.toml and edit it.",
         db = database.display(),
     ));
     exit
