@@ -281,24 +281,6 @@ impl Connection {
             .await
     }
 
-    /// The size in bytes of the attendance log, without reading it.
-    pub async fn attendance_log_size(&mut self) -> Result<u32, ZkError> {
-        let answer = self
-            .request(
-                code::PREPARE_BUFFER,
-                messages::prepare_buffer(code::ATTLOG_RRQ, 0),
-                "the attendance log size",
-            )
-            .await?;
-        let size = match answer.command {
-            code::DATA => answer.payload.len() as u32,
-            _ => messages::parse_buffer_ready(&answer.payload).unwrap_or(0),
-        };
-        self.request(code::FREE_DATA, Vec::new(), "freeing the buffer")
-            .await?;
-        Ok(size.saturating_sub(4))
-    }
-
     pub async fn clear_attendance(&mut self) -> Result<(), ZkError> {
         self.request(
             code::CLEAR_ATTLOG,

@@ -17,7 +17,7 @@ pub mod codec;
 mod config;
 mod transport;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -33,6 +33,7 @@ pub use config::{DEFAULT_PORT, TransportChoice, ZkConfig, default_timeout};
 pub use transport::{TransportError, TransportKind};
 
 use self::codec::attendance::{self, AttendanceLayout, AttendanceRecord, Identity};
+use self::codec::users::UserRecord;
 use crate::punch::{DeviceLabel, SourceKind};
 use crate::source::{
     DeviceCheck, FetchEnd, FetchPlan, Fetched, RecordTime, Settlement, Source, SourceError,
@@ -95,6 +96,14 @@ impl ZkSource {
             last_read: None,
             clear: None,
         }
+    }
+
+    /// The year on the terminal's side of the world (for judging record dates).
+    fn current_year(&self) -> u32 {
+        Utc::now()
+            .with_timezone(&self.label.timezone)
+            .year()
+            .max(2000) as u32
     }
 
     fn who(&self) -> String {
@@ -180,7 +189,7 @@ impl ZkSource {
 
     /// Reads serial, counters and the whole log (and the user table when records name
     /// users by index), with the terminal disabled meanwhile.
-    async fn read_device(&self) -> Result<(LogRead, HashMap<u16, String>), SourceError> {
+    async fn read_device(&self) -> Result<(LogRead, UserTable), SourceError> {
         let mut connection = self.connect().await?;
         let disabled = self.config.disable_while_reading
             && match connection.disable().await {
@@ -198,10 +207,7 @@ impl ZkSource {
         read.map_err(|error| self.error(error))
     }
 
-    async fn read_log(
-        &self,
-        connection: &mut Connection,
-    ) -> Result<(LogRead, HashMap<u16, String>), ZkError> {
+    async fn read_log(&self, connection: &mut Connection) -> Result<(LogRead, UserTable), ZkError> {
         let serial = match &self.config.serial {
             Some(serial) => serial.clone(),
             None => connection.option("~SerialNumber").await?.ok_or_else(|| {
@@ -215,21 +221,11 @@ impl ZkSource {
         let buffer = connection.attendance_log().await?;
         let records =
             attendance::split_log(&buffer).map_err(|error| ZkError::Protocol(error.to_string()))?;
-        let current_year = Utc::now()
-            .with_timezone(&self.label.timezone)
-            .year()
-            .max(2000) as u32;
-        let layout = attendance::detect_layout(records, counters.records, current_year)
+        let layout = attendance::detect_layout(records, counters.records, self.current_year())
             .map_err(|error| ZkError::Protocol(error.to_string()))?;
         let users = match layout {
-            AttendanceLayout::Compact { .. } => connection
-                .users(counters.users)
-                .await?
-                .1
-                .into_iter()
-                .map(|user| (user.uid, user.user_id))
-                .collect(),
-            _ => HashMap::new(),
+            AttendanceLayout::Pin { .. } => UserTable::default(),
+            _ => UserTable::from(connection.users(counters.users).await?.1),
         };
         let read = LogRead {
             serial: Arc::from(serial),
@@ -286,12 +282,13 @@ impl ZkSource {
         index: usize,
         bytes: &[u8],
         layout: AttendanceLayout,
-        users: &HashMap<u16, String>,
+        users: &UserTable,
     ) -> Fetched {
         let record = attendance::decode_record(bytes, layout);
         let user_id = match &record.identity {
+            Identity::Pin(pin) if layout == AttendanceLayout::Extended => users.pin_of_number(pin),
             Identity::Pin(pin) => pin.clone(),
-            Identity::Index(uid) => match users.get(uid) {
+            Identity::Index(uid) => match users.by_uid.get(uid) {
                 Some(user_id) => user_id.clone(),
                 None => {
                     return Fetched::Undecodable {
@@ -340,6 +337,42 @@ impl ZkSource {
         self.enable_again(&mut connection).await;
         connection.close().await;
         result.map_err(|error| self.error(error).message)?
+    }
+}
+
+/// The terminal's users, for records that name users by number.
+#[derive(Debug, Default)]
+struct UserTable {
+    by_uid: HashMap<u16, String>,
+    pins: HashSet<String>,
+}
+
+impl From<Vec<UserRecord>> for UserTable {
+    fn from(users: Vec<UserRecord>) -> UserTable {
+        UserTable {
+            pins: users.iter().map(|user| user.user_id.clone()).collect(),
+            by_uid: users
+                .into_iter()
+                .map(|user| (user.uid, user.user_id))
+                .collect(),
+        }
+    }
+}
+
+impl UserTable {
+    /// A 16-byte record's number is the PIN on most firmware and the user index on
+    /// some; it is read as pyzk reads it: a PIN if a user has it, else an index if a
+    /// user has that, else the number itself.
+    fn pin_of_number(&self, number: &str) -> String {
+        if self.pins.contains(number) {
+            return number.to_owned();
+        }
+        number
+            .parse::<u16>()
+            .ok()
+            .and_then(|uid| self.by_uid.get(&uid))
+            .cloned()
+            .unwrap_or_else(|| number.to_owned())
     }
 }
 
@@ -502,13 +535,13 @@ impl Source for ZkSource {
             facts.push(("firmware".to_owned(), connection.firmware().await?));
             let clock = connection.device_time().await?;
             let counters = connection.counters().await?;
-            let log_bytes = connection.attendance_log_size().await?;
-            Ok::<_, ZkError>((facts, clock, counters, log_bytes))
+            let log = connection.attendance_log().await?;
+            Ok::<_, ZkError>((facts, clock, counters, log))
         }
         .await;
         connection.close().await;
         match facts {
-            Ok((facts, clock, counters, log_bytes)) => {
+            Ok((facts, clock, counters, log)) => {
                 check.facts = facts;
                 if let Some(clock) = clock.to_datetime() {
                     let host = Utc::now().with_timezone(&self.label.timezone).naive_local();
@@ -526,10 +559,14 @@ impl Source for ZkSource {
                         counters.records, counters.record_capacity
                     ),
                 ));
-                let size = match counters.records {
-                    0 => "unknown (the log is empty)".to_owned(),
-                    records => format!("{} bytes", log_bytes / records),
-                };
+                let records = attendance::split_log(&log).unwrap_or_default();
+                let size =
+                    match attendance::detect_layout(records, counters.records, self.current_year())
+                    {
+                        _ if records.is_empty() => "unknown (the log is empty)".to_owned(),
+                        Ok(layout) => format!("{} bytes", layout.size()),
+                        Err(error) => format!("undetermined: {error}"),
+                    };
                 check.facts.push(("record size".into(), size));
             }
             Err(error) => check.error = Some(self.error(error)),
@@ -541,6 +578,22 @@ impl Source for ZkSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_16_byte_records_number_is_a_pin_or_else_a_user_index() {
+        let users = UserTable::from(vec![
+            UserRecord::build(7, "1007", "", 0, 0, codec::users::UserLayout::Old28),
+            UserRecord::build(8, "2", "", 0, 0, codec::users::UserLayout::Old28),
+        ]);
+        assert_eq!(users.pin_of_number("1007"), "1007");
+        assert_eq!(users.pin_of_number("2"), "2", "a PIN wins over an index");
+        assert_eq!(users.pin_of_number("7"), "1007", "an index is resolved");
+        assert_eq!(
+            users.pin_of_number("555"),
+            "555",
+            "unknown numbers stay as they are"
+        );
+    }
 
     #[test]
     fn addresses_take_an_optional_port() {
