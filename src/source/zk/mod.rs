@@ -1,11 +1,8 @@
 //! ZKTeco terminals read directly over the ZK binary protocol (TCP or UDP port 4370).
 //!
-//! The protocol has no "read since": every cycle reads the whole attendance log. So
-//! that unchanged history is not decoded and checked again each time, the cursor keeps
-//! how many records at the start of the log were already handled and a SHA-256 of
-//! those bytes; when the log still starts with exactly those bytes, only the records
-//! after them are passed on. A cleared or replaced log simply fails the comparison and
-//! is read in full (the dedup cache and the sinks keep that harmless).
+//! The protocol has no "read since": every cycle reads the whole attendance log, and a
+//! cursor over the log's handled prefix keeps unchanged history from being decoded and
+//! checked again (see [`log`]).
 //!
 //! While reading, the terminal is disabled (keypad locked) so no punch lands mid-read,
 //! and it is enabled again whatever happens — over a new connection if the old one
@@ -15,66 +12,30 @@
 pub mod client;
 pub mod codec;
 mod config;
+mod log;
 mod transport;
 
-use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{Datelike, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 pub use client::{Connection, ZkError};
 pub use config::{DEFAULT_PORT, TransportChoice, ZkConfig, default_timeout};
 pub use transport::{TransportError, TransportKind};
 
-use self::codec::attendance::{self, AttendanceLayout, AttendanceRecord, Identity};
-use self::codec::users::UserRecord;
-use crate::punch::{DeviceLabel, SourceKind};
+use self::codec::attendance::{self, AttendanceLayout};
+use self::log::{LogCursor, LogRead, UserTable};
+use crate::punch::DeviceLabel;
 use crate::source::{
-    DeviceCheck, FetchEnd, FetchPlan, Fetched, RecordTime, Settlement, Source, SourceError,
-    SourceErrorKind, SourceRecord,
+    DeviceCheck, FetchEnd, FetchPlan, Fetched, Settlement, Source, SourceError, SourceErrorKind,
 };
 
 /// Records handed on per batch.
 const BATCH: usize = 1000;
-
-/// Where the next read starts: the log prefix already handled.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct LogCursor {
-    serial: String,
-    record_size: usize,
-    records: usize,
-    prefix_sha256: String,
-}
-
-/// One read of the log, kept until the cycle settles.
-struct LogRead {
-    serial: Arc<str>,
-    layout: AttendanceLayout,
-    /// The whole buffer as read (`u32 total` then the records).
-    buffer: Vec<u8>,
-    /// Records at the start that the cursor already covered.
-    skipped: usize,
-    /// Records passed on this cycle, after the skipped ones.
-    sent: usize,
-    /// The terminal's punch counter at the time of the read.
-    counted: u32,
-}
-
-impl LogRead {
-    fn records(&self) -> &[u8] {
-        attendance::split_log(&self.buffer).unwrap_or_default()
-    }
-
-    fn record_count(&self) -> usize {
-        self.records().len() / self.layout.size()
-    }
-}
 
 pub struct ZkSource {
     label: Arc<DeviceLabel>,
@@ -189,7 +150,7 @@ impl ZkSource {
 
     /// Reads serial, counters and the whole log (and the user table when records name
     /// users by index), with the terminal disabled meanwhile.
-    async fn read_device(&self) -> Result<(LogRead, UserTable), SourceError> {
+    async fn read_device(&self) -> Result<LogRead, SourceError> {
         let mut connection = self.connect().await?;
         let disabled = self.config.disable_while_reading
             && match connection.disable().await {
@@ -207,7 +168,7 @@ impl ZkSource {
         read.map_err(|error| self.error(error))
     }
 
-    async fn read_log(&self, connection: &mut Connection) -> Result<(LogRead, UserTable), ZkError> {
+    async fn read_log(&self, connection: &mut Connection) -> Result<LogRead, ZkError> {
         let serial = match &self.config.serial {
             Some(serial) => serial.clone(),
             None => connection.option("~SerialNumber").await?.ok_or_else(|| {
@@ -227,15 +188,15 @@ impl ZkSource {
             AttendanceLayout::Pin { .. } => UserTable::default(),
             _ => UserTable::from(connection.users(counters.users).await?.1),
         };
-        let read = LogRead {
+        Ok(LogRead {
             serial: Arc::from(serial),
             layout,
             buffer,
+            users,
             skipped: 0,
             sent: 0,
             counted: counters.records,
-        };
-        Ok((read, users))
+        })
     }
 
     /// Enables the terminal again; if the connection broke, over a fresh one.
@@ -259,67 +220,6 @@ impl ZkSource {
         }
     }
 
-    /// How many records at the start of `read` the cursor already covers.
-    fn already_handled(&self, read: &LogRead) -> usize {
-        let cursor = &self.cursor;
-        let size = read.layout.size();
-        let prefix = read.records().get(..cursor.records * size);
-        match prefix {
-            Some(prefix)
-                if cursor.serial == *read.serial
-                    && cursor.record_size == size
-                    && sha256_hex(prefix) == cursor.prefix_sha256 =>
-            {
-                cursor.records
-            }
-            _ => 0,
-        }
-    }
-
-    fn to_fetched(
-        &self,
-        serial: &Arc<str>,
-        index: usize,
-        bytes: &[u8],
-        layout: AttendanceLayout,
-        users: &UserTable,
-    ) -> Fetched {
-        let record = attendance::decode_record(bytes, layout);
-        let user_id = match &record.identity {
-            Identity::Pin(pin) if layout == AttendanceLayout::Extended => users.pin_of_number(pin),
-            Identity::Pin(pin) => pin.clone(),
-            Identity::Index(uid) => match users.by_uid.get(uid) {
-                Some(user_id) => user_id.clone(),
-                None => {
-                    return Fetched::Undecodable {
-                        source_key: format!("zk:{serial}:uid{uid}:{:08x}", record.time.to_packed()),
-                        reason: format!(
-                            "user index {uid} is not in the terminal's user table (a deleted user?), so the PIN cannot be known"
-                        ),
-                        raw: describe_raw(index, bytes, layout),
-                    };
-                }
-            },
-        };
-        let time = match record.time.to_datetime() {
-            Some(time) => RecordTime::Valid(time),
-            None => RecordTime::Invalid(record.time.text()),
-        };
-        Fetched::Record(SourceRecord {
-            source: SourceKind::Zk,
-            source_key: source_key(serial, &user_id, &record),
-            serial: Arc::clone(serial),
-            user_id,
-            time,
-            state: i32::from(record.state),
-            verify_mode: i32::from(record.verify),
-            work_code: match layout {
-                AttendanceLayout::Extended => record.work_code.to_string(),
-                _ => String::new(),
-            },
-        })
-    }
-
     async fn clear_log(&self, expected: u32) -> Result<u32, String> {
         let mut connection = self.connect().await.map_err(|error| error.message)?;
         let result = async {
@@ -338,64 +238,6 @@ impl ZkSource {
         connection.close().await;
         result.map_err(|error| self.error(error).message)?
     }
-}
-
-/// The terminal's users, for records that name users by number.
-#[derive(Debug, Default)]
-struct UserTable {
-    by_uid: HashMap<u16, String>,
-    pins: HashSet<String>,
-}
-
-impl From<Vec<UserRecord>> for UserTable {
-    fn from(users: Vec<UserRecord>) -> UserTable {
-        UserTable {
-            pins: users.iter().map(|user| user.user_id.clone()).collect(),
-            by_uid: users
-                .into_iter()
-                .map(|user| (user.uid, user.user_id))
-                .collect(),
-        }
-    }
-}
-
-impl UserTable {
-    /// A 16-byte record's number is the PIN on most firmware and the user index on
-    /// some; it is read as pyzk reads it: a PIN if a user has it, else an index if a
-    /// user has that, else the number itself.
-    fn pin_of_number(&self, number: &str) -> String {
-        if self.pins.contains(number) {
-            return number.to_owned();
-        }
-        number
-            .parse::<u16>()
-            .ok()
-            .and_then(|uid| self.by_uid.get(&uid))
-            .cloned()
-            .unwrap_or_else(|| number.to_owned())
-    }
-}
-
-/// `zk:{serial}:{PIN}:{packed time}:{state}:{verify}` — the pull dedupe key of spec D.3.
-fn source_key(serial: &str, user_id: &str, record: &AttendanceRecord) -> String {
-    format!(
-        "zk:{serial}:{user_id}:{:08x}:{}:{}",
-        record.time.to_packed(),
-        record.state,
-        record.verify
-    )
-}
-
-fn describe_raw(index: usize, bytes: &[u8], layout: AttendanceLayout) -> Value {
-    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-    json!({ "record_index": index, "record_size": layout.size(), "bytes": hex })
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
 }
 
 /// `host`, `host:port`, `[v6]:port` → host and port (default 4370).
@@ -436,28 +278,17 @@ impl Source for ZkSource {
         }
         // The read is not cut short by Ctrl-C: it is bounded by the timeouts, and
         // leaving it halfway could leave the terminal disabled.
-        let (mut read, users) = self.read_device().await?;
+        let mut read = self.read_device().await?;
         read.skipped = if plan.since.is_some() {
             0
         } else {
-            self.already_handled(&read)
+            self.cursor.covers(&read)
         };
-        let layout = read.layout;
-        let size = layout.size();
-        let records = read.records();
+        let unread: Vec<usize> = (read.skipped..read.record_count()).collect();
         let mut sent = 0;
         let mut end = FetchEnd::Complete;
-        for chunk in records
-            .chunks_exact(size)
-            .enumerate()
-            .skip(read.skipped)
-            .collect::<Vec<_>>()
-            .chunks(BATCH)
-        {
-            let batch: Vec<Fetched> = chunk
-                .iter()
-                .map(|(index, bytes)| self.to_fetched(&read.serial, *index, bytes, layout, &users))
-                .collect();
+        for chunk in unread.chunks(BATCH) {
+            let batch: Vec<Fetched> = chunk.iter().map(|index| read.fetched(*index)).collect();
             if out.send(batch).await.is_err() {
                 end = FetchEnd::Interrupted;
                 break;
@@ -476,14 +307,7 @@ impl Source for ZkSource {
         }
         let first_unhandled = settlement.unhandled.iter().min().copied();
         let handled = read.skipped + first_unhandled.unwrap_or(read.sent).min(read.sent);
-        let size = read.layout.size();
-        let prefix = read.records().get(..handled * size).unwrap_or_default();
-        self.cursor = LogCursor {
-            serial: read.serial.to_string(),
-            record_size: size,
-            records: handled,
-            prefix_sha256: sha256_hex(prefix),
-        };
+        self.cursor = LogCursor::after(&read, handled);
         if self.config.clear_after_sync {
             let everything = read.record_count();
             self.clear = Some(if settlement.complete && handled == everything {
@@ -578,22 +402,6 @@ impl Source for ZkSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_16_byte_records_number_is_a_pin_or_else_a_user_index() {
-        let users = UserTable::from(vec![
-            UserRecord::build(7, "1007", "", 0, 0, codec::users::UserLayout::Old28),
-            UserRecord::build(8, "2", "", 0, 0, codec::users::UserLayout::Old28),
-        ]);
-        assert_eq!(users.pin_of_number("1007"), "1007");
-        assert_eq!(users.pin_of_number("2"), "2", "a PIN wins over an index");
-        assert_eq!(users.pin_of_number("7"), "1007", "an index is resolved");
-        assert_eq!(
-            users.pin_of_number("555"),
-            "555",
-            "unknown numbers stay as they are"
-        );
-    }
 
     #[test]
     fn addresses_take_an_optional_port() {
