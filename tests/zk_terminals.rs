@@ -434,3 +434,44 @@ async fn devices_describes_each_terminal() {
         assert!(out.contains(expected), "missing {expected:?} in\n{out}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn since_reads_the_window_of_a_terminal_and_leaves_its_cursor_alone() {
+    let sim = terminal(
+        TransportKind::Tcp,
+        profile("SNSINCE", layout(40), 0),
+        3_000,
+        0,
+        61,
+    )
+    .await;
+    let all = expected_rows(&sim, "SNSINCE");
+    let workspace = Workspace::new();
+    workspace.write("iclock-sync.toml", &device("Window", &sim, ""));
+    let in_window = |boundary: chrono::NaiveDateTime| {
+        let boundary = boundary.format("%Y-%m-%d %H:%M:%S").to_string();
+        all.iter().filter(|row| row.local_time >= boundary).count() as u64
+    };
+    let before = iclock_sync::simulate::biotime::now_local() - chrono::Duration::days(2);
+
+    let run = workspace.sync(&["--since", "2"], 0).await;
+
+    let after = iclock_sync::simulate::biotime::now_local() - chrono::Duration::days(2);
+    let delivered = run.device(0)["delivered"].as_u64().unwrap();
+    assert!(delivered > 100 && delivered < 3_000, "{delivered}");
+    assert!(
+        (in_window(after)..=in_window(before)).contains(&delivered),
+        "{delivered}"
+    );
+    assert!(
+        !workspace.read("cache/cursors.json").contains("SNSINCE"),
+        "the cursor was not moved"
+    );
+
+    let rest = workspace.sync(&[], 0).await;
+    assert_eq!(
+        rest.device(0)["delivered"].as_u64().unwrap(),
+        3_000 - delivered
+    );
+    assert_eq!(workspace.stored_rows().await, all);
+}

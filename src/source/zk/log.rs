@@ -68,6 +68,8 @@ pub(super) struct LogRead {
     pub sent: usize,
     /// The terminal's punch counter at the time of the read.
     pub counted: u32,
+    /// Read for a `--since` window: only part of it was passed on.
+    pub window: bool,
 }
 
 impl LogRead {
@@ -232,6 +234,7 @@ mod tests {
             skipped: 0,
             sent: 0,
             counted: pins.len() as u32,
+            window: false,
         }
     }
 

@@ -31,7 +31,8 @@ use self::codec::attendance::{self, AttendanceLayout};
 use self::log::{LogCursor, LogRead, UserTable};
 use crate::punch::DeviceLabel;
 use crate::source::{
-    DeviceCheck, FetchEnd, FetchPlan, Fetched, Settlement, Source, SourceError, SourceErrorKind,
+    DeviceCheck, FetchEnd, FetchPlan, Fetched, RecordTime, Settlement, Source, SourceError,
+    SourceErrorKind,
 };
 
 /// Records handed on per batch.
@@ -196,6 +197,7 @@ impl ZkSource {
             skipped: 0,
             sent: 0,
             counted: counters.records,
+            window: false,
         })
     }
 
@@ -279,7 +281,16 @@ impl Source for ZkSource {
         // The read is not cut short by Ctrl-C: it is bounded by the timeouts, and
         // leaving it halfway could leave the terminal disabled.
         let mut read = self.read_device().await?;
-        read.skipped = if plan.since.is_some() {
+        // `--since`: the punches of the window only (by the terminal's clock), from the
+        // whole log; the cursor is neither used nor moved.
+        let window_start = plan.since.and_then(|since| {
+            let now = Utc::now().with_timezone(&self.label.timezone).naive_local();
+            chrono::Duration::from_std(since)
+                .ok()
+                .and_then(|since| now.checked_sub_signed(since))
+        });
+        read.window = plan.since.is_some();
+        read.skipped = if read.window {
             0
         } else {
             self.cursor.covers(&read)
@@ -288,8 +299,17 @@ impl Source for ZkSource {
         let mut sent = 0;
         let mut end = FetchEnd::Complete;
         for chunk in unread.chunks(BATCH) {
-            let batch: Vec<Fetched> = chunk.iter().map(|index| read.fetched(*index)).collect();
-            if out.send(batch).await.is_err() {
+            let batch: Vec<Fetched> = chunk
+                .iter()
+                .map(|index| read.fetched(*index))
+                .filter(|fetched| match (fetched, window_start) {
+                    (Fetched::Record(record), Some(start)) => {
+                        !matches!(record.time, RecordTime::Valid(time) if time < start)
+                    }
+                    _ => true,
+                })
+                .collect();
+            if !batch.is_empty() && out.send(batch).await.is_err() {
                 end = FetchEnd::Interrupted;
                 break;
             }
@@ -303,6 +323,12 @@ impl Source for ZkSource {
     fn settle(&mut self, settlement: &Settlement) -> Option<Value> {
         let read = self.last_read.take()?;
         if settlement.discard {
+            return None;
+        }
+        if read.window {
+            if self.config.clear_after_sync {
+                self.clear = Some(Err("a --since read covers only part of the log".into()));
+            }
             return None;
         }
         let first_unhandled = settlement.unhandled.iter().min().copied();
