@@ -15,7 +15,9 @@ use tokio::net::TcpListener;
 
 use crate::atomic_file;
 use crate::cli::{DemoArgs, SyncArgs};
-use crate::config::{self, Config, DeviceConfig, DeviceKind, Secret, SinkSettings, SyncSettings};
+use crate::config::{
+    self, Config, DeviceConfig, DeviceKind, Environment, Secret, SinkSettings, SyncSettings,
+};
 use crate::exit::Exit;
 use crate::output::Output;
 use crate::punch::IdScheme;
@@ -144,7 +146,9 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
             sqlite: Some(SqliteConfig {
                 path: Some(database.clone()),
             }),
+            firestore: None,
         },
+        environment: Environment::default(),
     };
     let exit = crate::commands::sync::run_with(&demo_config, &SyncArgs::default(), output).await;
     output.say(&format!(

@@ -23,6 +23,7 @@ pub use secret::Secret;
 
 use crate::duration;
 use crate::punch::IdScheme;
+use crate::sink::firestore::{FirestoreConfig, PYTHON_DEFAULT_KEY};
 use crate::sink::sqlite::SqliteConfig;
 use crate::source::biotime::BiotimeConfig;
 use crate::source::zk::ZkConfig;
@@ -59,6 +60,8 @@ pub struct Config {
     pub sync: SyncSettings,
     pub devices: Vec<DeviceConfig>,
     pub sinks: SinkSettings,
+    /// Where sinks look up their own variables (FIREBASE_KEY, ...).
+    pub environment: Environment,
 }
 
 #[derive(Debug, Clone)]
@@ -110,11 +113,12 @@ impl DeviceKind {
 #[derive(Debug, Clone, Default)]
 pub struct SinkSettings {
     pub sqlite: Option<SqliteConfig>,
+    pub firestore: Option<FirestoreConfig>,
 }
 
 impl SinkSettings {
     pub fn is_empty(&self) -> bool {
-        self.sqlite.is_none()
+        self.sqlite.is_none() && self.firestore.is_none()
     }
 }
 
@@ -143,6 +147,7 @@ struct RawSync {
 #[serde(deny_unknown_fields)]
 struct RawSinks {
     sqlite: Option<SqliteConfig>,
+    firestore: Option<FirestoreConfig>,
 }
 
 /// How to find and read the configuration.
@@ -161,6 +166,10 @@ pub fn load(options: &LoadOptions, environment: &Environment) -> Result<Config, 
         Some((origin, text)) => parse(&origin, &text, options.dry_run, &lookup),
         None => from_environment(&lookup),
     }
+    .map(|config| Config {
+        environment: environment.clone(),
+        ..config
+    })
 }
 
 /// Only the `[sync]` settings (paths, ID scheme), for commands that touch no device:
@@ -297,7 +306,9 @@ fn build(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
         devices,
         sinks: SinkSettings {
             sqlite: raw.sink.sqlite,
+            firestore: raw.sink.firestore,
         },
+        environment: Environment::default(),
     })
 }
 
@@ -518,6 +529,19 @@ fn from_environment(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, C
         "device".into(),
         toml::Value::Array(devices.into_iter().map(toml::Value::Table).collect()),
     );
+    // The Python tool wrote to Firestore in the SchoolSync schema: with its key in
+    // sight, so do we (the key is found when the sink opens, as in [sink.firestore]).
+    let firebase_key = ["FIREBASE_KEY", "FIREBASE_KEY_PATH"]
+        .iter()
+        .any(|variable| lookup(variable).is_some())
+        || Path::new(PYTHON_DEFAULT_KEY).exists();
+    if legacy && firebase_key {
+        let mut firestore = toml::Table::new();
+        firestore.insert("schema".into(), "schoolsync".into());
+        let mut sink = toml::Table::new();
+        sink.insert("firestore".into(), toml::Value::Table(firestore));
+        root.insert("sink".into(), toml::Value::Table(sink));
+    }
     from_value(".env", toml::Value::Table(root))
 }
 

@@ -5,11 +5,12 @@
 //! (after a crash, a lost cache, or from two devices) is harmless: the second time the
 //! answer is [`SinkOutcome::AlreadyPresent`], which counts as acknowledged.
 
+pub mod firestore;
 pub mod sqlite;
 
 use async_trait::async_trait;
 
-use crate::config::{SinkSettings, SyncSettings};
+use crate::config::{Environment, SinkSettings, SyncSettings};
 use crate::punch::Punch;
 
 /// What a sink did with one punch.
@@ -60,6 +61,7 @@ pub trait Sink: Send + Sync {
 pub async fn open_all(
     settings: &SinkSettings,
     sync: &SyncSettings,
+    environment: &Environment,
 ) -> Result<Vec<Box<dyn Sink>>, SinkError> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let sqlite = match (&settings.sqlite, settings.is_empty()) {
@@ -72,6 +74,11 @@ pub async fn open_all(
             .path
             .unwrap_or_else(|| sync.output_dir.join(sqlite::DEFAULT_FILE_NAME));
         sinks.push(Box::new(sqlite::SqliteSink::open(&path).await?));
+    }
+    if let Some(config) = &settings.firestore {
+        sinks.push(Box::new(
+            firestore::FirestoreSink::open(config, environment).await?,
+        ));
     }
     Ok(sinks)
 }

@@ -104,7 +104,7 @@ impl Engine {
         let sinks = if dry_run {
             Vec::new()
         } else {
-            sink::open_all(&config.sinks, &settings).await?
+            sink::open_all(&config.sinks, &settings, &config.environment).await?
         };
         Ok(Engine {
             normalizer: Normalizer {

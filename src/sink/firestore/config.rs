@@ -1,0 +1,74 @@
+//! `[sink.firestore]`: Google Firestore (Firebase), as the Python iclock-sync wrote it or
+//! in the native schema.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::duration;
+
+/// How punches are laid out as documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum Schema {
+    /// Native IDs and every field under its real name.
+    #[default]
+    #[serde(rename = "native")]
+    Native,
+    /// Exactly the Python iclock-sync's documents, which the SchoolSync app reads.
+    #[serde(rename = "schoolsync")]
+    SchoolSync,
+}
+
+impl Schema {
+    pub fn default_collection(self) -> &'static str {
+        match self {
+            Schema::Native => "attendancePunches",
+            Schema::SchoolSync => "staffAttendanceLogs",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirestoreConfig {
+    #[serde(default)]
+    pub schema: Schema,
+    /// Default: the key file's project, or the credentials'.
+    pub project_id: Option<String>,
+    /// The service-account JSON. Default: FIREBASE_KEY, FIREBASE_KEY_PATH,
+    /// GOOGLE_APPLICATION_CREDENTIALS, config/firebase-key.json, then application-default
+    /// credentials and the metadata server.
+    pub key_file: Option<PathBuf>,
+    /// Default: `attendancePunches` (native) or `staffAttendanceLogs` (schoolsync).
+    pub collection: Option<String>,
+    /// Default `(default)`.
+    pub database: Option<String>,
+    /// `host:port` of the Firestore emulator; also read from FIRESTORE_EMULATOR_HOST.
+    pub emulator_host: Option<String>,
+    /// BatchWrite requests (of up to 500 writes) in flight at once.
+    pub concurrency: Option<usize>,
+    /// How long transient failures are retried before the punches are left for the next cycle.
+    #[serde(default, with = "duration::serde_text_option")]
+    pub retry_for: Option<Duration>,
+}
+
+impl FirestoreConfig {
+    pub fn collection(&self) -> &str {
+        self.collection
+            .as_deref()
+            .unwrap_or(self.schema.default_collection())
+    }
+
+    pub fn database(&self) -> &str {
+        self.database.as_deref().unwrap_or("(default)")
+    }
+
+    pub fn concurrency(&self) -> usize {
+        self.concurrency.unwrap_or(8).max(1)
+    }
+
+    pub fn retry_for(&self) -> Duration {
+        self.retry_for.unwrap_or(Duration::from_secs(60))
+    }
+}

@@ -1,0 +1,226 @@
+//! Where Firestore credentials come from. gcp_auth is the one source of Google
+//! credentials: a service-account key file (from the config or the variables the
+//! Python tool and Google's tools use), else application-default credentials, else the
+//! metadata server. Its tokens reach the firestore crate through [`GcpAuthCredentials`].
+//! Against the emulator without a key, no credentials are looked up at all: the
+//! emulator's conventional `Bearer owner` token is sent.
+//!
+//! Nothing here runs for `--dry-run` or `--help`: sinks are opened only to deliver.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use firestore::gcloud_sdk::GoogleAuthHeaders;
+use firestore::gcloud_sdk::google_cloud_auth::credentials::{
+    CacheableResource, Credentials, CredentialsProvider, EntityTag,
+};
+use firestore::gcloud_sdk::google_cloud_auth::errors::CredentialsError;
+use http::header::{AUTHORIZATION, HeaderValue};
+use http::{Extensions, HeaderMap};
+
+use super::config::FirestoreConfig;
+use crate::config::Environment;
+
+/// The scope Firestore needs.
+const SCOPES: &[&str] = &["https://www.googleapis.com/auth/datastore"];
+/// Where the Python iclock-sync looked when FIREBASE_KEY was not set.
+pub const PYTHON_DEFAULT_KEY: &str = "config/firebase-key.json";
+/// The variables a key path is read from, in order.
+const KEY_VARIABLES: [&str; 3] = [
+    "FIREBASE_KEY",
+    "FIREBASE_KEY_PATH",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+];
+
+/// Credentials ready to hand to the firestore crate.
+pub struct Resolved {
+    pub headers: GoogleAuthHeaders,
+    pub project_id: String,
+    /// For messages: "the service-account key config/firebase-key.json", ...
+    pub source: String,
+}
+
+/// Why no credentials could be had; the text names what was tried and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CredentialsProblem(pub String);
+
+/// Finds the credentials and the project for `config`.
+pub async fn resolve(
+    config: &FirestoreConfig,
+    environment: &Environment,
+    emulator: bool,
+) -> Result<Resolved, CredentialsProblem> {
+    let tried = format!(
+        "tried key_file in [sink.firestore], {}, {PYTHON_DEFAULT_KEY}",
+        KEY_VARIABLES.join(", ")
+    );
+    let configured = config
+        .key_file
+        .clone()
+        .map(|path| ("key_file in [sink.firestore]".to_owned(), path))
+        .or_else(|| {
+            KEY_VARIABLES.iter().find_map(|variable| {
+                environment
+                    .get(variable)
+                    .filter(|value| !value.trim().is_empty())
+                    .map(|value| ((*variable).to_owned(), PathBuf::from(value.trim())))
+            })
+        })
+        .or_else(|| {
+            Path::new(PYTHON_DEFAULT_KEY).exists().then(|| {
+                (
+                    "the Python tool's default".to_owned(),
+                    PathBuf::from(PYTHON_DEFAULT_KEY),
+                )
+            })
+        });
+    if let Some((from, path)) = configured {
+        let account = gcp_auth::CustomServiceAccount::from_file(&path).map_err(|error| {
+            CredentialsProblem(format!(
+                "the service-account key {} (from {from}) cannot be used: {error} — point FIREBASE_KEY (or key_file in [sink.firestore]) at the JSON key from the Firebase console (Project settings → Service accounts → Generate new private key); {tried}",
+                path.display()
+            ))
+        })?;
+        let project_id = config
+            .project_id
+            .clone()
+            .or_else(|| account.project_id().map(str::to_owned))
+            .ok_or_else(|| {
+                CredentialsProblem(format!(
+                    "the key {} names no project — set project_id in [sink.firestore]",
+                    path.display()
+                ))
+            })?;
+        return Ok(Resolved {
+            headers: GcpAuthCredentials::headers(Arc::new(account)),
+            project_id,
+            source: format!("the service-account key {}", path.display()),
+        });
+    }
+    if emulator {
+        return Ok(Resolved {
+            headers: GoogleAuthHeaders::from(Credentials::from(EmulatorOwner {
+                tag: EntityTag::new(),
+            })),
+            project_id: config
+                .project_id
+                .clone()
+                .unwrap_or_else(|| "demo-iclock-sync".to_owned()),
+            source: "the emulator's owner token".to_owned(),
+        });
+    }
+    let provider = gcp_auth::provider().await.map_err(|error| {
+        CredentialsProblem(format!(
+            "no Google credentials found ({error}) — set FIREBASE_KEY to the service-account JSON from the Firebase console; {tried}, application-default credentials (gcloud auth application-default login) and the metadata server"
+        ))
+    })?;
+    let project_id = match &config.project_id {
+        Some(project) => project.clone(),
+        None => provider
+            .project_id()
+            .await
+            .map(|id| id.to_string())
+            .map_err(|error| {
+                CredentialsProblem(format!(
+                    "the credentials name no project ({error}) — set project_id in [sink.firestore]"
+                ))
+            })?,
+    };
+    Ok(Resolved {
+        headers: GcpAuthCredentials::headers(provider),
+        project_id,
+        source: "application-default credentials".to_owned(),
+    })
+}
+
+/// gcp_auth tokens as the firestore crate's credentials.
+#[derive(Clone)]
+struct GcpAuthCredentials {
+    provider: Arc<dyn gcp_auth::TokenProvider>,
+    /// The token last served and the tag it was served under.
+    current: Arc<Mutex<Option<(String, EntityTag)>>>,
+}
+
+impl std::fmt::Debug for GcpAuthCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GcpAuthCredentials")
+    }
+}
+
+impl GcpAuthCredentials {
+    fn headers(provider: Arc<dyn gcp_auth::TokenProvider>) -> GoogleAuthHeaders {
+        GoogleAuthHeaders::from(Credentials::from(GcpAuthCredentials {
+            provider,
+            current: Arc::new(Mutex::new(None)),
+        }))
+    }
+}
+
+impl CredentialsProvider for GcpAuthCredentials {
+    async fn headers(
+        &self,
+        extensions: Extensions,
+    ) -> Result<CacheableResource<HeaderMap>, CredentialsError> {
+        // gcp_auth caches the token and renews it near expiry.
+        let token = self.provider.token(SCOPES).await.map_err(|error| {
+            CredentialsError::from_msg(true, format!("cannot get a Google access token: {error}"))
+        })?;
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((served, tag)) = current.as_ref()
+            && served == token.as_str()
+        {
+            if extensions.get::<EntityTag>() == Some(tag) {
+                return Ok(CacheableResource::NotModified);
+            }
+            return Ok(CacheableResource::New {
+                entity_tag: tag.clone(),
+                data: bearer(token.as_str())?,
+            });
+        }
+        let tag = EntityTag::new();
+        *current = Some((token.as_str().to_owned(), tag.clone()));
+        Ok(CacheableResource::New {
+            entity_tag: tag,
+            data: bearer(token.as_str())?,
+        })
+    }
+
+    async fn universe_domain(&self) -> Option<String> {
+        None
+    }
+}
+
+fn bearer(token: &str) -> Result<HeaderMap, CredentialsError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| CredentialsError::from_msg(false, "the access token is not a valid header"))?;
+    value.set_sensitive(true);
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, value);
+    Ok(headers)
+}
+
+/// The emulator's admin token.
+#[derive(Debug)]
+struct EmulatorOwner {
+    tag: EntityTag,
+}
+
+impl CredentialsProvider for EmulatorOwner {
+    async fn headers(
+        &self,
+        extensions: Extensions,
+    ) -> Result<CacheableResource<HeaderMap>, CredentialsError> {
+        if extensions.get::<EntityTag>() == Some(&self.tag) {
+            return Ok(CacheableResource::NotModified);
+        }
+        Ok(CacheableResource::New {
+            entity_tag: self.tag.clone(),
+            data: bearer("owner")?,
+        })
+    }
+
+    async fn universe_domain(&self) -> Option<String> {
+        None
+    }
+}
