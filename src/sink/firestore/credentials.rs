@@ -5,6 +5,10 @@
 //! Against the emulator without a key, no credentials are looked up at all: the
 //! emulator's conventional `Bearer owner` token is sent.
 //!
+//! A token that cannot be had reaches the sink only as an opaque gRPC error, so the
+//! reason is also kept in a [`TokenTrouble`] the sink reads: a refused key is reported
+//! as such and not retried like an outage.
+//!
 //! Nothing here runs for `--dry-run` or `--help`: sinks are opened only to deliver.
 
 use std::path::{Path, PathBuf};
@@ -38,6 +42,25 @@ pub struct Resolved {
     pub project_id: String,
     /// For messages: "the service-account key config/firebase-key.json", ...
     pub source: String,
+    pub trouble: TokenTrouble,
+}
+
+/// Why tokens cannot be had right now, when retrying will not help (the token endpoint
+/// refused the key, or answered nonsense). Cleared by the next token obtained.
+#[derive(Clone, Default)]
+pub struct TokenTrouble(Arc<Mutex<Option<String>>>);
+
+impl TokenTrouble {
+    pub fn current(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, trouble: Option<String>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = trouble;
+    }
 }
 
 /// Why no credentials could be had; the text names what was tried and the fix.
@@ -92,10 +115,13 @@ pub async fn resolve(
                     path.display()
                 ))
             })?;
+        let source = format!("the service-account key {}", path.display());
+        let trouble = TokenTrouble::default();
         return Ok(Resolved {
-            headers: GcpAuthCredentials::headers(Arc::new(account)),
+            headers: GcpAuthCredentials::headers(Arc::new(account), &source, &trouble),
             project_id,
-            source: format!("the service-account key {}", path.display()),
+            source,
+            trouble,
         });
     }
     if emulator {
@@ -108,6 +134,7 @@ pub async fn resolve(
                 .clone()
                 .unwrap_or_else(|| "demo-iclock-sync".to_owned()),
             source: "the emulator's owner token".to_owned(),
+            trouble: TokenTrouble::default(),
         });
     }
     let provider = gcp_auth::provider().await.map_err(|error| {
@@ -127,10 +154,13 @@ pub async fn resolve(
                 ))
             })?,
     };
+    let source = "application-default credentials".to_owned();
+    let trouble = TokenTrouble::default();
     Ok(Resolved {
-        headers: GcpAuthCredentials::headers(provider),
+        headers: GcpAuthCredentials::headers(provider, &source, &trouble),
         project_id,
-        source: "application-default credentials".to_owned(),
+        source,
+        trouble,
     })
 }
 
@@ -138,6 +168,9 @@ pub async fn resolve(
 #[derive(Clone)]
 struct GcpAuthCredentials {
     provider: Arc<dyn gcp_auth::TokenProvider>,
+    /// Where the tokens come from, for messages.
+    source: String,
+    trouble: TokenTrouble,
     /// The token last served and the tag it was served under.
     current: Arc<Mutex<Option<(String, EntityTag)>>>,
 }
@@ -149,9 +182,15 @@ impl std::fmt::Debug for GcpAuthCredentials {
 }
 
 impl GcpAuthCredentials {
-    fn headers(provider: Arc<dyn gcp_auth::TokenProvider>) -> GoogleAuthHeaders {
+    fn headers(
+        provider: Arc<dyn gcp_auth::TokenProvider>,
+        source: &str,
+        trouble: &TokenTrouble,
+    ) -> GoogleAuthHeaders {
         GoogleAuthHeaders::from(Credentials::from(GcpAuthCredentials {
             provider,
+            source: source.to_owned(),
+            trouble: trouble.clone(),
             current: Arc::new(Mutex::new(None)),
         }))
     }
@@ -162,10 +201,31 @@ impl CredentialsProvider for GcpAuthCredentials {
         &self,
         extensions: Extensions,
     ) -> Result<CacheableResource<HeaderMap>, CredentialsError> {
-        // gcp_auth caches the token and renews it near expiry.
-        let token = self.provider.token(SCOPES).await.map_err(|error| {
-            CredentialsError::from_msg(true, format!("cannot get a Google access token: {error}"))
-        })?;
+        // gcp_auth caches the token, renews it near expiry and retries a failed
+        // exchange a few times itself.
+        let token = match self.provider.token(SCOPES).await {
+            Ok(token) => {
+                self.trouble.set(None);
+                token
+            }
+            Err(error) => {
+                // Connection trouble may pass; an answer refusing the key will not.
+                let transient = matches!(
+                    error,
+                    gcp_auth::Error::Http(..)
+                        | gcp_auth::Error::Io(..)
+                        | gcp_auth::Error::Other(..)
+                );
+                let problem = format!(
+                    "cannot get a Google access token with {}: {error}",
+                    self.source
+                );
+                if !transient {
+                    self.trouble.set(Some(problem.clone()));
+                }
+                return Err(CredentialsError::from_msg(transient, problem));
+            }
+        };
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((served, tag)) = current.as_ref()
             && served == token.as_str()

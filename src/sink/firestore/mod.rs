@@ -42,6 +42,7 @@ pub struct FirestoreSink {
     concurrency: usize,
     retry_for: Duration,
     target: String,
+    trouble: credentials::TokenTrouble,
     /// Since when, and why, Firestore has been out of reach.
     unreachable: Mutex<Option<(tokio::time::Instant, String)>>,
 }
@@ -111,6 +112,7 @@ impl FirestoreSink {
             concurrency: config.concurrency(),
             retry_for: config.retry_for(),
             target: format!("{target}, collection {}", config.collection()),
+            trouble: resolved.trouble,
             unreachable: Mutex::new(None),
         })
     }
@@ -188,6 +190,16 @@ impl FirestoreSink {
                         }
                     }
                     pending = retry;
+                }
+                Err(_) if let Some(trouble) = self.trouble.current() => {
+                    let problem = format!(
+                        "{trouble} — the token endpoint refused the key: check that it has not been deleted or disabled in the Google Cloud console (IAM → Service accounts → Keys) and that this computer's clock is right"
+                    );
+                    // Every other request would meet the same refusal.
+                    self.set_unreachable(Some(problem.clone()));
+                    for index in pending.drain(..) {
+                        outcomes[index] = Some(SinkOutcome::Failed(problem.clone()));
+                    }
                 }
                 Err(status) if transient(status.code()) => {
                     last_problem = format!(
