@@ -17,7 +17,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use iclock_sync::punch::DeviceLabel;
@@ -29,42 +28,16 @@ use iclock_sync::source::zk::{
 };
 use iclock_sync::source::{FetchPlan, Fetched, RecordTime, Source};
 use serde_json::Value;
+use support::python::{script, venv_with};
 use support::zk::{layout, profile, terminal};
-
-fn install_pyzk(venv: &Path) -> std::path::PathBuf {
-    let created = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(venv)
-        .status()
-        .expect("python3 runs (needed for the pyzk cross-check)");
-    assert!(created.success(), "python3 -m venv failed");
-    let python = venv.join("bin").join("python");
-    let installed = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "pyzk==0.9",
-        ])
-        .status()
-        .expect("pip runs");
-    assert!(
-        installed.success(),
-        "pip could not install pyzk 0.9 from PyPI"
-    );
-    python
-}
 
 async fn read_with_pyzk(python: &Path, sim: &ZkSimulator, key: u32) -> Value {
     let transport = match sim.kind() {
         TransportKind::Tcp => "tcp",
         TransportKind::Udp => "udp",
     };
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pyzk_read.py");
     let output = tokio::process::Command::new(python)
-        .arg(script)
+        .arg(script("pyzk_read.py"))
         .args([
             "127.0.0.1".to_owned(),
             sim.address().port().to_string(),
@@ -170,7 +143,7 @@ fn assert_same<T: PartialEq + std::fmt::Debug>(pyzk: &[T], ours: &[T], what: &st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pyzk_sees_the_same_users_and_punches_as_our_client() {
     let venv = tempfile::tempdir().unwrap();
-    let python = install_pyzk(venv.path());
+    let python = venv_with(venv.path(), &["pyzk==0.9"]);
     let cases = [
         (40, TransportKind::Tcp, 123_456),
         (40, TransportKind::Udp, 0),
