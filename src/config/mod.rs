@@ -729,6 +729,31 @@ timezone = "Indian/Maldives"
 path = "punches.db"
 "#;
 
+    /// The example every user starts from parses, its commented-out sinks included.
+    #[test]
+    fn the_example_config_is_valid() {
+        let example = include_str!("../../iclock-sync.example.toml");
+        let uncommented = example
+            .replace("# [sink.firestore]", "[sink.firestore]")
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(setting) if setting.contains(" = ") && !setting.starts_with("${") => setting,
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let variables = |name: &str| Some(format!("value of {name}"));
+        for text in [example, uncommented.as_str()] {
+            let config = parse("iclock-sync.example.toml", text, false, &variables)
+                .unwrap_or_else(|error| panic!("{error}"));
+            assert_eq!(config.devices.len(), 2);
+        }
+        let config = parse("iclock-sync.example.toml", &uncommented, false, &variables).unwrap();
+        let firestore = config.sinks.firestore.expect("the Firestore example");
+        assert_eq!(firestore.concurrency(), 8);
+        assert_eq!(firestore.retry_for(), Duration::from_secs(60));
+    }
+
     #[test]
     fn a_full_config_is_read_and_expanded() {
         let config = parse("iclock-sync.toml", GOOD, false, &env).unwrap();
