@@ -312,7 +312,7 @@ async fn the_emulator_dying_mid_run_is_named_and_the_next_run_completes_the_set(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dry_run_needs_no_credentials_and_a_bad_key_path_is_a_clear_error() {
+async fn help_and_dry_run_need_no_credentials_and_a_bad_key_path_is_a_clear_error() {
     let sim = simulator(options(), punches(50, 74)).await;
     let workspace = Workspace::new();
     workspace.write(
@@ -325,6 +325,9 @@ async fn a_dry_run_needs_no_credentials_and_a_bad_key_path_is_a_clear_error() {
         ),
     );
     let missing = [("FIREBASE_KEY", "keys/not-there.json")];
+
+    let help = workspace.run_with_env(&["--help"], &missing).await;
+    assert_eq!(help.code, Some(0), "{}", help.all_output());
 
     let dry = workspace.run_with_env(&["--dry-run"], &missing).await;
     assert_eq!(dry.code, Some(0), "{}", dry.all_output());
