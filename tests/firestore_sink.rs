@@ -240,7 +240,7 @@ async fn the_emulator_dying_mid_run_is_named_and_the_next_run_completes_the_set(
     let first = Emulator::start().await;
     let project = "killed-mid-run";
     let mut sim_options = options();
-    sim_options.page_delay = Duration::from_millis(100);
+    sim_options.page_delay = Duration::from_millis(150);
     let sim = simulator(sim_options, punches(3_000, 73)).await;
     let workspace = Workspace::new();
     let write_config = |emulator: &Emulator| {
@@ -252,7 +252,19 @@ async fn the_emulator_dying_mid_run_is_named_and_the_next_run_completes_the_set(
     };
     write_config(&first);
     let child = workspace.command(&["--json"]).spawn().expect("spawn");
-    support::wait_for_pages(&sim, 8).await;
+    // Mid-run: some punches written, reading goes on for seconds yet.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while first
+        .documents(project, "attendancePunches")
+        .await
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing written in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Pause the binary, keep what Firestore holds (the emulator stores in memory only;
     // a real Firestore keeps it), then kill the emulator outright and let the binary
@@ -265,7 +277,17 @@ async fn the_emulator_dying_mid_run_is_named_and_the_next_run_completes_the_set(
             .unwrap()
     };
     assert!(signal("-STOP").success());
-    let written_before = first.documents(project, "attendancePunches").await.len();
+    // Requests already sent are still being written: wait until the count settles,
+    // so the snapshot holds every write the binary will hear was done.
+    let mut written_before = first.documents(project, "attendancePunches").await.len();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = first.documents(project, "attendancePunches").await.len();
+        if now == written_before {
+            break;
+        }
+        written_before = now;
+    }
     let snapshot_dir = tempfile::tempdir().unwrap();
     let snapshot = first.snapshot(project, snapshot_dir.path()).await;
     first.kill().await;
