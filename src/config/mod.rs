@@ -533,7 +533,7 @@ fn from_environment(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, C
     // sight, so do we (the key is found when the sink opens, as in [sink.firestore]).
     let firebase_key = ["FIREBASE_KEY", "FIREBASE_KEY_PATH"]
         .iter()
-        .any(|variable| lookup(variable).is_some())
+        .any(|variable| lookup(variable).is_some_and(|path| !path.trim().is_empty()))
         || Path::new(PYTHON_DEFAULT_KEY).exists();
     if legacy && firebase_key {
         let mut firestore = toml::Table::new();
