@@ -43,6 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         timezone: chrono_tz::Asia::Kolkata,
     });
     let serial: Arc<str> = "CEILING".into();
+    let terminal: Arc<str> = "".into();
     let start = NaiveDate::from_ymd_opt(2026, 1, 5)
         .and_then(|day| day.and_hms_opt(7, 0, 0))
         .ok_or("bad start time")?;
@@ -54,6 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 id: PunchId::native(&serial, &user_id, local_time, 0),
                 device: Arc::clone(&device),
                 serial: Arc::clone(&serial),
+                terminal: Arc::clone(&terminal),
                 user_id,
                 local_time,
                 state: 0,

@@ -228,6 +228,7 @@ mod tests {
                 timezone: "Indian/Maldives".parse().unwrap(),
             }),
             serial: "SN1".into(),
+            terminal: "".into(),
             user_id: user.into(),
             local_time,
             state: 0,

@@ -28,3 +28,4 @@ pub mod simulate;
 pub mod sink;
 pub mod source;
 pub mod sync;
+pub mod user_control;

@@ -152,6 +152,12 @@ fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// The `terminal` of punches whose source names no terminal (one shared allocation).
+pub fn unnamed_terminal() -> Arc<str> {
+    static UNNAMED: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
+    Arc::clone(&UNNAMED)
+}
+
 /// The configured device a punch was collected through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceLabel {
@@ -170,6 +176,9 @@ pub struct Punch {
     /// Serial number of the terminal that recorded the punch ("" when BioTime holds a
     /// manually added punch with no terminal).
     pub serial: Arc<str>,
+    /// The terminal's name where the source reports one (BioTime's terminal alias);
+    /// empty otherwise.
+    pub terminal: Arc<str>,
     /// The user's PIN as the device shows it.
     pub user_id: String,
     /// Wall-clock time as the device recorded it, second resolution.

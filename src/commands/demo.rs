@@ -116,6 +116,8 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
                 name: "Demo terminal".into(),
                 timezone: config::host_timezone(),
                 enabled: true,
+                interval: None,
+                coordinates: None,
                 kind: DeviceKind::Zk(ZkConfig {
                     address: terminal.address().to_string(),
                     transport: TransportChoice::Tcp,
@@ -130,6 +132,8 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
                 name: "Demo BioTime".into(),
                 timezone: config::host_timezone(),
                 enabled: true,
+                interval: None,
+                coordinates: None,
                 kind: DeviceKind::Biotime(BiotimeConfig {
                     url: simulator.url(),
                     username: "admin".into(),
@@ -147,6 +151,7 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
                 path: Some(database.clone()),
             }),
             firestore: None,
+            frappe: None,
         },
         environment: Environment::default(),
     };

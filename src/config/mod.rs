@@ -24,6 +24,7 @@ pub use secret::Secret;
 use crate::duration;
 use crate::punch::IdScheme;
 use crate::sink::firestore::{FirestoreConfig, PYTHON_DEFAULT_KEY};
+use crate::sink::frappe::{FrappeConfig, RawFrappeConfig};
 use crate::sink::sqlite::SqliteConfig;
 use crate::source::biotime::BiotimeConfig;
 use crate::source::zk::ZkConfig;
@@ -92,7 +93,21 @@ pub struct DeviceConfig {
     pub name: String,
     pub timezone: Tz,
     pub enabled: bool,
+    /// With `--loop`: how often this device is read (default: the loop's interval).
+    pub interval: Option<Duration>,
+    /// Where the device stands (`latitude`, `longitude`), for sinks that record it.
+    pub coordinates: Option<(f64, f64)>,
     pub kind: DeviceKind,
+}
+
+impl DeviceConfig {
+    /// Where the device is, for messages and templates: a URL or an address.
+    pub fn location(&self) -> String {
+        match &self.kind {
+            DeviceKind::Biotime(config) => config.url.clone(),
+            DeviceKind::Zk(config) => config.address.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -114,11 +129,12 @@ impl DeviceKind {
 pub struct SinkSettings {
     pub sqlite: Option<SqliteConfig>,
     pub firestore: Option<FirestoreConfig>,
+    pub frappe: Option<FrappeConfig>,
 }
 
 impl SinkSettings {
     pub fn is_empty(&self) -> bool {
-        self.sqlite.is_none() && self.firestore.is_none()
+        self.sqlite.is_none() && self.firestore.is_none() && self.frappe.is_none()
     }
 }
 
@@ -130,7 +146,7 @@ struct RawConfig {
     #[serde(default)]
     device: Vec<toml::Table>,
     #[serde(default)]
-    sink: RawSinks,
+    sink: toml::Table,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -141,13 +157,6 @@ struct RawSync {
     output_dir: Option<PathBuf>,
     max_future_skew: Option<String>,
     parallel_devices: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSinks {
-    sqlite: Option<SqliteConfig>,
-    firestore: Option<FirestoreConfig>,
 }
 
 /// How to find and read the configuration.
@@ -303,13 +312,57 @@ fn build(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
     Ok(Config {
         origin: origin.to_owned(),
         sync,
+        sinks: build_sinks(origin, raw.sink, &devices)?,
         devices,
-        sinks: SinkSettings {
-            sqlite: raw.sink.sqlite,
-            firestore: raw.sink.firestore,
-        },
         environment: Environment::default(),
     })
+}
+
+/// Reads each `[sink.NAME]` on its own, so that a mistake names its section.
+fn build_sinks(
+    origin: &str,
+    mut table: toml::Table,
+    devices: &[DeviceConfig],
+) -> Result<SinkSettings, ConfigError> {
+    fn section<T: serde::de::DeserializeOwned>(
+        origin: &str,
+        name: &str,
+        value: toml::Value,
+    ) -> Result<T, ConfigError> {
+        value.try_into().map_err(|error: toml::de::Error| {
+            ConfigError::new(
+                format!("{origin}: [sink.{name}]"),
+                error.message().trim().to_owned(),
+                format!("see [sink.{name}] in the configuration reference in README.md"),
+            )
+        })
+    }
+    let frappe = match table.remove("frappe") {
+        None => None,
+        Some(value) => {
+            let raw: RawFrappeConfig = section(origin, "frappe", value)?;
+            Some(raw.validate(&format!("{origin}: [sink.frappe]"), devices)?)
+        }
+    };
+    let settings = SinkSettings {
+        sqlite: table
+            .remove("sqlite")
+            .map(|value| section(origin, "sqlite", value))
+            .transpose()?,
+        firestore: table
+            .remove("firestore")
+            .map(|value| section(origin, "firestore", value))
+            .transpose()?,
+        frappe,
+    };
+    if let Some(unknown) = table.keys().next() {
+        return Err(ConfigError::new(
+            format!("{origin}: [sink.{unknown}]"),
+            "is not a known sink",
+            "use [sink.sqlite], [sink.firestore] or [sink.frappe]",
+        ));
+    }
+    Ok(settings)
 }
 
 fn build_sync(origin: &str, raw: RawSync) -> Result<SyncSettings, ConfigError> {
@@ -396,6 +449,54 @@ fn build_device(
             ));
         }
     };
+    let interval = match table.remove("interval") {
+        None => None,
+        Some(toml::Value::String(text)) => Some(
+            duration::parse(&text)
+                .ok()
+                .filter(|interval| !interval.is_zero())
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        format!("{at} key `interval`"),
+                        format!("'{text}' is not a duration"),
+                        "write how often to read this device with --loop, e.g. interval = \"5m\"",
+                    )
+                })?,
+        ),
+        Some(_) => {
+            return Err(ConfigError::new(
+                format!("{at} key `interval`"),
+                "must be a string",
+                "write interval = \"5m\"",
+            ));
+        }
+    };
+    let coordinate = |table: &mut toml::Table, key: &str, limit: f64| match table.remove(key) {
+        None => Ok(None),
+        Some(toml::Value::Float(value)) if value.abs() <= limit => Ok(Some(value)),
+        Some(toml::Value::Integer(value)) if (value as f64).abs() <= limit => {
+            Ok(Some(value as f64))
+        }
+        Some(_) => Err(ConfigError::new(
+            format!("{at} key `{key}`"),
+            format!("must be a number between -{limit} and {limit}"),
+            "write the device's position in decimal degrees, e.g. latitude = 4.1755, longitude = 73.5093",
+        )),
+    };
+    let coordinates = match (
+        coordinate(&mut table, "latitude", 90.0)?,
+        coordinate(&mut table, "longitude", 180.0)?,
+    ) {
+        (Some(latitude), Some(longitude)) => Some((latitude, longitude)),
+        (None, None) => None,
+        _ => {
+            return Err(ConfigError::new(
+                &at,
+                "has only one of latitude and longitude",
+                "give both, or neither",
+            ));
+        }
+    };
     let kind = match kind.as_str() {
         "biotime" => {
             let config: BiotimeConfig =
@@ -434,6 +535,8 @@ fn build_device(
         name,
         timezone,
         enabled,
+        interval,
+        coordinates,
         kind,
     })
 }

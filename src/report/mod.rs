@@ -45,7 +45,7 @@ pub struct DeviceReport {
     pub newly_quarantined: u64,
     /// New punches every sink acknowledged.
     pub delivered: u64,
-    /// New punches some sink refused for good.
+    /// New punches some sink refused for good (including unmapped PINs).
     pub rejected: u64,
     /// New punches some sink could not take now; retried next cycle.
     pub not_delivered: u64,
@@ -72,9 +72,17 @@ pub struct SinkReport {
     pub target: String,
     pub delivered: u64,
     pub already: u64,
+    /// Not sent because the configuration says this sink does not want them.
+    pub skipped: u64,
     pub rejected: u64,
+    /// Refused because the destination knows nobody with the PIN.
+    pub unmapped: u64,
+    /// Those PINs, each once, sorted.
+    pub unmapped_users: Vec<String>,
     pub failed: u64,
     pub last_failure: Option<String>,
+    /// What the sink did besides delivering (a watermark set, users switched).
+    pub notes: Vec<String>,
 }
 
 /// One line of a dry run's "would upload" list.

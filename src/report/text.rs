@@ -54,25 +54,7 @@ pub fn render(report: &CycleReport, verbose: bool) -> String {
     );
 
     if !report.sinks.is_empty() {
-        let rows: Vec<Vec<String>> = report
-            .sinks
-            .iter()
-            .map(|sink| {
-                vec![
-                    format!("{} ({})", sink.name, sink.target),
-                    thousands(sink.delivered),
-                    thousands(sink.already),
-                    thousands(sink.rejected),
-                    thousands(sink.failed),
-                ]
-            })
-            .collect();
-        out.push('\n');
-        table(
-            &mut out,
-            &["Sink", "Delivered", "Already", "Rejected", "Failed"],
-            &rows,
-        );
+        sink_table(&mut out, report);
     }
 
     let errors: Vec<String> = report
@@ -101,6 +83,7 @@ pub fn render(report: &CycleReport, verbose: bool) -> String {
                 .as_ref()
                 .map(|note| format!("  {}: {note}", device.name))
         })
+        .chain(report.sinks.iter().flat_map(sink_notes))
         .collect();
     if !notes.is_empty() {
         out.push('\n');
@@ -163,17 +146,84 @@ pub fn render(report: &CycleReport, verbose: bool) -> String {
     out
 }
 
+/// The sink table; the Skipped and Unmapped columns only when some sink has them.
+fn sink_table(out: &mut String, report: &CycleReport) {
+    let skipped = report.sinks.iter().any(|sink| sink.skipped > 0);
+    let unmapped = report.sinks.iter().any(|sink| sink.unmapped > 0);
+    let mut headers = vec!["Sink", "Delivered", "Already"];
+    if skipped {
+        headers.push("Skipped");
+    }
+    headers.push("Rejected");
+    if unmapped {
+        headers.push("Unmapped");
+    }
+    headers.push("Failed");
+    let rows: Vec<Vec<String>> = report
+        .sinks
+        .iter()
+        .map(|sink| {
+            let mut row = vec![
+                format!("{} ({})", sink.name, sink.target),
+                thousands(sink.delivered),
+                thousands(sink.already),
+            ];
+            if skipped {
+                row.push(thousands(sink.skipped));
+            }
+            row.push(thousands(sink.rejected));
+            if unmapped {
+                row.push(thousands(sink.unmapped));
+            }
+            row.push(thousands(sink.failed));
+            row
+        })
+        .collect();
+    out.push('\n');
+    table(out, &headers, &rows);
+}
+
+/// How many unmapped PINs are named in the summary (`--json` has them all).
+const UNMAPPED_SHOWN: usize = 20;
+
+fn sink_notes(sink: &super::SinkReport) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !sink.unmapped_users.is_empty() {
+        let shown: Vec<&str> = sink
+            .unmapped_users
+            .iter()
+            .take(UNMAPPED_SHOWN)
+            .map(String::as_str)
+            .collect();
+        let more = sink.unmapped_users.len().saturating_sub(UNMAPPED_SHOWN);
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        notes.push(format!(
+            "  {}: no employee for PIN(s) {}{more} — map them in {} (see the quarantine file)",
+            sink.name,
+            shown.join(", "),
+            sink.target
+        ));
+    }
+    notes.extend(
+        sink.notes
+            .iter()
+            .map(|note| format!("  {}: {note}", sink.name)),
+    );
+    notes
+}
+
 fn verdict(report: &CycleReport, took: &str) -> String {
     let failed = report
         .devices
         .iter()
         .filter(|device| device.error.is_some())
         .count();
-    let not_delivered: u64 = report
-        .devices
-        .iter()
-        .map(|d| d.not_delivered + d.rejected)
-        .sum();
+    let not_delivered: u64 = report.devices.iter().map(|d| d.not_delivered).sum();
+    let refused: u64 = report.devices.iter().map(|d| d.rejected).sum();
     let mut line = if report.dry_run {
         format!(
             "Dry run in {took}: {} punch(es) would be uploaded; nothing was written.",
@@ -190,6 +240,13 @@ fn verdict(report: &CycleReport, took: &str) -> String {
             line,
             " {} not delivered (retried next run).",
             thousands(not_delivered)
+        );
+    }
+    if refused > 0 {
+        let _ = write!(
+            line,
+            " {} refused by a sink (reasons in the quarantine file).",
+            thousands(refused)
         );
     }
     if failed > 0 {
@@ -313,6 +370,32 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("sqlite (output/attendance.db)"), "{text}");
+        assert!(!text.contains("Unmapped"), "{text}");
         assert!(text.contains("(5,000 IDs)"), "{text}");
+    }
+
+    #[test]
+    fn unmapped_pins_and_sink_notes_are_listed() {
+        let report = CycleReport {
+            sinks: vec![SinkReport {
+                name: "frappe".into(),
+                target: "https://hr.example.com".into(),
+                delivered: 7,
+                unmapped: 3,
+                unmapped_users: vec!["9001".into(), "9002".into()],
+                notes: vec!["Shift Type 'Day' synced up to 2026-03-02 18:00:00".into()],
+                ..SinkReport::default()
+            }],
+            ..CycleReport::default()
+        };
+        let text = render(&report, false);
+        assert!(text.contains("Unmapped"), "{text}");
+        assert!(
+            text.contains(
+                "frappe: no employee for PIN(s) 9001, 9002 — map them in https://hr.example.com"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("frappe: Shift Type 'Day' synced"), "{text}");
     }
 }

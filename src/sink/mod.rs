@@ -6,12 +6,15 @@
 //! answer is [`SinkOutcome::AlreadyPresent`], which counts as acknowledged.
 
 pub mod firestore;
+pub mod frappe;
 pub mod sqlite;
 
 use async_trait::async_trait;
 
 use crate::config::{Environment, SinkSettings, SyncSettings};
 use crate::punch::Punch;
+use crate::report::DeviceReport;
+use crate::user_control::UserSwitch;
 
 /// What a sink did with one punch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,16 +23,34 @@ pub enum SinkOutcome {
     Delivered,
     /// Already there (written by an earlier run or another path).
     AlreadyPresent,
+    /// Not sent, because the configuration says this sink does not want it (e.g. a
+    /// punch state mapped to "skip"); counts as acknowledged.
+    Skipped,
     /// The destination refuses this punch for good (the reason says why).
     Rejected(String),
+    /// The destination knows nobody with this punch's PIN (the reason says where it
+    /// looked). Handled like a rejection; the summary lists the PINs.
+    Unmapped(String),
     /// Not written this time; the next cycle retries it.
     Failed(String),
 }
 
 impl SinkOutcome {
     pub fn is_acknowledged(&self) -> bool {
-        matches!(self, SinkOutcome::Delivered | SinkOutcome::AlreadyPresent)
+        matches!(
+            self,
+            SinkOutcome::Delivered | SinkOutcome::AlreadyPresent | SinkOutcome::Skipped
+        )
     }
+}
+
+/// What a sink has to say once a cycle is recorded.
+#[derive(Debug, Default)]
+pub struct CycleEnd {
+    /// Lines for the summary (e.g. a watermark it set).
+    pub notes: Vec<String>,
+    /// Users to switch on or off on the devices that recorded their punches.
+    pub switches: Vec<UserSwitch>,
 }
 
 /// A sink that could not be opened.
@@ -50,8 +71,16 @@ pub trait Sink: Send + Sync {
     /// Where it writes, for summaries (a path or URL, never credentials).
     fn target(&self) -> String;
 
+    /// A cycle starts: forget what was learned during the last one.
+    async fn begin_cycle(&self) {}
+
     /// Writes a batch (no ID twice) and answers for each punch, in order.
     async fn deliver(&self, batch: &[Punch]) -> Vec<SinkOutcome>;
+
+    /// The cycle is recorded; `devices` says how each device fared in it.
+    async fn finish_cycle(&self, _devices: &[DeviceReport]) -> CycleEnd {
+        CycleEnd::default()
+    }
 
     /// Flushes and releases connections before the process exits.
     async fn close(&self) {}

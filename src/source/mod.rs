@@ -26,6 +26,8 @@ pub struct SourceRecord {
     /// The source's own key (e.g. `biotime:http://host:8081#1234`).
     pub source_key: String,
     pub serial: Arc<str>,
+    /// The terminal's name, where the source reports one (BioTime's terminal alias).
+    pub terminal: Arc<str>,
     pub user_id: String,
     pub time: RecordTime,
     pub state: i32,
@@ -122,6 +124,8 @@ pub struct DeviceCheck {
     pub error: Option<SourceError>,
 }
 
+use crate::user_control::{SwitchLog, UserSwitch};
+
 #[async_trait]
 pub trait Source: Send {
     fn label(&self) -> &Arc<DeviceLabel>;
@@ -150,7 +154,21 @@ pub trait Source: Send {
 
     /// Connectivity, credentials, counts and clock, for `iclock-sync devices`.
     async fn check(&mut self) -> DeviceCheck;
+
+    /// Switches users on or off on the device (post-checkin user control), appending
+    /// every change to `log`; returns a note for the summary. Only terminals can.
+    async fn switch_users(&mut self, switches: &[UserSwitch], log: &SwitchLog) -> String {
+        let _ = log;
+        format!(
+            "{} user switch(es) not applied: {}",
+            switches.len(),
+            USER_CONTROL_UNSUPPORTED
+        )
+    }
 }
+
+/// Why devices other than terminals cannot switch users (also shown by `devices`).
+pub const USER_CONTROL_UNSUPPORTED: &str = "BioTime has no flag to disable a person (only resignation or an area change); user control on devices works for terminals read directly (kind = \"zk\")";
 
 /// Builds the source for a configured device, resuming from its stored cursor.
 pub fn open(

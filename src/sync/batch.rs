@@ -179,16 +179,18 @@ impl<'a> CycleContext<'a> {
                 let outcome = sink_outcomes.get(index).cloned().unwrap_or_else(|| {
                     SinkOutcome::Failed("the sink gave no answer for this punch".into())
                 });
-                count(&mut ledger.sinks[sink_index], &outcome);
+                count(&mut ledger.sinks[sink_index], &outcome, punch);
+                let sink = self.sinks[sink_index].name();
                 match outcome {
                     SinkOutcome::Failed(_) => failed = true,
                     SinkOutcome::Rejected(reason) => {
-                        rejection = Some(format!(
-                            "rejected by sink {}: {reason}",
-                            self.sinks[sink_index].name()
-                        ));
+                        rejection = Some(format!("rejected by sink {sink}: {reason}"));
                     }
-                    SinkOutcome::Delivered | SinkOutcome::AlreadyPresent => {}
+                    SinkOutcome::Unmapped(reason) => {
+                        rejection = Some(format!("unmapped in sink {sink}: {reason}"));
+                    }
+                    SinkOutcome::Delivered | SinkOutcome::AlreadyPresent | SinkOutcome::Skipped => {
+                    }
                 }
             }
             handled[index] = if failed {
@@ -240,11 +242,18 @@ struct Sorted {
     unhandled: Vec<usize>,
 }
 
-fn count(report: &mut SinkReport, outcome: &SinkOutcome) {
+fn count(report: &mut SinkReport, outcome: &SinkOutcome, punch: &Punch) {
     match outcome {
         SinkOutcome::Delivered => report.delivered += 1,
         SinkOutcome::AlreadyPresent => report.already += 1,
+        SinkOutcome::Skipped => report.skipped += 1,
         SinkOutcome::Rejected(_) => report.rejected += 1,
+        SinkOutcome::Unmapped(_) => {
+            report.unmapped += 1;
+            if let Err(at) = report.unmapped_users.binary_search(&punch.user_id) {
+                report.unmapped_users.insert(at, punch.user_id.clone());
+            }
+        }
         SinkOutcome::Failed(reason) => {
             report.failed += 1;
             report.last_failure = Some(reason.clone());
@@ -272,7 +281,8 @@ mod tests {
     use chrono::NaiveDateTime;
     use std::time::Duration;
 
-    /// Answers by user id: "fail" fails, "reject" is rejected, anything else delivered.
+    /// Answers by user id: "fail" fails, "reject" is rejected, "stranger" is unmapped,
+    /// "ignored" skipped, anything else delivered.
     struct ScriptedSink;
 
     #[async_trait]
@@ -288,7 +298,9 @@ mod tests {
                 .iter()
                 .map(|punch| match punch.user_id.as_str() {
                     "fail" => SinkOutcome::Failed("down".into()),
-                    "reject" => SinkOutcome::Rejected("no such employee".into()),
+                    "reject" => SinkOutcome::Rejected("inactive employee".into()),
+                    "stranger" => SinkOutcome::Unmapped("no such employee".into()),
+                    "ignored" => SinkOutcome::Skipped,
                     _ => SinkOutcome::Delivered,
                 })
                 .collect()
@@ -301,6 +313,7 @@ mod tests {
             source: SourceKind::Biotime,
             source_key: format!("k-{user}-{second}-{state}"),
             serial: "SN".into(),
+            terminal: "".into(),
             user_id: user.into(),
             time: RecordTime::Valid(
                 NaiveDateTime::parse_from_str(&time, "%Y-%m-%d %H:%M:%S").unwrap(),
@@ -348,6 +361,8 @@ mod tests {
             fetched("reject", 3, 0),
             fetched("", 4, 0),   // empty PIN: quarantined
             fetched("ok", 1, 1), // legacy ID repeats offset 0: shares its success
+            fetched("stranger", 5, 0),
+            fetched("ignored", 6, 2),
         ];
         let mut report = DeviceReport::default();
 
@@ -365,29 +380,35 @@ mod tests {
                 report.already,
                 report.quarantined
             ),
-            (6, 3, 2, 1)
+            (8, 5, 2, 1)
         );
         assert_eq!(
             (report.delivered, report.rejected, report.not_delivered),
-            (1, 1, 1)
+            (2, 2, 1),
+            "a skipped punch counts as delivered, an unmapped one as rejected"
         );
         let ledger = context.ledger.into_inner().unwrap();
         assert_eq!(
             ledger.cache.len(),
-            1,
-            "only the acknowledged punch is cached"
+            2,
+            "only the acknowledged punches (delivered or skipped) are cached"
         );
+        let sink = &ledger.sinks[0];
         assert_eq!(
             (
-                ledger.sinks[0].delivered,
-                ledger.sinks[0].rejected,
-                ledger.sinks[0].failed
+                sink.delivered,
+                sink.skipped,
+                sink.rejected,
+                sink.unmapped,
+                sink.failed
             ),
-            (1, 1, 1)
+            (1, 1, 1, 1, 1)
         );
+        assert_eq!(sink.unmapped_users, vec!["stranger".to_owned()]);
         let quarantined = std::fs::read_to_string(dir.path().join("q.jsonl")).unwrap();
-        assert_eq!(quarantined.lines().count(), 2);
-        assert!(quarantined.contains("rejected by sink scripted: no such employee"));
+        assert_eq!(quarantined.lines().count(), 3);
+        assert!(quarantined.contains("rejected by sink scripted: inactive employee"));
+        assert!(quarantined.contains("unmapped in sink scripted: no such employee"));
         assert!(quarantined.contains("empty user id"));
     }
 }

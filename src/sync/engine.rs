@@ -24,6 +24,7 @@ use crate::report::{CycleReport, DeviceReport, SinkReport};
 use crate::shutdown::Shutdown;
 use crate::sink::{self, Sink, SinkError};
 use crate::source::{self, FetchEnd, FetchPlan, Fetched, Settlement, Source, SourceError};
+use crate::user_control::{SwitchLog, UserSwitch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -138,6 +139,9 @@ impl Engine {
     ) -> CycleReport {
         let started = Local::now();
         let clock = Instant::now();
+        for sink in &self.sinks {
+            sink.begin_cycle().await;
+        }
         let plan = FetchPlan {
             since,
             shutdown: shutdown.clone(),
@@ -263,6 +267,7 @@ impl Engine {
                     for (device, note) in report.devices.iter_mut().zip(notes) {
                         device.note = note;
                     }
+                    finish_sinks(sinks, sources, settings, &mut report).await;
                 }
                 Err(error) => report.problems.push(error.to_string()),
             }
@@ -272,6 +277,41 @@ impl Engine {
         report.duration_ms = clock.elapsed().as_millis() as u64;
         report.exit_code = report.exit().code();
         report
+    }
+}
+
+/// Lets every sink finish the recorded cycle, and has the devices apply the user
+/// switches the sinks ask for.
+async fn finish_sinks(
+    sinks: &[Box<dyn Sink>],
+    sources: &mut [Box<dyn Source>],
+    settings: &SyncSettings,
+    report: &mut CycleReport,
+) {
+    let mut switches: Vec<UserSwitch> = Vec::new();
+    for (sink, sink_report) in sinks.iter().zip(report.sinks.iter_mut()) {
+        let end = sink.finish_cycle(&report.devices).await;
+        sink_report.notes.extend(end.notes);
+        switches.extend(end.switches);
+    }
+    if switches.is_empty() {
+        return;
+    }
+    let log = SwitchLog::in_dir(&settings.output_dir);
+    for (source, device) in sources.iter_mut().zip(report.devices.iter_mut()) {
+        let mine: Vec<UserSwitch> = switches
+            .iter()
+            .filter(|switch| *switch.device == *source.label().name)
+            .cloned()
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let note = source.switch_users(&mine, &log).await;
+        device.note = Some(match device.note.take() {
+            Some(earlier) => format!("{earlier}; {note}"),
+            None => note,
+        });
     }
 }
 

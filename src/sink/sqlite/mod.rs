@@ -224,6 +224,7 @@ mod tests {
                 timezone: "Asia/Kolkata".parse().unwrap(),
             }),
             serial: "SN1".into(),
+            terminal: "".into(),
             user_id: user.into(),
             local_time,
             state: 0,

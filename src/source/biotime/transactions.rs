@@ -188,6 +188,8 @@ struct Row<'a> {
     #[serde(default, borrow)]
     terminal_sn: Loose<'a>,
     #[serde(default, borrow)]
+    terminal_alias: Loose<'a>,
+    #[serde(default, borrow)]
     upload_time: Loose<'a>,
 }
 
@@ -239,6 +241,7 @@ fn decode(row: &Row<'_>) -> Result<SourceRecord, String> {
         source: SourceKind::Biotime,
         source_key: String::new(),
         serial: Arc::from(row.terminal_sn.text().unwrap_or_default()),
+        terminal: Arc::from(row.terminal_alias.text().unwrap_or_default()),
         user_id: row.emp_code.text().unwrap_or_default(),
         time,
         state: small_int(&row.punch_state, "punch_state", 255)?,

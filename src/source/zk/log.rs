@@ -116,6 +116,7 @@ impl LogRead {
             source: SourceKind::Zk,
             source_key: source_key(serial, &user_id, &record),
             serial: Arc::clone(serial),
+            terminal: crate::punch::unnamed_terminal(),
             user_id,
             time,
             state: i32::from(record.state),

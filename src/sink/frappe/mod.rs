@@ -1,0 +1,5 @@
+//! Frappe HR / ERPNext: punches become Employee Checkins.
+
+mod config;
+
+pub use config::{FrappeConfig, LogChoice, LogTypes, RawFrappeConfig, ShiftTypeMapping};
