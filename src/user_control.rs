@@ -229,7 +229,7 @@ mod tests {
             record("alice", false, true, true),
             record("alice", true, false, false),
         ];
-        assert_eq!(plan_undo(&records)[0].enabled, true);
+        assert!(plan_undo(&records)[0].enabled);
         let undone = [
             record("alice", true, false, false),
             record("alice", false, true, true),
