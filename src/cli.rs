@@ -90,6 +90,8 @@ pub enum Simulator {
     Biotime(crate::simulate::biotime::SimulatorArgs),
     /// A ZKTeco terminal speaking the ZK binary protocol (TCP, or UDP with --udp).
     Zk(crate::simulate::zk::ZkSimulatorArgs),
+    /// A Frappe HR site (Employees, Employee Checkins, Users) on a local port.
+    Frappe(crate::simulate::frappe::FrappeSimulatorArgs),
 }
 
 impl Cli {

@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 use crate::cli::Simulator;
 use crate::exit::Exit;
 use crate::simulate::biotime::{BiotimeSimulator, generate};
+use crate::simulate::frappe::{FrappeSimulator, FrappeSimulatorArgs, company};
 use crate::simulate::zk::{ZkSimulator, ZkSimulatorArgs};
 
 pub async fn run(simulator: Simulator) -> Exit {
@@ -44,7 +45,47 @@ pub async fn run(simulator: Simulator) -> Exit {
             Exit::Success
         }
         Simulator::Zk(args) => run_zk(args).await,
+        Simulator::Frappe(args) => run_frappe(args).await,
     }
+}
+
+async fn run_frappe(args: FrappeSimulatorArgs) -> Exit {
+    let listener = match TcpListener::bind(&args.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!(
+                "error: cannot listen on {}: {error} — pick another --listen address",
+                args.listen
+            );
+            return Exit::Configuration;
+        }
+    };
+    let site = company(args.employees);
+    let simulator = match FrappeSimulator::start(listener, site, args.options()).await {
+        Ok(simulator) => simulator,
+        Err(error) => {
+            eprintln!("error: cannot start the simulator: {error}");
+            return Exit::Incomplete;
+        }
+    };
+    // The first line is machine-read by the bench script: keep its shape.
+    println!("Frappe simulator listening on {}", simulator.url());
+    println!(
+        "  {} employees (PINs 1000…{}); API key {} / secret {}; {} per request; Ctrl-C stops it",
+        args.employees,
+        1000 + args.employees.saturating_sub(1),
+        args.api_key,
+        args.api_secret,
+        crate::duration::display(args.latency)
+    );
+    let _ = std::io::stdout().flush();
+    let _ = tokio::signal::ctrl_c().await;
+    let stats = simulator.stats();
+    println!(
+        "  {} requests, {} checkins created, at most {} creates at once",
+        stats.requests, stats.created, stats.max_in_flight
+    );
+    Exit::Success
 }
 
 async fn run_zk(args: ZkSimulatorArgs) -> Exit {

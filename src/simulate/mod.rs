@@ -4,5 +4,6 @@
 //! by the simulator and hidden.
 
 pub mod biotime;
+pub mod frappe;
 pub mod random;
 pub mod zk;
