@@ -72,6 +72,17 @@ pub enum Command {
     /// Run a device simulator (used by the demo, the tests and the benchmarks).
     #[command(subcommand)]
     Simulate(Simulator),
+    /// What post-checkin user control switched ([sink.frappe] user_control), and undoing it.
+    #[command(subcommand)]
+    UserControl(UserControlAction),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum UserControlAction {
+    /// List the accounts (Frappe logins, terminal users) that differ from before iclock-sync switched them.
+    Status,
+    /// Put every account iclock-sync switched back as it was before (logged in output/user_control.jsonl).
+    Undo,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -53,6 +53,9 @@ fn main() -> ExitCode {
             }
             Some(Command::Demo(args)) => commands::demo::run(&args, &output).await,
             Some(Command::Simulate(simulator)) => commands::simulate::run(simulator).await,
+            Some(Command::UserControl(action)) => {
+                commands::user_control::run(&action, cli.config, &environment, &output).await
+            }
         }
     });
     exit.into()

@@ -5,3 +5,4 @@ pub mod demo;
 pub mod devices;
 pub mod simulate;
 pub mod sync;
+pub mod user_control;

@@ -11,7 +11,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 
-use crate::config::{Environment, SinkSettings, SyncSettings};
+use crate::config::Config;
 use crate::punch::Punch;
 use crate::report::DeviceReport;
 use crate::user_control::UserSwitch;
@@ -87,11 +87,8 @@ pub trait Sink: Send + Sync {
 }
 
 /// Opens every configured sink; with none configured, the embedded SQLite store.
-pub async fn open_all(
-    settings: &SinkSettings,
-    sync: &SyncSettings,
-    environment: &Environment,
-) -> Result<Vec<Box<dyn Sink>>, SinkError> {
+pub async fn open_all(config: &Config) -> Result<Vec<Box<dyn Sink>>, SinkError> {
+    let (settings, sync) = (&config.sinks, &config.sync);
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let sqlite = match (&settings.sqlite, settings.is_empty()) {
         (Some(config), _) => Some(config.clone()),
@@ -104,9 +101,14 @@ pub async fn open_all(
             .unwrap_or_else(|| sync.output_dir.join(sqlite::DEFAULT_FILE_NAME));
         sinks.push(Box::new(sqlite::SqliteSink::open(&path).await?));
     }
-    if let Some(config) = &settings.firestore {
+    if let Some(firestore) = &settings.firestore {
         sinks.push(Box::new(
-            firestore::FirestoreSink::open(config, environment).await?,
+            firestore::FirestoreSink::open(firestore, &config.environment).await?,
+        ));
+    }
+    if let Some(frappe) = &settings.frappe {
+        sinks.push(Box::new(
+            frappe::FrappeSink::open(frappe, &config.devices, &sync.output_dir).await?,
         ));
     }
     Ok(sinks)

@@ -105,7 +105,7 @@ impl Engine {
         let sinks = if dry_run {
             Vec::new()
         } else {
-            sink::open_all(&config.sinks, &settings, &config.environment).await?
+            sink::open_all(config).await?
         };
         Ok(Engine {
             normalizer: Normalizer {

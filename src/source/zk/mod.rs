@@ -14,6 +14,7 @@ pub mod codec;
 mod config;
 mod log;
 mod transport;
+mod user_switches;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use crate::source::{
     DeviceCheck, FetchEnd, FetchPlan, Fetched, RecordTime, Settlement, Source, SourceError,
     SourceErrorKind,
 };
+use crate::user_control::{SwitchLog, UserSwitch};
 
 /// Records handed on per batch.
 const BATCH: usize = 1000;
@@ -356,6 +358,16 @@ impl Source for ZkSource {
             },
             Err(reason) => format!("log not cleared: {reason}"),
         })
+    }
+
+    async fn switch_users(&mut self, switches: &[UserSwitch], log: &SwitchLog) -> String {
+        match self.switch(switches, log, false).await {
+            Ok(tally) => tally.describe(),
+            Err(problem) => format!(
+                "user control: {} switch(es) not applied: {problem}",
+                switches.len()
+            ),
+        }
     }
 
     async fn check(&mut self) -> DeviceCheck {
