@@ -56,8 +56,15 @@ pub struct SyncArgs {
     #[arg(long, value_name = "DAYS", value_parser = parse_days)]
     pub since: Option<Duration>,
 
-    /// Run again every INTERVAL until Ctrl-C: minutes by default (`5`), or `30s`, `5m`, `2h`.
-    #[arg(long = "loop", value_name = "INTERVAL", value_parser = parse_interval)]
+    /// Run again every INTERVAL until Ctrl-C: minutes by default (`5`), or `30s`, `5m`, `2h`;
+    /// alone, every 5 minutes. A [[device]] with its own `interval` is read on that one.
+    #[arg(
+        long = "loop",
+        value_name = "INTERVAL",
+        value_parser = parse_interval,
+        num_args = 0..=1,
+        default_missing_value = "5"
+    )]
     pub every: Option<Duration>,
 }
 

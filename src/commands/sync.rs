@@ -9,7 +9,7 @@ use crate::config::{self, Config, Environment, LoadOptions};
 use crate::exit::Exit;
 use crate::output::Output;
 use crate::shutdown;
-use crate::sync::Engine;
+use crate::sync::{Engine, Schedule};
 
 pub async fn run(
     config_path: Option<PathBuf>,
@@ -40,27 +40,36 @@ pub async fn run_with(config: &Config, args: &SyncArgs, output: &Output) -> Exit
     let progress = output.progress();
     let exit = match args.every {
         None => {
-            let report = engine.run_cycle(args.since, &shutdown, &progress).await;
+            let report = engine
+                .run_cycle(args.since, None, &shutdown, &progress)
+                .await;
             output.report(&report);
             report.exit()
         }
-        Some(interval) => loop {
-            let started = Instant::now();
-            let report = engine.run_cycle(args.since, &shutdown, &progress).await;
-            output.report(&report);
-            if shutdown.is_requested() {
-                break Exit::Success;
+        Some(interval) => {
+            let mut schedule = Schedule::new(engine.intervals(interval), Instant::now());
+            loop {
+                let started = Instant::now();
+                let due = schedule.due(started);
+                let report = engine
+                    .run_cycle(args.since, Some(&due), &shutdown, &progress)
+                    .await;
+                output.report(&report);
+                if shutdown.is_requested() {
+                    break Exit::Success;
+                }
+                schedule.ran(&due, started);
+                let next = schedule.next_wake().unwrap_or(started + interval);
+                tracing::info!(
+                    "next cycle in {}",
+                    crate::duration::display(next.saturating_duration_since(Instant::now()))
+                );
+                tokio::select! {
+                    () = tokio::time::sleep_until(next) => {}
+                    () = shutdown.requested() => break Exit::Success,
+                }
             }
-            let next = started + interval;
-            tracing::info!(
-                "next cycle in {}",
-                crate::duration::display(next.saturating_duration_since(Instant::now()))
-            );
-            tokio::select! {
-                () = tokio::time::sleep_until(next) => {}
-                () = shutdown.requested() => break Exit::Success,
-            }
-        },
+        }
     };
     engine.close().await;
     exit

@@ -62,6 +62,8 @@ pub struct Engine {
     settings: SyncSettings,
     normalizer: Normalizer,
     sources: Vec<Box<dyn Source>>,
+    /// Each source's `interval`, if it has its own.
+    intervals: Vec<Option<Duration>>,
     sinks: Vec<Box<dyn Sink>>,
     cache: DedupCache,
     quarantine: Quarantine,
@@ -95,9 +97,11 @@ impl Engine {
             }
         })?;
         let mut sources = Vec::new();
+        let mut intervals = Vec::new();
         for device in &config.devices {
             if device.enabled {
                 sources.push(source::open(device, cursors.get(&device.name))?);
+                intervals.push(device.interval);
             } else {
                 tracing::info!(device = %device.name, "disabled in the configuration; skipped");
             }
@@ -114,6 +118,7 @@ impl Engine {
             },
             settings,
             sources,
+            intervals,
             sinks,
             cache,
             quarantine,
@@ -130,10 +135,21 @@ impl Engine {
         }
     }
 
-    /// Runs one cycle. `since` is `--since`.
+    /// How often each device is read in a loop whose interval is `default`, in the
+    /// order [`Self::run_cycle`]'s `due` takes.
+    pub fn intervals(&self, default: Duration) -> Vec<Duration> {
+        self.intervals
+            .iter()
+            .map(|interval| interval.unwrap_or(default))
+            .collect()
+    }
+
+    /// Runs one cycle over the devices that are `due` (all when `None`). `since` is
+    /// `--since`.
     pub async fn run_cycle(
         &mut self,
         since: Option<Duration>,
+        due: Option<&[bool]>,
         shutdown: &Shutdown,
         progress: &Progress,
     ) -> CycleReport {
@@ -179,6 +195,12 @@ impl Engine {
                 preview: Vec::new(),
             }),
         };
+        let mut sources: Vec<&mut Box<dyn Source>> = sources
+            .iter_mut()
+            .enumerate()
+            .filter(|(index, _)| due.is_none_or(|due| due.get(*index).copied().unwrap_or(true)))
+            .map(|(_, source)| source)
+            .collect();
         let results: Vec<(DeviceReport, Settlement)> = futures::stream::iter(sources.iter_mut())
             .map(|source| run_device(source.as_mut(), &context, &plan))
             .buffered(settings.parallel_devices)
@@ -267,7 +289,7 @@ impl Engine {
                     for (device, note) in report.devices.iter_mut().zip(notes) {
                         device.note = note;
                     }
-                    finish_sinks(sinks, sources, settings, &mut report).await;
+                    finish_sinks(sinks, &mut sources, settings, &mut report).await;
                 }
                 Err(error) => report.problems.push(error.to_string()),
             }
@@ -284,7 +306,7 @@ impl Engine {
 /// switches the sinks ask for.
 async fn finish_sinks(
     sinks: &[Box<dyn Sink>],
-    sources: &mut [Box<dyn Source>],
+    sources: &mut [&mut Box<dyn Source>],
     settings: &SyncSettings,
     report: &mut CycleReport,
 ) {

@@ -5,5 +5,7 @@
 
 mod batch;
 mod engine;
+mod schedule;
 
 pub use engine::{Engine, EngineError};
+pub use schedule::Schedule;
