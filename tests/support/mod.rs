@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod firestore;
+pub mod frappe;
 pub mod python;
 
 use std::collections::{BTreeMap, BTreeSet};
