@@ -164,6 +164,60 @@ async fn loop_runs_cycle_after_cycle_and_ctrl_c_exits_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_loop_each_device_is_read_on_its_own_interval() {
+    let often = simulator(options(), punches(10, 45)).await;
+    let rarely = simulator(options(), punches(10, 46)).await;
+    let workspace = Workspace::new();
+    workspace.configure(&[often.url(), rarely.url()], "", "");
+    let config = workspace.read("iclock-sync.toml");
+    // The second device: once an hour.
+    let at = config.rfind("[[device]]").unwrap();
+    let (first, second) = config.split_at(at);
+    workspace.write(
+        "iclock-sync.toml",
+        &format!("{first}{second}interval = \"1h\"\n"),
+    );
+    let mut child = workspace
+        .command(&["--json", "--loop", "1s"])
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+
+    let mut cycles = Vec::new();
+    for _ in 0..3 {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("a cycle within 10 s")
+            .unwrap()
+            .unwrap();
+        let summary: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let names: Vec<String> = summary["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|device| device["name"].as_str().unwrap().to_owned())
+            .collect();
+        cycles.push(names);
+    }
+    interrupt(&child);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits after Ctrl-C")
+        .unwrap();
+
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        cycles[0],
+        vec!["Device 1", "Device 2"],
+        "everything is read at the start"
+    );
+    assert_eq!(cycles[1], vec!["Device 1"]);
+    assert_eq!(cycles[2], vec!["Device 1"]);
+    assert_eq!(rarely.stats().transaction_pages, 1);
+    assert!(often.stats().transaction_pages >= 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_mid_cycle_keeps_what_was_read_and_the_next_run_completes() {
     let mut sim_options = options();
     sim_options.page_delay = Duration::from_millis(100);
