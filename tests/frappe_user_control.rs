@@ -194,6 +194,22 @@ async fn terminal_users_follow_their_last_punch_and_biotime_says_it_cannot() {
         off
     );
 
+    let devices = workspace.run(&["devices"]).await;
+    assert!(
+        devices
+            .stdout
+            .contains("user control   users are switched on and off here"),
+        "{}",
+        devices.stdout
+    );
+    assert!(
+        devices
+            .stdout
+            .contains("user control   not possible: BioTime has no flag"),
+        "{}",
+        devices.stdout
+    );
+
     let undo = workspace.run(&["user-control", "undo"]).await;
     assert_eq!(undo.code, Some(0), "{}", undo.all_output());
     assert!(

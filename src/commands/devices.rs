@@ -5,13 +5,14 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::config::{self, DeviceConfig, Environment, LoadOptions};
+use crate::config::{self, DeviceConfig, DeviceKind, Environment, LoadOptions};
 use crate::exit::Exit;
 use crate::output::Output;
 use crate::punch::WALL_TIME_FORMAT;
 use crate::report::ReportedError;
 use crate::report::text::thousands;
-use crate::source::{self, DeviceCheck};
+use crate::source::{self, DeviceCheck, USER_CONTROL_UNSUPPORTED};
+use crate::user_control::Target;
 
 #[derive(Debug, Serialize)]
 struct DeviceStatus {
@@ -39,13 +40,23 @@ pub async fn run(config_path: Option<PathBuf>, environment: &Environment, output
         Err(error) => return output.error(&error.to_string(), Exit::Configuration),
     };
     let mut exit = Exit::Success;
+    let device_control = config
+        .sinks
+        .frappe
+        .as_ref()
+        .is_some_and(|frappe| frappe.user_control.contains(&Target::Device));
     let checks = config.devices.iter().map(|device| async move {
         if !device.enabled {
             return status(device, String::new(), DeviceCheck::default());
         }
         match source::open(device, None) {
             Ok(mut source) => {
-                let check = source.check().await;
+                let mut check = source.check().await;
+                if device_control {
+                    check
+                        .facts
+                        .push(("user control".into(), user_control(device)));
+                }
                 status(device, source.location(), check)
             }
             Err(error) => status(
@@ -76,6 +87,16 @@ pub async fn run(config_path: Option<PathBuf>, environment: &Environment, output
         }
     }
     exit
+}
+
+/// Whether `user_control = ["device"]` can act on this device.
+fn user_control(device: &DeviceConfig) -> String {
+    match device.kind {
+        DeviceKind::Zk(_) => {
+            "users are switched on and off here (the disabled bit of their record)".into()
+        }
+        DeviceKind::Biotime(_) => format!("not possible: {USER_CONTROL_UNSUPPORTED}"),
+    }
 }
 
 fn status(device: &DeviceConfig, location: String, check: DeviceCheck) -> DeviceStatus {
