@@ -838,6 +838,8 @@ path = "punches.db"
         let example = include_str!("../../iclock-sync.example.toml");
         let uncommented = example
             .replace("# [sink.firestore]", "[sink.firestore]")
+            .replace("# [sink.frappe]", "[sink.frappe]")
+            .replace("# [[sink.frappe.shift_type]]", "[[sink.frappe.shift_type]]")
             .lines()
             .map(|line| match line.strip_prefix("# ") {
                 Some(setting) if setting.contains(" = ") && !setting.starts_with("${") => setting,
@@ -855,6 +857,9 @@ path = "punches.db"
         let firestore = config.sinks.firestore.expect("the Firestore example");
         assert_eq!(firestore.concurrency(), 8);
         assert_eq!(firestore.retry_for(), Duration::from_secs(60));
+        let frappe = config.sinks.frappe.expect("the Frappe example");
+        assert_eq!(frappe.shift_types[0].devices.len(), 2);
+        assert_eq!(config.devices[0].interval, Some(Duration::from_secs(900)));
     }
 
     #[test]

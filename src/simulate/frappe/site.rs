@@ -595,6 +595,30 @@ mod tests {
     }
 
     #[test]
+    fn the_resource_route_skips_link_validation_but_not_mandatory_fields() {
+        let mut site = site();
+        let orphan = NewCheckin {
+            employee: Some("HR-EMP-99999".into()),
+            ..at("2026-03-03 08:00:00", "IN")
+        };
+        assert!(
+            site.check(&orphan).is_ok(),
+            "v15 stores a checkin for nobody"
+        );
+        let created = site.insert(orphan, "u");
+        assert_eq!(
+            (created.employee.as_str(), created.employee_name.as_str()),
+            ("HR-EMP-99999", "")
+        );
+        let missing = site.check(&at("2026-03-03 08:00:00", "IN")).unwrap_err();
+        assert_eq!(missing.exc_type, "MandatoryError");
+        assert_eq!(
+            missing.messages[0],
+            "Error: Value missing for Employee Checkin: Employee"
+        );
+    }
+
+    #[test]
     fn timestamps_with_an_offset_or_garbage_crash_the_server() {
         let crash = parse_timestamp("2026-03-02T11:00:00+03:00").unwrap_err();
         assert_eq!(
