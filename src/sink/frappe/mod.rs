@@ -58,6 +58,9 @@ struct DeviceFacts {
 /// A person on a device: the `[[device]]` name and the PIN.
 type DevicePin = (Arc<str>, String);
 
+/// What makes a checkin a duplicate in Frappe: employee, time and log type ("" for none).
+type CheckinKey = (String, NaiveDateTime, String);
+
 /// A punch on its way to becoming a checkin.
 struct Planned<'a> {
     index: usize,
@@ -262,10 +265,7 @@ impl FrappeSink {
     }
 
     /// The checkins among `planned` that Frappe already has: (employee, time, log type).
-    async fn existing(
-        &self,
-        planned: &[Planned<'_>],
-    ) -> Result<HashSet<(String, NaiveDateTime, String)>, CallError> {
+    async fn existing(&self, planned: &[Planned<'_>]) -> Result<HashSet<CheckinKey>, CallError> {
         let mut sorted: Vec<&Planned> = planned.iter().collect();
         sorted.sort_by_key(|plan| plan.time);
         let mut existing = HashSet::new();
@@ -362,6 +362,71 @@ impl FrappeSink {
             ),
             Err(error) => (self.failure(error), None),
         }
+    }
+
+    /// Decides what becomes of each punch short of creating it: skipped by its log
+    /// type, unmapped or ambiguous PIN (recorded in `outcomes`); the rest is returned
+    /// with the checkins Frappe already has. `Err`: the outcome of every punch not
+    /// decided yet (the lookups failed).
+    async fn plan<'a>(
+        &self,
+        batch: &'a [Punch],
+        outcomes: &mut [Option<SinkOutcome>],
+    ) -> Result<(Vec<Planned<'a>>, HashSet<CheckinKey>), SinkOutcome> {
+        if let Some(reason) = self.stopped() {
+            return Err(SinkOutcome::Failed(reason));
+        }
+        let mut wanted = Vec::new();
+        for (index, punch) in batch.iter().enumerate() {
+            match self.config.log_types.of(punch.state) {
+                LogChoice::Skip => outcomes[index] = Some(SinkOutcome::Skipped),
+                choice => wanted.push((index, choice.log_type())),
+            }
+        }
+        // A lookup that fails fails the punches: they are retried, never refused.
+        let failed = |what: &str, error: CallError| match self.failure(error) {
+            SinkOutcome::Rejected(reason) => SinkOutcome::Failed(format!("{what}: {reason}")),
+            other => other,
+        };
+        let pins = wanted
+            .iter()
+            .map(|(index, _)| batch[*index].user_id.as_str());
+        self.directory
+            .resolve(&self.client, pins)
+            .await
+            .map_err(|error| failed("cannot look up employees", error))?;
+        let field = self.directory.field();
+        let mut planned = Vec::new();
+        for (index, log_type) in wanted {
+            let punch = &batch[index];
+            match self.directory.get(&punch.user_id) {
+                Some(Lookup::Found(employee)) => planned.push(Planned {
+                    index,
+                    punch,
+                    employee,
+                    log_type,
+                    time: self.site_time(punch),
+                }),
+                Some(Lookup::Ambiguous(names)) => {
+                    outcomes[index] = Some(SinkOutcome::Rejected(format!(
+                        "employees {} all have {field} = {}; keep the PIN on one of them",
+                        names.join(", "),
+                        punch.user_id
+                    )));
+                }
+                Some(Lookup::Missing) | None => {
+                    outcomes[index] = Some(SinkOutcome::Unmapped(format!(
+                        "no Employee has {field} = {} in {}",
+                        punch.user_id, self.config.url
+                    )));
+                }
+            }
+        }
+        let existing = self
+            .existing(&planned)
+            .await
+            .map_err(|error| failed("cannot list existing checkins", error))?;
+        Ok((planned, existing))
     }
 
     /// Creates the checkins of one employee and time (positions in `planned`), in order.
@@ -476,76 +541,11 @@ impl Sink for FrappeSink {
 
     async fn deliver(&self, batch: &[Punch]) -> Vec<SinkOutcome> {
         let mut outcomes: Vec<Option<SinkOutcome>> = vec![None; batch.len()];
-        let mut wanted = Vec::new();
-        for (index, punch) in batch.iter().enumerate() {
-            match self.config.log_types.of(punch.state) {
-                LogChoice::Skip => outcomes[index] = Some(SinkOutcome::Skipped),
-                choice => wanted.push((index, choice.log_type())),
-            }
-        }
-        let lookup = match self.stopped() {
-            Some(reason) => Err(SinkOutcome::Failed(reason)),
-            None => self
-                .directory
-                .resolve(
-                    &self.client,
-                    wanted
-                        .iter()
-                        .map(|(index, _)| batch[*index].user_id.as_str()),
-                )
-                .await
-                .map_err(|error| self.failure(error)),
-        };
-        if let Err(outcome) = lookup {
-            let outcome = match outcome {
-                SinkOutcome::Rejected(reason) => {
-                    SinkOutcome::Failed(format!("cannot look up employees: {reason}"))
-                }
-                other => other,
-            };
-            for (index, _) in &wanted {
-                outcomes[*index] = Some(outcome.clone());
-            }
-            return finish(outcomes);
-        }
-        let field = self.directory.field();
-        let mut planned = Vec::new();
-        for (index, log_type) in wanted {
-            let punch = &batch[index];
-            match self.directory.get(&punch.user_id) {
-                Some(Lookup::Found(employee)) => planned.push(Planned {
-                    index,
-                    punch,
-                    employee,
-                    log_type,
-                    time: self.site_time(punch),
-                }),
-                Some(Lookup::Ambiguous(names)) => {
-                    outcomes[index] = Some(SinkOutcome::Rejected(format!(
-                        "employees {} all have {field} = {}; keep the PIN on one of them",
-                        names.join(", "),
-                        punch.user_id
-                    )));
-                }
-                Some(Lookup::Missing) | None => {
-                    outcomes[index] = Some(SinkOutcome::Unmapped(format!(
-                        "no Employee has {field} = {} in {}",
-                        punch.user_id, self.config.url
-                    )));
-                }
-            }
-        }
-        let existing = match self.existing(&planned).await {
-            Ok(existing) => existing,
-            Err(error) => {
-                let outcome = match self.failure(error) {
-                    SinkOutcome::Rejected(reason) => {
-                        SinkOutcome::Failed(format!("cannot list existing checkins: {reason}"))
-                    }
-                    other => other,
-                };
-                for plan in &planned {
-                    outcomes[plan.index] = Some(outcome.clone());
+        let (planned, existing) = match self.plan(batch, &mut outcomes).await {
+            Ok(plan) => plan,
+            Err(outcome) => {
+                for slot in outcomes.iter_mut().filter(|slot| slot.is_none()) {
+                    *slot = Some(outcome.clone());
                 }
                 return finish(outcomes);
             }
