@@ -117,6 +117,11 @@ async fn mapped_unmapped_inactive_and_left_employees_are_each_handled_in_one_bat
     assert_eq!(rebuilt.summary()["sinks"][0]["already"], 4);
     assert_eq!(rebuilt.summary()["sinks"][0]["delivered"], 0);
     assert_eq!(frappe.checkins().len(), 4);
+    assert_eq!(
+        frappe.stats().creates,
+        stats.creates + 1,
+        "existing checkins are found by one list request; only Carol's refused punch is sent again"
+    );
     assert_eq!(frappe.stats().same_punch_overlaps, 0);
 }
 

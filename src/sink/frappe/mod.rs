@@ -18,6 +18,7 @@
 //! follows the devices mapped to them.
 
 mod answer;
+mod checkins;
 mod client;
 mod config;
 mod employees;
@@ -41,11 +42,10 @@ use crate::config::DeviceConfig;
 use crate::punch::{Punch, wall_time_text};
 use crate::report::DeviceReport;
 use crate::user_control::{SwitchLog, Target, UserSwitch};
+use checkins::CheckinKey;
 use employees::{Directory, Employee, Lookup};
 use shift_types::ShiftTypes;
 
-/// Punches per query for checkins that already exist.
-const PUNCHES_PER_EXISTENCE_CHECK: usize = 200;
 /// Frappe's limit for `device_id`.
 const DEVICE_ID_LIMIT: usize = 140;
 
@@ -57,9 +57,6 @@ struct DeviceFacts {
 
 /// A person on a device: the `[[device]]` name and the PIN.
 type DevicePin = (Arc<str>, String);
-
-/// What makes a checkin a duplicate in Frappe: employee, time and log type ("" for none).
-type CheckinKey = (String, NaiveDateTime, String);
 
 /// A punch on its way to becoming a checkin.
 struct Planned<'a> {
@@ -264,60 +261,6 @@ impl FrappeSink {
             .collect()
     }
 
-    /// The checkins among `planned` that Frappe already has: (employee, time, log type).
-    async fn existing(&self, planned: &[Planned<'_>]) -> Result<HashSet<CheckinKey>, CallError> {
-        let mut sorted: Vec<&Planned> = planned.iter().collect();
-        sorted.sort_by_key(|plan| plan.time);
-        let mut existing = HashSet::new();
-        for chunk in sorted.chunks(PUNCHES_PER_EXISTENCE_CHECK) {
-            let mut employees: Vec<&str> = chunk
-                .iter()
-                .map(|plan| plan.employee.name.as_str())
-                .collect();
-            employees.sort_unstable();
-            employees.dedup();
-            let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
-                continue;
-            };
-            let rows = self
-                .client
-                .list(
-                    "Employee Checkin",
-                    &[
-                        (
-                            "filters",
-                            json!([
-                                ["employee", "in", employees],
-                                ["time", ">=", wall_time_text(first.time)],
-                                ["time", "<=", wall_time_text(last.time)],
-                            ])
-                            .to_string(),
-                        ),
-                        (
-                            "fields",
-                            json!(["employee", "time", "log_type"]).to_string(),
-                        ),
-                        ("limit_page_length", "0".into()),
-                    ],
-                )
-                .await?;
-            for row in rows {
-                let time = row["time"].as_str().and_then(|text| {
-                    NaiveDateTime::parse_from_str(
-                        text.get(..19).unwrap_or(text),
-                        "%Y-%m-%d %H:%M:%S",
-                    )
-                    .ok()
-                });
-                if let (Some(employee), Some(time)) = (row["employee"].as_str(), time) {
-                    let log_type = row["log_type"].as_str().unwrap_or_default().to_owned();
-                    existing.insert((employee.to_owned(), time, log_type));
-                }
-            }
-        }
-        Ok(existing)
-    }
-
     /// Creates one checkin; the outcome and, when created, the checkin's name.
     async fn create(&self, plan: &Planned<'_>) -> (SinkOutcome, Option<String>) {
         if let Some(reason) = self.stopped() {
@@ -422,8 +365,11 @@ impl FrappeSink {
                 }
             }
         }
-        let existing = self
-            .existing(&planned)
+        let wanted: Vec<(&str, NaiveDateTime)> = planned
+            .iter()
+            .map(|plan| (plan.employee.name.as_str(), plan.time))
+            .collect();
+        let existing = checkins::existing(&self.client, &wanted)
             .await
             .map_err(|error| failed("cannot list existing checkins", error))?;
         Ok((planned, existing))
