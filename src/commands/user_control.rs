@@ -150,7 +150,7 @@ async fn undo(config: &Config, log: &SwitchLog, plan: &[Restore]) -> Vec<Line> {
                     {
                         Ok(true) => "restored".to_owned(),
                         Ok(false) => "already".to_owned(),
-                        Err(error) => error.describe(),
+                        Err(problem) => problem,
                     }
                 }
             },

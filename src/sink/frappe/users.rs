@@ -79,35 +79,15 @@ impl FrappeUsers {
         if state.enabled == enable {
             return;
         }
-        if let Err(error) = client
-            .update("User", user, &json!({ "enabled": i64::from(enable) }))
-            .await
-        {
-            return self.problem(user, &error);
-        }
-        self.known
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                user.clone(),
-                UserState {
-                    enabled: enable,
-                    ..state
-                },
-            );
-        let record = SwitchRecord::new(
-            Target::FrappeUser,
-            &self.site,
-            user,
-            enable,
-            state.enabled,
-            because,
-        );
-        if let Err(error) = self.log.append(&record) {
-            self.tally().problem = Some(format!(
-                "{user} was switched but {} cannot be written: {error}",
-                self.log.path().display()
-            ));
+        match self.set(client, user, state, enable, because, false).await {
+            Err(error) => return self.problem(user, &error),
+            Ok(Err(error)) => {
+                self.tally().problem = Some(format!(
+                    "{user} was switched but {} cannot be written: {error}",
+                    self.log.path().display()
+                ));
+            }
+            Ok(Ok(())) => {}
         }
         let mut tally = self.tally();
         if enable {
@@ -117,36 +97,62 @@ impl FrappeUsers {
         }
     }
 
-    /// Sets `user` to `enabled` regardless of the punch history (for `undo`).
+    /// Sets `user` to `enabled` regardless of the punch history (for `undo`); whether
+    /// it had to change, or why it could not be.
     pub async fn restore(
         &self,
         client: &FrappeClient,
         user: &str,
         enabled: bool,
-    ) -> Result<bool, CallError> {
-        let state = self.state(client, user).await?;
+    ) -> Result<bool, String> {
+        let state = self
+            .state(client, user)
+            .await
+            .map_err(|error| error.describe())?;
         if state.enabled == enabled {
             return Ok(false);
         }
+        match self
+            .set(client, user, state, enabled, "user-control undo", true)
+            .await
+        {
+            Err(error) => Err(error.describe()),
+            Ok(Err(error)) => Err(format!(
+                "restored, but {} cannot be written: {error}",
+                self.log.path().display()
+            )),
+            Ok(Ok(())) => Ok(true),
+        }
+    }
+
+    /// Writes `enabled` to `user` (whose state was `state`) and logs the switch. The
+    /// inner error: switched, but not logged.
+    async fn set(
+        &self,
+        client: &FrappeClient,
+        user: &str,
+        state: UserState,
+        enabled: bool,
+        because: &str,
+        undo: bool,
+    ) -> Result<std::io::Result<()>, CallError> {
         client
             .update("User", user, &json!({ "enabled": i64::from(enabled) }))
             .await?;
+        self.known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(user.to_owned(), UserState { enabled, ..state });
         let mut record = SwitchRecord::new(
             Target::FrappeUser,
             &self.site,
             user,
             enabled,
             state.enabled,
-            "user-control undo",
+            because,
         );
-        record.undo = true;
-        self.log.append(&record).map_err(|error| {
-            CallError::Unreachable(format!(
-                "{} cannot be written: {error}",
-                self.log.path().display()
-            ))
-        })?;
-        Ok(true)
+        record.undo = undo;
+        Ok(self.log.append(&record))
     }
 
     async fn state(&self, client: &FrappeClient, user: &str) -> Result<UserState, CallError> {
