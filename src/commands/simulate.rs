@@ -13,15 +13,8 @@ use crate::simulate::zk::{ZkSimulator, ZkSimulatorArgs};
 pub async fn run(simulator: Simulator) -> Exit {
     match simulator {
         Simulator::Biotime(args) => {
-            let listener = match TcpListener::bind(&args.listen).await {
-                Ok(listener) => listener,
-                Err(error) => {
-                    eprintln!(
-                        "error: cannot listen on {}: {error} — pick another --listen address",
-                        args.listen
-                    );
-                    return Exit::Configuration;
-                }
+            let Some(listener) = listen(&args.listen).await else {
+                return Exit::Configuration;
             };
             let rows = generate(&args.dataset());
             let count = rows.len();
@@ -50,15 +43,8 @@ pub async fn run(simulator: Simulator) -> Exit {
 }
 
 async fn run_frappe(args: FrappeSimulatorArgs) -> Exit {
-    let listener = match TcpListener::bind(&args.listen).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            eprintln!(
-                "error: cannot listen on {}: {error} — pick another --listen address",
-                args.listen
-            );
-            return Exit::Configuration;
-        }
+    let Some(listener) = listen(&args.listen).await else {
+        return Exit::Configuration;
     };
     let site = company(args.employees);
     let simulator = match FrappeSimulator::start(listener, site, args.options()).await {
@@ -105,10 +91,7 @@ async fn run_zk(args: ZkSimulatorArgs) -> Exit {
     let simulator = match started {
         Ok(simulator) => simulator,
         Err(error) => {
-            eprintln!(
-                "error: cannot listen on {}: {error} — pick another --listen address",
-                args.listen
-            );
+            cannot_listen(&args.listen, &error);
             return Exit::Configuration;
         }
     };
@@ -143,4 +126,16 @@ async fn run_zk(args: ZkSimulatorArgs) -> Exit {
             Exit::Success
         }
     }
+}
+
+/// A TCP listener on `address`, or `None` after saying why not.
+async fn listen(address: &str) -> Option<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|error| cannot_listen(address, &error))
+        .ok()
+}
+
+fn cannot_listen(address: &str, error: &std::io::Error) {
+    eprintln!("error: cannot listen on {address}: {error} — pick another --listen address");
 }
