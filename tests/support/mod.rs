@@ -151,16 +151,21 @@ impl Workspace {
         self.path("output/attendance.db")
     }
 
-    /// `(id, user_id, local_time, punch_state)` of every stored punch.
-    pub async fn stored_punches(&self) -> Vec<(String, String, String, i64)> {
+    /// The SQLite sink's database, read-only.
+    async fn open_database(&self) -> sqlx::SqlitePool {
         let options = SqliteConnectOptions::new()
             .filename(self.database())
             .read_only(true);
-        let pool = SqlitePoolOptions::new()
+        SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
             .await
-            .expect("open the database");
+            .expect("open the database")
+    }
+
+    /// `(id, user_id, local_time, punch_state)` of every stored punch.
+    pub async fn stored_punches(&self) -> Vec<(String, String, String, i64)> {
+        let pool = self.open_database().await;
         let rows =
             sqlx::query_as("SELECT id, user_id, local_time, punch_state FROM punches ORDER BY id")
                 .fetch_all(&pool)
@@ -313,14 +318,7 @@ pub struct StoredRow {
 
 impl Workspace {
     pub async fn stored_rows(&self) -> Vec<StoredRow> {
-        let options = SqliteConnectOptions::new()
-            .filename(self.database())
-            .read_only(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .expect("open the database");
+        let pool = self.open_database().await;
         let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
             "SELECT device_serial, user_id, local_time, punch_state, verify_mode FROM punches",
         )
