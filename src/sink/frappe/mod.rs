@@ -46,6 +46,8 @@ use checkins::CheckinKey;
 use employees::{Directory, Employee, Lookup};
 use shift_types::ShiftTypes;
 
+/// What to do when Frappe refuses the API key.
+const KEY_FIX: &str = "check api_key and api_secret in [sink.frappe] (Frappe: User → Settings → API Access → Generate Keys)";
 /// Frappe's limit for `device_id`.
 const DEVICE_ID_LIMIT: usize = 140;
 
@@ -115,7 +117,7 @@ impl FrappeSink {
                 return Err(error(
                     refusal(&answer, &config.url),
                     match answer.status {
-                        401 => "check api_key and api_secret in [sink.frappe] (Frappe: User → Settings → API Access → Generate Keys)".into(),
+                        401 => KEY_FIX.into(),
                         404 => "check url in [sink.frappe] (and host, for a bench that serves several sites)".into(),
                         _ => "check url, api_key and api_secret in [sink.frappe]".into(),
                     },
@@ -209,7 +211,7 @@ impl FrappeSink {
             CallError::Unreachable(problem) => SinkOutcome::Failed(problem),
             CallError::Answer(answer) if matches!(answer.status, 401 | 403) => {
                 let fix = if answer.status == 401 {
-                    "check api_key and api_secret in [sink.frappe]"
+                    KEY_FIX
                 } else {
                     "give the API user the HR User role"
                 };
