@@ -1,11 +1,9 @@
 //! Logging in to BioTime: both token schemes, JWT expiry, 401 handling, and the
 //! failures a person must fix (wrong password, missing licence, wrong URL).
 
-mod support;
-
 use std::time::Duration;
 
-use support::{Workspace, options, punches, simulator, wait_for_pages};
+use crate::support::{Workspace, options, punches, simulator, wait_for_pages};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_jwt_is_refreshed_mid_pagination() {

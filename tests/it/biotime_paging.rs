@@ -1,12 +1,10 @@
 //! Reading BioTime transactions: paging, `next` links naming another host, large
 //! volumes, late uploads, servers that ignore `ordering`, and `--since`.
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::{Workspace, options, punches, row, simulator, wall_time_ago};
 use chrono::Duration;
-use support::{Workspace, options, punches, row, simulator, wall_time_ago};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn next_links_naming_a_foreign_host_are_followed_against_the_configured_url() {

@@ -3,15 +3,13 @@
 //! simulator become Employee Checkins, every kind of answer is handled per record, and
 //! nothing is lost or sent twice.
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::frappe::{SECRET, employee_of, sink, site, start};
+use crate::support::{Workspace, options, row, simulator, wall_time_ago};
 use iclock_sync::simulate::biotime::{BiotimeSimulator, SimTransaction};
 use iclock_sync::simulate::frappe::{ApiKey, Faults, SiteOptions};
 use serde_json::Value;
-use support::frappe::{SECRET, employee_of, sink, site, start};
-use support::{Workspace, options, row, simulator, wall_time_ago};
 
 /// A workspace whose `.env` holds the API secret, as a user would keep it.
 fn workspace() -> Workspace {

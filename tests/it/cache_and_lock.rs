@@ -1,10 +1,8 @@
 //! The dedup cache as users meet it: the Python tool's file, a corrupt file,
 //! `build-cache`, and two instances on one cache.
 
-mod support;
-
+use crate::support::{Workspace, options, row, simulator};
 use iclock_sync::instance_lock::InstanceLock;
-use support::{Workspace, options, row, simulator};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_tools_cache_is_honoured() {

@@ -8,18 +8,16 @@
 //! The terminal holds an IN and an OUT by one person in the same second: the legacy
 //! ID collapses them into one document, and both tools must keep the first.
 
-mod support;
-
 use std::collections::BTreeMap;
 
+use crate::support::Workspace;
+use crate::support::firestore::{Emulator, id_of, sink};
+use crate::support::python::{script, venv_with};
+use crate::support::zk::{device, layout, profile};
 use iclock_sync::simulate::biotime::now_local;
 use iclock_sync::simulate::zk::{TerminalSpec, ZkSimulator, generate};
 use iclock_sync::source::zk::TransportKind;
 use serde_json::Value;
-use support::Workspace;
-use support::firestore::{Emulator, id_of, sink};
-use support::python::{script, venv_with};
-use support::zk::{device, layout, profile};
 
 /// Every document of `collection` by ID, without `uploadedAt` (which only the server
 /// decides) but with the type of every other field.

@@ -2,13 +2,11 @@
 //! twice. The crash points abort at the exact dangerous instants; the random kills
 //! cover the instants in between.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::support::{Workspace, options, punches, simulator};
 use iclock_sync::crash_point;
-use support::{Workspace, options, punches, simulator};
 
 /// After any crash, a clean run must leave every punch stored once, and the cache and
 /// audit files must agree with the database.

@@ -2,16 +2,14 @@
 //! field by field, the native schema, create-if-absent (existing documents untouched),
 //! volume, the emulator dying mid-run, and dry runs without credentials.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::support::firestore::{Emulator, id_of, sink, typed};
+use crate::support::{Workspace, options, punches, row, simulator, wall};
 use iclock_sync::punch::PunchId;
 use iclock_sync::simulate::biotime::{BiotimeSimulator, SimTransaction};
 use serde_json::{Value, json};
-use support::firestore::{Emulator, id_of, sink, typed};
-use support::{Workspace, options, punches, row, simulator, wall};
 
 fn config(sim: &BiotimeSimulator, zone: &str, top: &str, device: &str) -> String {
     format!(

@@ -2,16 +2,14 @@
 //! — their Frappe login, or their user record on the terminal — never a System
 //! Manager, every change logged, and `user-control undo` puts everything back.
 
-mod support;
-
 use std::collections::BTreeMap;
 
+use crate::support::frappe::{SECRET, sink, site, start};
+use crate::support::zk::{device, layout, profile};
+use crate::support::{Workspace, options, row, simulator};
 use iclock_sync::simulate::frappe::{Employee, Site, SiteOptions, User};
 use iclock_sync::simulate::zk::{TerminalSpec, ZkSimulator, generate};
 use iclock_sync::source::zk::TransportKind;
-use support::frappe::{SECRET, sink, site, start};
-use support::zk::{device, layout, profile};
-use support::{Workspace, options, row, simulator};
 
 fn workspace() -> Workspace {
     let workspace = Workspace::new();

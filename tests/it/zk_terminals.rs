@@ -3,13 +3,11 @@
 //! mid-read; broken records; incremental reads; clearing the log; the Python tool's
 //! `.env`; and `devices`.
 
-mod support;
-
+use crate::support::zk::{device, expected_rows, layout, profile, terminal};
+use crate::support::{StoredRow, Workspace};
 use iclock_sync::source::zk::TransportKind;
 use iclock_sync::source::zk::codec::attendance::AttendanceLayout;
 use sha2::{Digest, Sha256};
-use support::zk::{device, expected_rows, layout, profile, terminal};
-use support::{StoredRow, Workspace};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_size_is_read_over_tcp_and_udp_with_and_without_a_comm_key() {

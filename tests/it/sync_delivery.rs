@@ -1,10 +1,8 @@
 //! What a sync cycle delivers and records: quarantine of bad records beside good ones,
 //! dry runs that touch nothing, the legacy ID scheme, and a dead device among live ones.
 
-mod support;
-
+use crate::support::{Workspace, options, punches, row, simulator, wall_time_ago};
 use iclock_sync::simulate::biotime::{DatasetSpec, generate, now_local};
-use support::{Workspace, options, punches, row, simulator, wall_time_ago};
 
 fn with_bad_records(good: u64, bad: u32) -> Vec<iclock_sync::simulate::biotime::SimTransaction> {
     generate(&DatasetSpec {

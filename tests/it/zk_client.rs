@@ -2,17 +2,15 @@
 //! features build on (switching a user off and on, setting the clock, live events) and
 //! the refusals of `clear_after_sync`.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::zk::{layout, profile, terminal};
 use iclock_sync::punch::DeviceLabel;
 use iclock_sync::shutdown;
 use iclock_sync::source::zk::codec::attendance::Identity;
 use iclock_sync::source::zk::{Connection, TransportKind, ZkConfig, ZkSource, default_timeout};
 use iclock_sync::source::{FetchPlan, Settlement, Source};
-use support::zk::{layout, profile, terminal};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -1,11 +1,9 @@
 //! The binary as a user meets it: configuration mistakes, `.env`-only setups,
 //! `--loop` stopped with Ctrl-C, `devices`, and the demo.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{
+use crate::support::{
     Workspace, interrupt, options, punches, row, simulator, wait_for_pages, wall_time_ago,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -286,7 +284,7 @@ async fn devices_reports_reachability_credentials_counts_and_clock() {
 async fn the_demo_delivers_once_and_the_second_demo_finds_nothing_new() {
     let workspace = Workspace::new();
     let args = ["--json", "demo", "--employees", "40", "--days", "2"];
-    let device = |run: &support::Run, name: &str| {
+    let device = |run: &crate::support::Run, name: &str| {
         run.summary()["devices"]
             .as_array()
             .unwrap()

@@ -14,11 +14,11 @@
 //! 40 and 8 bytes: status = verify mode, punch = state; 16 bytes: status = byte 8
 //! (the state, per the vendor struct), punch = byte 9 (the verify mode).
 
-mod support;
-
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::support::python::{script, venv_with};
+use crate::support::zk::{layout, profile, terminal};
 use iclock_sync::punch::DeviceLabel;
 use iclock_sync::shutdown;
 use iclock_sync::simulate::zk::ZkSimulator;
@@ -28,8 +28,6 @@ use iclock_sync::source::zk::{
 };
 use iclock_sync::source::{FetchPlan, Fetched, RecordTime, Source};
 use serde_json::Value;
-use support::python::{script, venv_with};
-use support::zk::{layout, profile, terminal};
 
 async fn read_with_pyzk(python: &Path, sim: &ZkSimulator, key: u32) -> Value {
     let transport = match sim.kind() {

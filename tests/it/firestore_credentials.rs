@@ -4,11 +4,12 @@
 //! handing out the emulator's admin token. And the Python tool's `.env`, key and cache
 //! carried over unchanged.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::support::firestore::{Emulator, id_of, typed};
+use crate::support::zk::{layout, profile, terminal};
+use crate::support::{Workspace, options, punches, simulator};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -18,9 +19,6 @@ use iclock_sync::simulate::zk::ZkSimulator;
 use iclock_sync::source::zk::TransportKind;
 use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use serde_json::{Value, json};
-use support::firestore::{Emulator, id_of, typed};
-use support::zk::{layout, profile, terminal};
-use support::{Workspace, options, punches, simulator};
 
 const PRIVATE_KEY: &str = include_str!("fixtures/test-service-account.pem");
 const PUBLIC_KEY: &[u8] = include_bytes!("fixtures/test-service-account.pub.der");

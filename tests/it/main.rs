@@ -1,0 +1,22 @@
+//! The integration tests: one binary (so a fresh clone links the crate once, not once
+//! per file), a module per area. Each drives the real `iclock-sync` binary against our
+//! simulators on loopback sockets, or the real services it talks to (SQLite, Google's
+//! Firestore emulator), and inspects what it leaves behind; `support` holds what they
+//! share.
+
+mod support;
+
+mod biotime_auth;
+mod biotime_paging;
+mod cache_and_lock;
+mod cli;
+mod crash_safety;
+mod firestore_credentials;
+mod firestore_sink;
+mod frappe_sink;
+mod frappe_user_control;
+mod python_tool_crosscheck;
+mod pyzk_crosscheck;
+mod sync_delivery;
+mod zk_client;
+mod zk_terminals;
