@@ -8,7 +8,8 @@ terminal (except `uploadedAt`). Per record, as the old tool did: the ID is the M
 "{user_id}_{YYYY-MM-DD HH:MM:SS}"; the body holds the PIN as a string, pyzk's naive
 timestamp (the device's wall time, which the client library stores as if it were
 UTC), pyzk's `status` (the verify mode) and `punch` (the state), and the server time;
-a get() first, then set() when the document is absent. pyzk and firebase-admin are
+a get() first, then set() when the document is absent. Logs whose staffId is not a
+positive number are skipped, with the old tool's message on stderr. pyzk and firebase-admin are
 only run as separate programs, never copied or linked.
 
 Runs against the emulator named by FIRESTORE_EMULATOR_HOST.
@@ -43,7 +44,15 @@ def main():
     app = firebase_admin.initialize_app(EmulatorCredential(), {"projectId": project})
     db = firestore.client(app)
     ids = []
+    skipped = 0
     for record in attendance:
+        try:
+            valid = int(record.user_id) > 0
+        except ValueError:
+            valid = False
+        if not valid:
+            skipped += 1
+            continue
         when = record.timestamp.strftime("%Y-%m-%d %H:%M:%S")
         doc_id = hashlib.md5(f"{record.user_id}_{when}".encode("utf-8")).hexdigest()
         ref = db.collection("staffAttendanceLogs").document(doc_id)
@@ -56,6 +65,8 @@ def main():
                 "uploadedAt": firestore.SERVER_TIMESTAMP,
             })
         ids.append(doc_id)
+    if skipped:
+        print(f"Skipped {skipped} logs with invalid staffId", file=sys.stderr)
     print(json.dumps(ids))
 
 

@@ -105,7 +105,7 @@ pub struct DemoArgs {
 #[derive(Debug, Subcommand)]
 pub enum Simulator {
     /// A BioTime server's REST API (login, transactions, terminals) on a local port.
-    Biotime(crate::simulate::biotime::SimulatorArgs),
+    Biotime(Box<crate::simulate::biotime::SimulatorArgs>),
     /// A ZKTeco terminal speaking the ZK binary protocol (TCP, or UDP with --udp).
     Zk(crate::simulate::zk::ZkSimulatorArgs),
     /// A Frappe HR site (Employees, Employee Checkins, Users) on a local port.

@@ -12,6 +12,7 @@ use iclock_sync::exit::Exit;
 use iclock_sync::output::Output;
 
 fn main() -> ExitCode {
+    iclock_sync::tls::install_crypto_provider();
     let cli = Cli::parse_checked();
     // Before logging starts, so that RUST_LOG may come from .env too.
     let environment = Environment::load();

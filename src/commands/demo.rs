@@ -7,7 +7,6 @@
 //! second `demo` finds exactly the same punches and delivers nothing new.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
@@ -26,8 +25,8 @@ use crate::simulate::biotime::{
 };
 use crate::simulate::zk::{self, TerminalProfile, TerminalSpec, ZkSimulator};
 use crate::sink::sqlite::SqliteConfig;
-use crate::source::biotime::{AuthScheme, BiotimeConfig};
-use crate::source::zk::{TransportChoice, TransportKind, ZkConfig, default_timeout};
+use crate::source::biotime::BiotimeConfig;
+use crate::source::zk::{TransportChoice, TransportKind, ZkConfig};
 
 const CACHE_DIR: &str = "cache/demo";
 const OUTPUT_DIR: &str = "output/demo";
@@ -119,13 +118,8 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
                 interval: None,
                 coordinates: None,
                 kind: DeviceKind::Zk(ZkConfig {
-                    address: terminal.address().to_string(),
                     transport: TransportChoice::Tcp,
-                    comm_key: 0,
-                    timeout: default_timeout(),
-                    disable_while_reading: true,
-                    clear_after_sync: false,
-                    serial: None,
+                    ..ZkConfig::at(terminal.address().to_string())
                 }),
             },
             DeviceConfig {
@@ -134,16 +128,11 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
                 enabled: true,
                 interval: None,
                 coordinates: None,
-                kind: DeviceKind::Biotime(BiotimeConfig {
-                    url: simulator.url(),
-                    username: "admin".into(),
-                    password: Secret::new("admin"),
-                    auth: AuthScheme::Jwt,
-                    page_size: 1000,
-                    timeout: Duration::from_secs(30),
-                    overlap: Duration::from_secs(1800),
-                    accept_invalid_certs: false,
-                }),
+                kind: DeviceKind::Biotime(BiotimeConfig::at(
+                    simulator.url(),
+                    "admin",
+                    Secret::new("admin"),
+                )),
             },
         ],
         sinks: SinkSettings {

@@ -16,9 +16,17 @@ pub async fn run(simulator: Simulator) -> Exit {
             let Some(listener) = listen(&args.listen).await else {
                 return Exit::Configuration;
             };
+            let tls = match args.tls.server_tls() {
+                Ok(tls) => tls,
+                Err(problem) => {
+                    eprintln!("error: --tls-cert / --tls-key: {problem}");
+                    return Exit::Configuration;
+                }
+            };
             let rows = generate(&args.dataset());
             let count = rows.len();
-            let simulator = match BiotimeSimulator::start(listener, args.options(), rows).await {
+            let started = BiotimeSimulator::start_with_tls(listener, tls, args.options(), rows);
+            let simulator = match started.await {
                 Ok(simulator) => simulator,
                 Err(error) => {
                     eprintln!("error: cannot start the simulator: {error}");
@@ -46,8 +54,16 @@ async fn run_frappe(args: FrappeSimulatorArgs) -> Exit {
     let Some(listener) = listen(&args.listen).await else {
         return Exit::Configuration;
     };
+    let tls = match args.tls.server_tls() {
+        Ok(tls) => tls,
+        Err(problem) => {
+            eprintln!("error: --tls-cert / --tls-key: {problem}");
+            return Exit::Configuration;
+        }
+    };
     let site = company(args.employees);
-    let simulator = match FrappeSimulator::start(listener, site, args.options()).await {
+    let started = FrappeSimulator::start_with_tls(listener, tls, site, args.options());
+    let simulator = match started.await {
         Ok(simulator) => simulator,
         Err(error) => {
             eprintln!("error: cannot start the simulator: {error}");

@@ -43,8 +43,11 @@ pub struct DeviceReport {
     pub quarantined: u64,
     /// Of those, how many were reported for the first time.
     pub newly_quarantined: u64,
-    /// New punches every sink acknowledged.
+    /// New punches every sink acknowledged, at least one of them by writing it now.
     pub delivered: u64,
+    /// New punches every sink acknowledged without writing them: they were already
+    /// there (e.g. after the cache was lost, or written by another path).
+    pub already_in_sinks: u64,
     /// New punches some sink refused for good (including unmapped PINs).
     pub rejected: u64,
     /// New punches some sink could not take now; retried next cycle.
@@ -141,6 +144,13 @@ impl CycleReport {
 
     pub fn delivered(&self) -> u64 {
         self.devices.iter().map(|device| device.delivered).sum()
+    }
+
+    pub fn already_in_sinks(&self) -> u64 {
+        self.devices
+            .iter()
+            .map(|device| device.already_in_sinks)
+            .sum()
     }
 
     pub fn quarantined(&self) -> u64 {

@@ -230,10 +230,18 @@ fn verdict(report: &CycleReport, took: &str) -> String {
             thousands(report.would_upload)
         )
     } else {
-        format!(
+        let mut line = format!(
             "Sync finished in {took}: {} new punch(es) delivered.",
             thousands(report.delivered())
-        )
+        );
+        if report.already_in_sinks() > 0 {
+            let _ = write!(
+                line,
+                " {} were already in the sinks.",
+                thousands(report.already_in_sinks())
+            );
+        }
+        line
     };
     if not_delivered > 0 {
         let _ = write!(

@@ -26,6 +26,10 @@ pub enum SinkOutcome {
     /// Not sent, because the configuration says this sink does not want it (e.g. a
     /// punch state mapped to "skip"); counts as acknowledged.
     Skipped,
+    /// Not sent, because the destination's schema cannot hold it (the reason says why,
+    /// e.g. SchoolSync's staffId must be a positive number). Counted with the skipped
+    /// and acknowledged, and written to the quarantine with the reason.
+    Withheld(String),
     /// The destination refuses this punch for good (the reason says why).
     Rejected(String),
     /// The destination knows nobody with this punch's PIN (the reason says where it
@@ -39,7 +43,10 @@ impl SinkOutcome {
     pub fn is_acknowledged(&self) -> bool {
         matches!(
             self,
-            SinkOutcome::Delivered | SinkOutcome::AlreadyPresent | SinkOutcome::Skipped
+            SinkOutcome::Delivered
+                | SinkOutcome::AlreadyPresent
+                | SinkOutcome::Skipped
+                | SinkOutcome::Withheld(_)
         )
     }
 }

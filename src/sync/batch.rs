@@ -57,9 +57,10 @@ impl Ledger<'_> {
         }
     }
 
-    /// Every sink acknowledged `punch`: cache it and list it in the audit file.
-    fn acknowledge(&mut self, punch: &Punch) -> bool {
-        if let Err(error) = self.audit.append(punch) {
+    /// Every sink acknowledged `punch`: cache it, and list it in the audit file if some
+    /// sink `written` it now (the audit file lists what this tool wrote).
+    fn acknowledge(&mut self, punch: &Punch, written: bool) -> bool {
+        if written && let Err(error) = self.audit.append(punch) {
             self.problem(format!("cannot write the audit file: {error}"));
             return false;
         }
@@ -174,7 +175,10 @@ impl<'a> CycleContext<'a> {
         let mut ledger = self.ledger();
         for (index, punch) in punches.iter().enumerate() {
             let mut failed = false;
+            let mut written = false;
+            let mut present = false;
             let mut rejection = None;
+            let mut withheld = Vec::new();
             for (sink_index, sink_outcomes) in outcomes.iter().enumerate() {
                 let outcome = sink_outcomes.get(index).cloned().unwrap_or_else(|| {
                     SinkOutcome::Failed("the sink gave no answer for this punch".into())
@@ -189,8 +193,12 @@ impl<'a> CycleContext<'a> {
                     SinkOutcome::Unmapped(reason) => {
                         rejection = Some(format!("unmapped in sink {sink}: {reason}"));
                     }
-                    SinkOutcome::Delivered | SinkOutcome::AlreadyPresent | SinkOutcome::Skipped => {
+                    SinkOutcome::Withheld(reason) => {
+                        withheld.push((sink, format!("withheld by sink {sink}: {reason}")));
                     }
+                    SinkOutcome::Delivered => written = true,
+                    SinkOutcome::AlreadyPresent => present = true,
+                    SinkOutcome::Skipped => {}
                 }
             }
             handled[index] = if failed {
@@ -198,16 +206,20 @@ impl<'a> CycleContext<'a> {
                 false
             } else if let Some(reason) = rejection {
                 report.rejected += 1;
-                let entry = QuarantineEntry {
-                    source_key: format!("{}#rejected", punch.source_key),
-                    device: punch.device.name.to_string(),
-                    reason,
-                    record: serde_json::to_value(preview_row(punch)).unwrap_or_default(),
-                };
+                ledger
+                    .quarantine(&sink_entry(punch, "rejected", reason))
+                    .is_some()
+            } else if withheld.into_iter().all(|(sink, reason)| {
+                let entry = sink_entry(punch, &format!("withheld-{sink}"), reason);
                 ledger.quarantine(&entry).is_some()
-            } else if ledger.acknowledge(punch) {
-                report.delivered += 1;
-                delivered += 1;
+            }) && ledger.acknowledge(punch, written)
+            {
+                if written {
+                    report.delivered += 1;
+                    delivered += 1;
+                } else if present {
+                    report.already_in_sinks += 1;
+                }
                 true
             } else {
                 report.not_delivered += 1;
@@ -242,11 +254,22 @@ struct Sorted {
     unhandled: Vec<usize>,
 }
 
+/// A quarantine entry for a punch a sink refused or withheld (`what` tells them apart
+/// in the key, so each is reported once).
+fn sink_entry(punch: &Punch, what: &str, reason: String) -> QuarantineEntry {
+    QuarantineEntry {
+        source_key: format!("{}#{what}", punch.source_key),
+        device: punch.device.name.to_string(),
+        reason,
+        record: serde_json::to_value(preview_row(punch)).unwrap_or_default(),
+    }
+}
+
 fn count(report: &mut SinkReport, outcome: &SinkOutcome, punch: &Punch) {
     match outcome {
         SinkOutcome::Delivered => report.delivered += 1,
         SinkOutcome::AlreadyPresent => report.already += 1,
-        SinkOutcome::Skipped => report.skipped += 1,
+        SinkOutcome::Skipped | SinkOutcome::Withheld(_) => report.skipped += 1,
         SinkOutcome::Rejected(_) => report.rejected += 1,
         SinkOutcome::Unmapped(_) => {
             report.unmapped += 1;
@@ -282,7 +305,8 @@ mod tests {
     use std::time::Duration;
 
     /// Answers by user id: "fail" fails, "reject" is rejected, "stranger" is unmapped,
-    /// "ignored" skipped, anything else delivered.
+    /// "ignored" skipped, "odd" withheld, "there" already present, anything else
+    /// delivered.
     struct ScriptedSink;
 
     #[async_trait]
@@ -301,6 +325,8 @@ mod tests {
                     "reject" => SinkOutcome::Rejected("inactive employee".into()),
                     "stranger" => SinkOutcome::Unmapped("no such employee".into()),
                     "ignored" => SinkOutcome::Skipped,
+                    "odd" => SinkOutcome::Withheld("no such staffId".into()),
+                    "there" => SinkOutcome::AlreadyPresent,
                     _ => SinkOutcome::Delivered,
                 })
                 .collect()
@@ -363,6 +389,8 @@ mod tests {
             fetched("ok", 1, 1), // legacy ID repeats offset 0: shares its success
             fetched("stranger", 5, 0),
             fetched("ignored", 6, 2),
+            fetched("odd", 7, 0),
+            fetched("there", 8, 0),
         ];
         let mut report = DeviceReport::default();
 
@@ -380,18 +408,23 @@ mod tests {
                 report.already,
                 report.quarantined
             ),
-            (8, 5, 2, 1)
+            (10, 7, 2, 1)
         );
         assert_eq!(
-            (report.delivered, report.rejected, report.not_delivered),
-            (2, 2, 1),
-            "a skipped punch counts as delivered, an unmapped one as rejected"
+            (
+                report.delivered,
+                report.already_in_sinks,
+                report.rejected,
+                report.not_delivered
+            ),
+            (1, 1, 2, 1),
+            "skipped and withheld punches are neither delivered nor refused; an unmapped one counts as rejected"
         );
         let ledger = context.ledger.into_inner().unwrap();
         assert_eq!(
             ledger.cache.len(),
-            2,
-            "only the acknowledged punches (delivered or skipped) are cached"
+            4,
+            "only the acknowledged punches (delivered, present, skipped, withheld) are cached"
         );
         let sink = &ledger.sinks[0];
         assert_eq!(
@@ -402,11 +435,12 @@ mod tests {
                 sink.unmapped,
                 sink.failed
             ),
-            (1, 1, 1, 1, 1)
+            (1, 2, 1, 1, 1)
         );
         assert_eq!(sink.unmapped_users, vec!["stranger".to_owned()]);
         let quarantined = std::fs::read_to_string(dir.path().join("q.jsonl")).unwrap();
-        assert_eq!(quarantined.lines().count(), 3);
+        assert_eq!(quarantined.lines().count(), 4);
+        assert!(quarantined.contains("withheld by sink scripted: no such staffId"));
         assert!(quarantined.contains("rejected by sink scripted: inactive employee"));
         assert!(quarantined.contains("unmapped in sink scripted: no such employee"));
         assert!(quarantined.contains("empty user id"));

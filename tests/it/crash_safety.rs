@@ -8,8 +8,10 @@ use std::time::Duration;
 use crate::support::{Workspace, options, punches, simulator};
 use iclock_sync::crash_point;
 
-/// After any crash, a clean run must leave every punch stored once, and the cache and
-/// audit files must agree with the database.
+/// After any crash, a clean run must leave every punch stored once, the cache must
+/// agree with the database, and the audit files list no punch twice and none that is
+/// not stored. (They list what a cycle wrote: a punch written just before a crash is
+/// "already there" for the run that records it, so it may be in none.)
 async fn assert_complete_and_consistent(workspace: &Workspace, expected: usize) {
     let recovery = workspace.sync(&[], 0).await;
     let stored = workspace.stored_punches().await;
@@ -20,7 +22,10 @@ async fn assert_complete_and_consistent(workspace: &Workspace, expected: usize) 
     let audited = workspace.audited_ids();
     let audited_set: BTreeSet<String> = audited.iter().cloned().collect();
     assert_eq!(audited.len(), audited_set.len(), "an ID was audited twice");
-    assert_eq!(audited_set, ids, "audit files and database disagree");
+    assert!(
+        audited_set.is_subset(&ids),
+        "the audit files list punches the database does not hold"
+    );
     let after = workspace.sync(&[], 0).await;
     assert_eq!(after.device(0)["new"], 0);
 }

@@ -1,13 +1,16 @@
-//! Where Firestore credentials come from, tested offline: a service-account key whose
-//! `token_uri` points at a token endpoint served here makes gcp_auth perform the real
-//! signed-JWT exchange, which the endpoint verifies against the key's public half before
-//! handing out the emulator's admin token. And the Python tool's `.env`, key and cache
-//! carried over unchanged.
+//! Where Firestore credentials come from, tested offline and through the production
+//! path: a service-account key whose `token_uri` points at a token endpoint served here
+//! over HTTPS (a test CA, trusted through `SSL_CERT_FILE` as a user would) makes
+//! gcp_auth perform the real signed-JWT exchange over a real TLS handshake; the endpoint
+//! verifies the assertion against the key's public half before handing out the
+//! emulator's admin token, and the emulator plays Firestore behind `endpoint`. And the
+//! Python tool's `.env`, key and cache carried over unchanged.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::support::firestore::{Emulator, id_of, typed};
+use crate::support::tls::{TestCa, serve_https};
 use crate::support::zk::{layout, profile, terminal};
 use crate::support::{Workspace, options, punches, simulator};
 use axum::extract::State;
@@ -89,16 +92,20 @@ fn verify(assertion: &str) -> bool {
             .is_some_and(|scope| scope.contains("datastore"))
 }
 
-async fn token_endpoint() -> (Arc<TokenEndpoint>, String) {
+/// The token endpoint over HTTPS; the workspace gets the CA to trust as `ca.pem`.
+async fn token_endpoint(workspace: &Workspace) -> (Arc<TokenEndpoint>, String) {
     let endpoint = Arc::new(TokenEndpoint::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
     let router = axum::Router::new()
         .route("/token", post(token))
         .with_state(Arc::clone(&endpoint));
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (endpoint, format!("http://{address}/token"))
+    let ca = TestCa::new();
+    ca.write_to(workspace.dir.path());
+    let url = serve_https(&ca, router).await;
+    (endpoint, format!("{url}/token"))
 }
+
+/// What a user sets to trust a private CA.
+const TRUST_TEST_CA: (&str, &str) = ("SSL_CERT_FILE", "ca.pem");
 
 fn service_account_key(token_uri: &str) -> String {
     service_account_key_of(CLIENT_EMAIL, token_uri)
@@ -118,23 +125,26 @@ fn service_account_key_of(client_email: &str, token_uri: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_service_account_key_named_by_firebase_key_is_exchanged_for_a_token() {
+async fn a_service_account_key_named_by_firebase_key_is_exchanged_for_a_token_over_tls() {
     let emulator = Emulator::start().await;
-    let (endpoint, token_uri) = token_endpoint().await;
     let sim = simulator(options(), punches(40, 81)).await;
     let workspace = Workspace::new();
+    let (endpoint, token_uri) = token_endpoint(&workspace).await;
     workspace.write("keys/school.json", &service_account_key(&token_uri));
     workspace.configure(
         &[sim.url()],
         "",
         &format!(
-            "[sink.firestore]\nemulator_host = \"{}\"\n",
+            "[sink.firestore]\nendpoint = \"http://{}\"\n",
             emulator.host()
         ),
     );
 
     let run = workspace
-        .run_with_env(&["--json"], &[("FIREBASE_KEY", "keys/school.json")])
+        .run_with_env(
+            &["--json"],
+            &[("FIREBASE_KEY", "keys/school.json"), TRUST_TEST_CA],
+        )
         .await;
 
     assert_eq!(run.code, Some(0), "{}", run.all_output());
@@ -146,7 +156,7 @@ async fn a_service_account_key_named_by_firebase_key_is_exchanged_for_a_token() 
     assert_eq!(
         run.summary()["sinks"][0]["target"],
         format!(
-            "project iclock-credentials-test, emulator {}, collection attendancePunches",
+            "project iclock-credentials-test, endpoint http://{}, collection attendancePunches",
             emulator.host()
         )
     );
@@ -163,7 +173,6 @@ async fn a_service_account_key_named_by_firebase_key_is_exchanged_for_a_token() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_tools_env_key_and_cache_carry_on_unchanged() {
     let emulator = Emulator::start().await;
-    let (endpoint, token_uri) = token_endpoint().await;
     let sim: ZkSimulator = terminal(
         TransportKind::Tcp,
         profile("SNPYTHON", layout(40), 0),
@@ -173,6 +182,7 @@ async fn the_python_tools_env_key_and_cache_carry_on_unchanged() {
     )
     .await;
     let workspace = Workspace::new();
+    let (endpoint, token_uri) = token_endpoint(&workspace).await;
     // Exactly what the Python tool's directory holds: its .env (read by python-dotenv,
     // so names may have spaces), its key at the default path, its cache.
     workspace.write(
@@ -205,7 +215,13 @@ async fn the_python_tools_env_key_and_cache_carry_on_unchanged() {
         "the Python tool's cache is honoured"
     );
     assert_eq!(run.device(0)["delivered"], 199);
-    assert!(endpoint.verified.load(Ordering::SeqCst) >= 1);
+    // With FIRESTORE_EMULATOR_HOST set, the emulator is used as firebase-admin uses it:
+    // the key names the project, and its token endpoint is never asked.
+    assert_eq!(
+        endpoint.verified.load(Ordering::SeqCst) + endpoint.refused.load(Ordering::SeqCst),
+        0,
+        "the key's token endpoint was asked although the emulator is configured"
+    );
     let documents = emulator
         .documents("iclock-credentials-test", "staffAttendanceLogs")
         .await;
@@ -228,9 +244,9 @@ async fn the_python_tools_env_key_and_cache_carry_on_unchanged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_the_token_endpoint_refuses_is_reported_at_once_and_nothing_is_cached() {
     let emulator = Emulator::start().await;
-    let (endpoint, token_uri) = token_endpoint().await;
     let sim = simulator(options(), punches(30, 83)).await;
     let workspace = Workspace::new();
+    let (endpoint, token_uri) = token_endpoint(&workspace).await;
     // A key whose account has been deleted: correctly signed, refused all the same.
     workspace.write(
         "keys/school.json",
@@ -245,13 +261,16 @@ async fn a_key_the_token_endpoint_refuses_is_reported_at_once_and_nothing_is_cac
         &[sim.url()],
         "",
         &format!(
-            "[sink.firestore]\nemulator_host = \"{}\"\nretry_for = \"2m\"\n",
+            "[sink.firestore]\nendpoint = \"http://{}\"\nretry_for = \"2m\"\n",
             emulator.host()
         ),
     );
 
     let run = workspace
-        .run_with_env(&["--json"], &[("FIREBASE_KEY", "keys/school.json")])
+        .run_with_env(
+            &["--json"],
+            &[("FIREBASE_KEY", "keys/school.json"), TRUST_TEST_CA],
+        )
         .await;
 
     assert_eq!(run.code, Some(1), "{}", run.all_output());
@@ -284,7 +303,10 @@ async fn a_key_the_token_endpoint_refuses_is_reported_at_once_and_nothing_is_cac
     // The key is replaced with a good one: the next run delivers all 30.
     workspace.write("keys/school.json", &service_account_key(&token_uri));
     let again = workspace
-        .run_with_env(&["--json"], &[("FIREBASE_KEY", "keys/school.json")])
+        .run_with_env(
+            &["--json"],
+            &[("FIREBASE_KEY", "keys/school.json"), TRUST_TEST_CA],
+        )
         .await;
     assert_eq!(again.code, Some(0), "{}", again.all_output());
     assert_eq!(again.device(0)["delivered"], 30);
@@ -295,4 +317,40 @@ async fn a_key_the_token_endpoint_refuses_is_reported_at_once_and_nothing_is_cac
             .len(),
         30
     );
+}
+
+/// The review's reproduction: the Python tool's `.env` and a real key whose
+/// `token_uri` is HTTPS, no emulator. The binary once panicked here (exit 101) because
+/// two rustls crypto providers were compiled in and none was chosen; now it sets up TLS
+/// and reports, with the fix, that Firestore cannot be reached from this sandbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_key_without_the_emulator_sets_up_tls_instead_of_panicking() {
+    let sim: ZkSimulator = terminal(
+        TransportKind::Tcp,
+        profile("SNTLS", layout(40), 0),
+        20,
+        0,
+        84,
+    )
+    .await;
+    let workspace = Workspace::new();
+    let (_endpoint, token_uri) = token_endpoint(&workspace).await;
+    workspace.write(
+        ".env",
+        &format!(
+            "DEVICE_IPS={}\nDEVICE_NAMES=Main Office\nDEVICE_PORT={}\n",
+            sim.address().ip(),
+            sim.address().port(),
+        ),
+    );
+    workspace.write("config/firebase-key.json", &service_account_key(&token_uri));
+
+    let run = workspace.run_with_env(&["--json"], &[TRUST_TEST_CA]).await;
+
+    let output = run.all_output();
+    assert!(!output.contains("panicked"), "{output}");
+    assert!(!output.contains("CryptoProvider"), "{output}");
+    assert_ne!(run.code, Some(101), "{output}");
+    assert!(output.contains("firestore"), "{output}");
+    assert!(!output.contains("PRIVATE KEY"), "{output}");
 }

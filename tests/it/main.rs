@@ -15,6 +15,7 @@ mod firestore_credentials;
 mod firestore_sink;
 mod frappe_sink;
 mod frappe_user_control;
+mod https;
 mod python_tool_crosscheck;
 mod pyzk_crosscheck;
 mod sync_delivery;

@@ -10,9 +10,9 @@
 //! offset 3 (field captures put it at 4, which pyzk cannot read at all), steps through
 //! every larger record as if it were 40 bytes (so 49-byte logs are garbage to it), and
 //! stops at the first impossible date — so logs are clean and sizes are 40, 16 and 8
-//! with the time at offset 3. The mapping of pyzk's `status`/`punch` per layout:
-//! 40 and 8 bytes: status = verify mode, punch = state; 16 bytes: status = byte 8
-//! (the state, per the vendor struct), punch = byte 9 (the verify mode).
+//! with the time at offset 3. pyzk's `status` is the verify mode and `punch` the state
+//! in every layout; for 16-byte records that is bytes 8 and 9, the reading we follow
+//! by default (`record16 = "pyzk"`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -78,16 +78,12 @@ async fn our_users(sim: &ZkSimulator, key: u32) -> Vec<(u64, String, String, u64
 /// Punches as our client delivers them: `(user id, time, state, verify)`, in log order.
 async fn our_punches(sim: &ZkSimulator, key: u32) -> Vec<(String, String, u64, u64)> {
     let config = ZkConfig {
-        address: sim.address().to_string(),
         transport: match sim.kind() {
             TransportKind::Tcp => TransportChoice::Tcp,
             TransportKind::Udp => TransportChoice::Udp,
         },
         comm_key: key,
-        timeout: default_timeout(),
-        disable_while_reading: true,
-        clear_after_sync: false,
-        serial: None,
+        ..ZkConfig::at(sim.address().to_string())
     };
     let label = Arc::new(DeviceLabel {
         name: "Cross-check".into(),
@@ -195,20 +191,11 @@ async fn pyzk_sees_the_same_users_and_punches_as_our_client() {
             .unwrap()
             .iter()
             .map(|punch| {
-                let (status, marked) = (
-                    punch["status"].as_u64().unwrap(),
-                    punch["punch"].as_u64().unwrap(),
-                );
-                let (state, verify) = if size == 16 {
-                    (status, marked)
-                } else {
-                    (marked, status)
-                };
                 (
                     punch["user_id"].as_str().unwrap().to_owned(),
                     punch["timestamp"].as_str().unwrap().to_owned(),
-                    state,
-                    verify,
+                    punch["punch"].as_u64().unwrap(),
+                    punch["status"].as_u64().unwrap(),
                 )
             })
             .collect();

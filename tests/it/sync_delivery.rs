@@ -197,3 +197,33 @@ async fn a_disabled_device_is_not_contacted() {
     assert_eq!(run.summary()["devices"].as_array().unwrap().len(), 0);
     assert_eq!(sim.stats().logins, 0);
 }
+
+/// The cache is lost and the next cycle finds every punch already in the sink: it says
+/// so in the headline (agreeing with the sink table) and writes no audit file, which
+/// lists only what this tool wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cycle_whose_punches_were_all_there_already_says_so_and_writes_no_audit_file() {
+    let sim = simulator(options(), punches(215, 23)).await;
+    let workspace = Workspace::new();
+    workspace.configure(&[sim.url()], "", "");
+    workspace.sync(&[], 0).await;
+    assert_eq!(workspace.files_named("output", "logs_", ".json").len(), 1);
+    std::fs::remove_file(workspace.path("cache/uploaded_ids_cache.json")).unwrap();
+    std::fs::remove_file(workspace.path("cache/cursors.json")).unwrap();
+
+    let run = workspace.run(&[]).await;
+
+    assert_eq!(run.code, Some(0), "{}", run.all_output());
+    assert!(
+        run.stdout
+            .contains("0 new punch(es) delivered. 215 were already in the sinks."),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("audit file:"), "{}", run.stdout);
+    assert_eq!(
+        workspace.files_named("output", "logs_", ".json").len(),
+        1,
+        "no audit file for a cycle that wrote nothing"
+    );
+}

@@ -9,7 +9,7 @@ use crate::support::zk::{layout, profile, terminal};
 use iclock_sync::punch::DeviceLabel;
 use iclock_sync::shutdown;
 use iclock_sync::source::zk::codec::attendance::Identity;
-use iclock_sync::source::zk::{Connection, TransportKind, ZkConfig, ZkSource, default_timeout};
+use iclock_sync::source::zk::{Connection, TransportKind, ZkConfig, ZkSource};
 use iclock_sync::source::{FetchPlan, Settlement, Source};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -127,13 +127,9 @@ async fn live_punches_arrive_as_events_over_tcp_and_udp() {
 
 fn source_for(sim: &iclock_sync::simulate::zk::ZkSimulator) -> ZkSource {
     let config = ZkConfig {
-        address: sim.address().to_string(),
         transport: iclock_sync::source::zk::TransportChoice::Tcp,
-        comm_key: 0,
-        timeout: default_timeout(),
-        disable_while_reading: true,
         clear_after_sync: true,
-        serial: None,
+        ..ZkConfig::at(sim.address().to_string())
     };
     let label = Arc::new(DeviceLabel {
         name: "Clearing".into(),

@@ -8,12 +8,13 @@ mod dataset;
 mod server;
 mod wire;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{Local, NaiveDateTime};
 use tokio::net::TcpListener;
+
+use crate::tls::ServerTls;
 use tokio::task::JoinHandle;
 
 pub use dataset::{DatasetSpec, SimTerminal, SimTransaction, generate, terminals};
@@ -60,6 +61,8 @@ pub struct SimulatorArgs {
     /// Behave like a server that ignores `ordering`.
     #[arg(long)]
     pub ignore_ordering: bool,
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
     /// Answer API calls with the 403 of a server without the API licence.
     #[arg(long)]
     pub no_licence: bool,
@@ -158,7 +161,7 @@ impl Shared {
 /// A running simulator; stops when dropped.
 pub struct BiotimeSimulator {
     shared: Arc<Shared>,
-    address: SocketAddr,
+    url: String,
     task: JoinHandle<()>,
 }
 
@@ -168,27 +171,38 @@ impl BiotimeSimulator {
         options: SimOptions,
         rows: Vec<SimTransaction>,
     ) -> std::io::Result<BiotimeSimulator> {
+        BiotimeSimulator::start_with_tls(listener, None, options, rows).await
+    }
+
+    /// Serves HTTPS with `tls` when given.
+    pub async fn start_with_tls(
+        listener: TcpListener,
+        tls: Option<ServerTls>,
+        options: SimOptions,
+        rows: Vec<SimTransaction>,
+    ) -> std::io::Result<BiotimeSimulator> {
         let address = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared {
             options: Mutex::new(options),
             state: Mutex::new(server::SimState::new(rows, terminals())),
         });
         let router = server::router(Arc::clone(&shared));
         let task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router).await {
+            if let Err(error) = crate::tls::serve(listener, router, tls).await {
                 tracing::error!("BioTime simulator stopped: {error}");
             }
         });
         Ok(BiotimeSimulator {
             shared,
-            address,
+            url: format!("{scheme}://{address}"),
             task,
         })
     }
 
     /// The address to configure as the device `url`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        self.url.clone()
     }
 
     pub fn stats(&self) -> SimStats {

@@ -12,12 +12,13 @@ mod server;
 mod site;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use tokio::net::TcpListener;
+
+use crate::tls::ServerTls;
 use tokio::task::JoinHandle;
 
 pub use site::{Checkin, Employee, ShiftType, Site, User};
@@ -184,7 +185,7 @@ impl Shared {
 /// A running simulated site; stops when dropped.
 pub struct FrappeSimulator {
     shared: Arc<Shared>,
-    address: SocketAddr,
+    url: String,
     task: JoinHandle<()>,
 }
 
@@ -194,7 +195,18 @@ impl FrappeSimulator {
         site: Site,
         options: SiteOptions,
     ) -> std::io::Result<FrappeSimulator> {
+        FrappeSimulator::start_with_tls(listener, None, site, options).await
+    }
+
+    /// Serves HTTPS with `tls` when given.
+    pub async fn start_with_tls(
+        listener: TcpListener,
+        tls: Option<ServerTls>,
+        site: Site,
+        options: SiteOptions,
+    ) -> std::io::Result<FrappeSimulator> {
         let address = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared {
             options,
             state: Mutex::new(State {
@@ -209,11 +221,11 @@ impl FrappeSimulator {
             .fallback(server::handle)
             .with_state(Arc::clone(&shared));
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            let _ = crate::tls::serve(listener, router, tls).await;
         });
         Ok(FrappeSimulator {
             shared,
-            address,
+            url: format!("{scheme}://{address}"),
             task,
         })
     }
@@ -224,7 +236,7 @@ impl FrappeSimulator {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        self.url.clone()
     }
 
     pub fn checkins(&self) -> Vec<Checkin> {
@@ -313,6 +325,8 @@ pub struct FrappeSimulatorArgs {
     /// Behave like ERPNext 13 (the checkin method under `erpnext.`).
     #[arg(long)]
     pub legacy_erpnext: bool,
+    #[command(flatten)]
+    pub tls: crate::simulate::TlsArgs,
 }
 
 impl FrappeSimulatorArgs {

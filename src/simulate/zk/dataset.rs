@@ -123,7 +123,7 @@ fn bad_record(
                 broken.identity = Identity::Index(60_000);
                 broken.uid = Some(60_000);
             }
-            AttendanceLayout::Extended => {
+            AttendanceLayout::Extended { .. } => {
                 broken.time = DeviceTime {
                     day: 31,
                     month: 4,

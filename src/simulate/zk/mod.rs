@@ -74,7 +74,7 @@ fn parse_record_size(text: &str) -> Result<usize, String> {
 /// The layout of a record size.
 pub fn layout_of(record_size: usize) -> AttendanceLayout {
     match record_size {
-        16 => AttendanceLayout::Extended,
+        16 => AttendanceLayout::EXTENDED,
         8 => AttendanceLayout::Compact { time_at: 4 },
         size => AttendanceLayout::Pin { size },
     }

@@ -41,7 +41,7 @@ impl TerminalProfile {
         match self.layout {
             AttendanceLayout::Pin { size: 40 } => ("ZEM760_TFT", "K40 Pro"),
             AttendanceLayout::Pin { .. } => ("ZMM220_TFT", "MB560-VL"),
-            AttendanceLayout::Extended => ("ZEM510", "F18"),
+            AttendanceLayout::Extended { .. } => ("ZEM510", "F18"),
             AttendanceLayout::Compact { .. } => ("ZEM500", "MA300"),
         }
     }
@@ -178,7 +178,7 @@ impl Terminal {
 
     fn option(&self, key: &str) -> Option<String> {
         let (platform, name) = self.profile.model();
-        let extended = matches!(self.profile.layout, AttendanceLayout::Extended);
+        let extended = matches!(self.profile.layout, AttendanceLayout::Extended { .. });
         Some(match key {
             "~SerialNumber" => self.profile.serial.clone(),
             "~Platform" => platform.to_owned(),

@@ -46,6 +46,9 @@ pub struct FirestoreConfig {
     pub database: Option<String>,
     /// `host:port` of the Firestore emulator; also read from FIRESTORE_EMULATOR_HOST.
     pub emulator_host: Option<String>,
+    /// The Firestore API's address when it is not Google's public one (a private or
+    /// regional endpoint); credentials are used as with Google's.
+    pub endpoint: Option<String>,
     /// BatchWrite requests (of up to 500 writes) in flight at once.
     pub concurrency: Option<usize>,
     /// How long transient failures are retried before the punches are left for the next cycle.

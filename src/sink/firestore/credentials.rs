@@ -2,8 +2,9 @@
 //! credentials: a service-account key file (from the config or the variables the
 //! Python tool and Google's tools use), else application-default credentials, else the
 //! metadata server. Its tokens reach the firestore crate through [`GcpAuthCredentials`].
-//! Against the emulator without a key, no credentials are looked up at all: the
-//! emulator's conventional `Bearer owner` token is sent.
+//! Against the emulator no credentials are used at all, even when a key is found (as
+//! with firebase-admin): the emulator's conventional `Bearer owner` token is sent, and
+//! the key only names the project.
 //!
 //! A token that cannot be had reaches the sink only as an opaque gRPC error, so the
 //! reason is also kept in a [`TokenTrouble`] the sink reads: a refused key is reported
@@ -68,7 +69,8 @@ impl TokenTrouble {
 #[error("{0}")]
 pub struct CredentialsProblem(pub String);
 
-/// Finds the credentials and the project for `config`.
+/// Finds the credentials and the project for `config`. Against the emulator no key is
+/// used, even when one is found (as firebase-admin does): only its project is read.
 pub async fn resolve(
     config: &FirestoreConfig,
     environment: &Environment,
@@ -78,26 +80,26 @@ pub async fn resolve(
         "tried key_file in [sink.firestore], {}, {PYTHON_DEFAULT_KEY}",
         KEY_VARIABLES.join(", ")
     );
-    let configured = config
-        .key_file
-        .clone()
-        .map(|path| ("key_file in [sink.firestore]".to_owned(), path))
-        .or_else(|| {
-            KEY_VARIABLES.iter().find_map(|variable| {
-                environment
-                    .get(variable)
-                    .filter(|value| !value.trim().is_empty())
-                    .map(|value| ((*variable).to_owned(), PathBuf::from(value.trim())))
+    let configured = key_path(config, environment);
+    if emulator {
+        let project_id = config
+            .project_id
+            .clone()
+            .or_else(|| {
+                configured
+                    .as_ref()
+                    .and_then(|(_, path)| project_of_key(path))
             })
-        })
-        .or_else(|| {
-            Path::new(PYTHON_DEFAULT_KEY).exists().then(|| {
-                (
-                    "the Python tool's default".to_owned(),
-                    PathBuf::from(PYTHON_DEFAULT_KEY),
-                )
-            })
+            .unwrap_or_else(|| "demo-iclock-sync".to_owned());
+        return Ok(Resolved {
+            headers: GoogleAuthHeaders::from(Credentials::from(EmulatorOwner {
+                tag: EntityTag::new(),
+            })),
+            project_id,
+            source: "the emulator's owner token".to_owned(),
+            trouble: TokenTrouble::default(),
         });
+    }
     if let Some((from, path)) = configured {
         let account = gcp_auth::CustomServiceAccount::from_file(&path).map_err(|error| {
             CredentialsProblem(format!(
@@ -122,19 +124,6 @@ pub async fn resolve(
             project_id,
             source,
             trouble,
-        });
-    }
-    if emulator {
-        return Ok(Resolved {
-            headers: GoogleAuthHeaders::from(Credentials::from(EmulatorOwner {
-                tag: EntityTag::new(),
-            })),
-            project_id: config
-                .project_id
-                .clone()
-                .unwrap_or_else(|| "demo-iclock-sync".to_owned()),
-            source: "the emulator's owner token".to_owned(),
-            trouble: TokenTrouble::default(),
         });
     }
     let provider = gcp_auth::provider().await.map_err(|error| {
@@ -162,6 +151,38 @@ pub async fn resolve(
         source,
         trouble,
     })
+}
+
+/// The key file to use and where its path came from: `key_file`, the variables, then
+/// the Python tool's default path.
+fn key_path(config: &FirestoreConfig, environment: &Environment) -> Option<(String, PathBuf)> {
+    config
+        .key_file
+        .clone()
+        .map(|path| ("key_file in [sink.firestore]".to_owned(), path))
+        .or_else(|| {
+            KEY_VARIABLES.iter().find_map(|variable| {
+                environment
+                    .get(variable)
+                    .filter(|value| !value.trim().is_empty())
+                    .map(|value| ((*variable).to_owned(), PathBuf::from(value.trim())))
+            })
+        })
+        .or_else(|| {
+            Path::new(PYTHON_DEFAULT_KEY).exists().then(|| {
+                (
+                    "the Python tool's default".to_owned(),
+                    PathBuf::from(PYTHON_DEFAULT_KEY),
+                )
+            })
+        })
+}
+
+/// The `project_id` a key file names, if it can be read.
+fn project_of_key(path: &Path) -> Option<String> {
+    let text = std::fs::read(path).ok()?;
+    let key: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    key.get("project_id")?.as_str().map(str::to_owned)
 }
 
 /// gcp_auth tokens as the firestore crate's credentials.

@@ -34,6 +34,26 @@ use firestore::gcloud_sdk::prost_types::Timestamp;
 use super::config::Schema;
 use crate::punch::Punch;
 
+/// Why the schoolsync schema does not send a punch, if it does not: the Python
+/// iclock-sync skipped logs whose staffId is not a positive number ("Skipped N logs
+/// with invalid staffId"), so SchoolSync never received them, and must not now.
+pub fn withheld_by_schema(punch: &Punch, schema: Schema) -> Option<String> {
+    if schema != Schema::SchoolSync {
+        return None;
+    }
+    let pin = punch.user_id.trim();
+    let digits = pin.strip_prefix('+').unwrap_or(pin);
+    let positive = !digits.is_empty()
+        && digits.bytes().all(|byte| byte.is_ascii_digit())
+        && digits.bytes().any(|byte| byte != b'0');
+    (!positive).then(|| {
+        format!(
+            "staffId '{}' is not a positive number: the Python iclock-sync skipped such logs, so SchoolSync does not receive them",
+            punch.user_id
+        )
+    })
+}
+
 /// The document ID of `punch` under `schema`.
 pub fn document_id(punch: &Punch, schema: Schema) -> String {
     match schema {

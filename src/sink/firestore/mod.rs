@@ -33,6 +33,8 @@ use crate::punch::Punch;
 /// Firestore accepts at most this many writes per request.
 const WRITES_PER_REQUEST: usize = 500;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Google's Firestore API.
+const GOOGLE_FIRESTORE_API: &str = "https://firestore.googleapis.com";
 
 pub struct FirestoreSink {
     db: FirestoreDb,
@@ -72,20 +74,26 @@ impl FirestoreSink {
                     "see the Firestore section of README.md",
                 )
             })?;
-        let target = match &emulator {
-            Some(host) => format!("project {}, emulator {host}", resolved.project_id),
-            None => format!("project {}", resolved.project_id),
+        let endpoint = config
+            .endpoint
+            .as_deref()
+            .map(|endpoint| endpoint.trim_end_matches('/').to_owned());
+        let target = match (&emulator, &endpoint) {
+            (Some(host), _) => format!("project {}, emulator {host}", resolved.project_id),
+            (None, Some(url)) => format!("project {}, endpoint {url}", resolved.project_id),
+            (None, None) => format!("project {}", resolved.project_id),
         };
-        let mut options = FirestoreDbOptions::new(resolved.project_id.clone())
-            .with_database_id(config.database().to_owned());
-        if let Some(host) = &emulator {
-            let url = if host.contains("://") {
-                host.clone()
-            } else {
-                format!("http://{host}")
-            };
-            options = options.with_firebase_api_url(url);
-        }
+        // Always explicit: the firestore crate would otherwise read
+        // FIRESTORE_EMULATOR_HOST itself, even when it is set but empty.
+        let api_url = match (emulator, endpoint) {
+            (Some(host), _) if host.contains("://") => host,
+            (Some(host), _) => format!("http://{host}"),
+            (None, Some(endpoint)) => endpoint,
+            (None, None) => GOOGLE_FIRESTORE_API.to_owned(),
+        };
+        let options = FirestoreDbOptions::new(resolved.project_id.clone())
+            .with_database_id(config.database().to_owned())
+            .with_firebase_api_url(api_url);
         let db = FirestoreDb::with_options_auth(options, resolved.headers)
             .await
             .map_err(|cause| {
@@ -278,10 +286,15 @@ impl Sink for FirestoreSink {
             .iter()
             .map(|punch| documents::document_id(punch, self.schema))
             .collect();
+        let withheld: Vec<Option<String>> = batch
+            .iter()
+            .map(|punch| documents::withheld_by_schema(punch, self.schema))
+            .collect();
         // Under the legacy scheme two punches (IN and OUT in one second) share a document:
         // it is written once, and the second punch shares the first one's outcome.
         let mut first_of: HashMap<&str, usize> = HashMap::new();
         let unique: Vec<usize> = (0..batch.len())
+            .filter(|index| withheld[*index].is_none())
             .filter(|index| first_of.entry(ids[*index].as_str()).or_insert(*index) == index)
             .collect();
         let requests: Vec<BoxFuture<'_, (Vec<usize>, Vec<SinkOutcome>)>> = unique
@@ -306,6 +319,9 @@ impl Sink for FirestoreSink {
         }
         (0..batch.len())
             .map(|index| {
+                if let Some(reason) = &withheld[index] {
+                    return SinkOutcome::Withheld(reason.clone());
+                }
                 let first = first_of[ids[index].as_str()];
                 match (&outcomes[first], first == index) {
                     (Some(outcome), true) => outcome.clone(),

@@ -46,6 +46,35 @@ impl ErrorAnswer {
         }
     }
 
+    /// A redirect to `target`, which is not followed (the request carries the key).
+    pub fn redirect(status: u16, base: &str, target: &str) -> ErrorAnswer {
+        ErrorAnswer {
+            status,
+            exc_type: String::new(),
+            message: format!(
+                "{base} redirected to {target}; the API key is not sent to another address — set url in [sink.frappe] to where the site answers (with https:// if it redirects to HTTPS)"
+            ),
+            exception: String::new(),
+        }
+    }
+
+    /// An answer longer than `limit` bytes, which was not read to its end.
+    pub fn oversized(status: u16, limit: usize) -> ErrorAnswer {
+        ErrorAnswer {
+            status,
+            exc_type: String::new(),
+            message: format!(
+                "the answer is larger than {} MB; stopped reading it",
+                limit / (1024 * 1024)
+            ),
+            exception: String::new(),
+        }
+    }
+
+    pub fn is_redirect(&self) -> bool {
+        (300..400).contains(&self.status)
+    }
+
     /// Frappe's duplicate rule (employee, time, log type) refused it: the punch is there.
     pub fn is_duplicate(&self) -> bool {
         self.status == 417

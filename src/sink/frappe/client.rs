@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::answer::ErrorAnswer;
 use super::config::FrappeConfig;
+use crate::http_client::{self, BodyError, ClientOptions, Redirects};
 
 const ADD_LOG: &str =
     "hr.doctype.employee_checkin.employee_checkin.add_log_based_on_employee_field";
@@ -74,13 +75,13 @@ impl FrappeClient {
             ),
             None => None,
         };
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
-            .danger_accept_invalid_certs(config.accept_invalid_certs)
-            .user_agent(concat!("iclock-sync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| format!("cannot set up HTTP: {error}"))?;
+        // Every request carries the key: same-origin redirects only.
+        let http = http_client::build(&ClientOptions {
+            timeout: config.timeout,
+            accept_invalid_certs: config.accept_invalid_certs,
+            ca_file: config.ca_file.as_deref(),
+            redirects: Redirects::SameOrigin,
+        })?;
         Ok(FrappeClient {
             http,
             base: config.url.clone(),
@@ -206,6 +207,13 @@ impl FrappeClient {
                 request = request.json(body);
             }
             let (problem, wait) = match request.send().await {
+                Ok(response) if let Some(target) = http_client::redirect_target(&response) => {
+                    return Err(CallError::Answer(ErrorAnswer::redirect(
+                        response.status().as_u16(),
+                        &self.base,
+                        &target,
+                    )));
+                }
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let retry_after = response
@@ -214,7 +222,14 @@ impl FrappeClient {
                         .and_then(|value| value.to_str().ok())
                         .and_then(|value| value.trim().parse::<u64>().ok())
                         .map(|seconds| Duration::from_secs(seconds.min(60)));
-                    let text = response.text().await.unwrap_or_default();
+                    let text = match http_client::read_body(response, http_client::BODY_LIMIT).await
+                    {
+                        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                        Err(BodyError::TooLarge(limit)) => {
+                            return Err(CallError::Answer(ErrorAnswer::oversized(status, limit)));
+                        }
+                        Err(BodyError::Transport(_)) => String::new(),
+                    };
                     if (200..300).contains(&status) {
                         return serde_json::from_str(&text).map_err(|_| {
                             CallError::Answer(ErrorAnswer {

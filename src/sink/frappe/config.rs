@@ -1,6 +1,7 @@
 //! `[sink.frappe]`: Frappe HR / ERPNext, where punches become Employee Checkins.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono_tz::Tz;
@@ -105,6 +106,7 @@ pub struct RawFrappeConfig {
     shift_type: Vec<ShiftTypeMapping>,
     #[serde(default)]
     accept_invalid_certs: bool,
+    ca_file: Option<PathBuf>,
 }
 
 /// `[sink.frappe]`, checked.
@@ -131,6 +133,8 @@ pub struct FrappeConfig {
     pub user_control: Vec<Target>,
     pub shift_types: Vec<ShiftTypeMapping>,
     pub accept_invalid_certs: bool,
+    /// A PEM file of certificates to trust besides the system's (a private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 pub const DEFAULT_EMPLOYEE_FIELD: &str = "attendance_device_id";
@@ -253,6 +257,7 @@ impl RawFrappeConfig {
             user_control: self.user_control,
             shift_types: self.shift_type,
             accept_invalid_certs: self.accept_invalid_certs,
+            ca_file: self.ca_file,
         })
     }
 }

@@ -219,6 +219,9 @@ impl FrappeSink {
                     self.stop(format!("{} — {fix}", refusal(&answer, &self.config.url))),
                 )
             }
+            CallError::Answer(answer) if answer.is_redirect() => {
+                SinkOutcome::Failed(self.stop(answer.message))
+            }
             CallError::Answer(answer) if answer.is_missing_method() => {
                 SinkOutcome::Failed(self.stop(format!(
                     "{} has no Employee Checkin method ({}) — install Frappe HR (hrms) on the site",

@@ -3,6 +3,11 @@
 //!
 //! Login failures are never retried in a loop — BioTime can lock an account after
 //! repeated bad logins — and after one, further attempts wait out a growing back-off.
+//!
+//! Credentials never leave for another address: the login (its body holds the
+//! password) follows no redirect at all, and API calls (their header holds the token)
+//! only redirects to the same origin; any other redirect is reported with its target.
+//! Bodies are read with a ceiling (see [`crate::http_client`]).
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +20,7 @@ use serde_json::Value;
 
 use super::config::{AuthScheme, BiotimeConfig};
 use crate::config::Secret;
+use crate::http_client::{self, BodyError, ClientOptions, Redirects};
 use crate::source::{SourceError, SourceErrorKind};
 
 /// Transient failures (timeouts, 5xx) are retried this many times per request.
@@ -46,7 +52,10 @@ struct Session {
 }
 
 pub struct BiotimeClient {
+    /// API calls: same-origin redirects only.
     http: reqwest::Client,
+    /// The login: no redirects.
+    login_http: reqwest::Client,
     base: String,
     /// `device 'Main office' (http://...)`, the start of every message.
     who: String,
@@ -61,20 +70,25 @@ pub struct BiotimeClient {
 
 impl BiotimeClient {
     pub fn new(device: &str, config: &BiotimeConfig) -> Result<BiotimeClient, SourceError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
-            .danger_accept_invalid_certs(config.accept_invalid_certs)
-            .user_agent(concat!("iclock-sync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| {
+        let client = |redirects| {
+            http_client::build(&ClientOptions {
+                timeout: config.timeout,
+                accept_invalid_certs: config.accept_invalid_certs,
+                ca_file: config.ca_file.as_deref(),
+                redirects,
+            })
+            .map_err(|problem| {
                 SourceError::new(
                     SourceErrorKind::Configuration,
-                    format!("device '{device}': cannot set up HTTP: {error}"),
+                    format!("device '{device}' ({}): {problem}", config.url),
                 )
-            })?;
+            })
+        };
+        let http = client(Redirects::SameOrigin)?;
+        let login_http = client(Redirects::Never)?;
         Ok(BiotimeClient {
             http,
+            login_http,
             base: config.url.clone(),
             who: format!("device '{device}' ({})", config.url),
             device: device.to_owned(),
@@ -108,11 +122,22 @@ impl BiotimeClient {
         loop {
             let header = self.session_header().await?;
             let response = self
-                .send_with_retries(|http| http.get(&url).header(AUTHORIZATION, header.clone()))
+                .send_with_retries(&self.http, |http| {
+                    http.get(&url).header(AUTHORIZATION, header.clone())
+                })
                 .await?;
+            if let Some(target) = http_client::redirect_target(&response) {
+                return Err(self.error(
+                    SourceErrorKind::Configuration,
+                    format!(
+                        "BioTime redirected {path_and_query} to {target}; the token is not sent to another address — if BioTime moved (or only answers on https://), set url in [[device]] '{}' to where it answers",
+                        self.device
+                    ),
+                ));
+            }
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED {
-                let detail = body_excerpt(response).await;
+                let detail = http_client::excerpt(response).await;
                 if relogged {
                     return Err(self.error(
                         SourceErrorKind::Configuration,
@@ -154,8 +179,17 @@ impl BiotimeClient {
                 "password": self.password.expose(),
             });
             let response = self
-                .send_with_retries(|http| http.post(&url).json(&body))
+                .send_with_retries(&self.login_http, |http| http.post(&url).json(&body))
                 .await?;
+            if let Some(target) = http_client::redirect_target(&response) {
+                return Err(self.error(
+                    SourceErrorKind::Configuration,
+                    format!(
+                        "the login was redirected to {target}; the password is never sent after a redirect — set url in [[device]] '{}' to the address BioTime answers on (with https:// if it redirects to HTTPS)",
+                        self.device
+                    ),
+                ));
+            }
             let status = response.status();
             if matches!(
                 status,
@@ -181,7 +215,7 @@ impl BiotimeClient {
         let status = response.status();
         let server_time = header_time(&response);
         if status == StatusCode::BAD_REQUEST {
-            let detail = body_excerpt(response).await;
+            let detail = http_client::excerpt(response).await;
             self.block_logins();
             let problem = if detail.contains("non_field_errors")
                 || detail.contains("Unable to log in")
@@ -276,11 +310,12 @@ impl BiotimeClient {
 
     async fn send_with_retries(
         &self,
+        http: &reqwest::Client,
         request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Response, SourceError> {
         let mut attempt = 0;
         loop {
-            let outcome = request(&self.http).send().await;
+            let outcome = request(http).send().await;
             let transient = match &outcome {
                 Ok(response) => is_busy(response.status()),
                 Err(error) => error.is_timeout() || error.is_connect() || error.is_request(),
@@ -289,7 +324,7 @@ impl BiotimeClient {
                 return match outcome {
                     Ok(response) if is_busy(response.status()) => {
                         let status = response.status();
-                        let detail = body_excerpt(response).await;
+                        let detail = http_client::excerpt(response).await;
                         Err(self.error(
                             SourceErrorKind::Unreachable,
                             format!("BioTime answered {status} ({detail}) — check the BioTime server's health and logs"),
@@ -309,10 +344,10 @@ impl BiotimeClient {
     async fn classify(&self, response: Response) -> Result<Answer, SourceError> {
         let status = response.status();
         if status == StatusCode::NOT_FOUND {
-            return Ok(Answer::NotFound(body_excerpt(response).await));
+            return Ok(Answer::NotFound(http_client::excerpt(response).await));
         }
         if status == StatusCode::FORBIDDEN {
-            let detail = body_excerpt(response).await;
+            let detail = http_client::excerpt(response).await;
             let problem = if detail.to_lowercase().contains("licen") {
                 format!(
                     "the BioTime API licence is missing ({detail}) — activate the API module in BioTime's licence settings"
@@ -326,7 +361,7 @@ impl BiotimeClient {
             return Err(self.error(SourceErrorKind::Configuration, problem));
         }
         if !status.is_success() {
-            let detail = body_excerpt(response).await;
+            let detail = http_client::excerpt(response).await;
             return Err(self.error(
                 SourceErrorKind::Protocol,
                 format!("unexpected answer {status} ({detail})"),
@@ -342,10 +377,16 @@ impl BiotimeClient {
             .get(CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.contains("html"));
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|error| self.transport_error(&error))?;
+        let bytes = match http_client::read_body(response, http_client::BODY_LIMIT).await {
+            Ok(bytes) => bytes,
+            Err(BodyError::Transport(error)) => return Err(self.transport_error(&error)),
+            Err(too_large) => {
+                return Err(self.error(
+                    SourceErrorKind::Protocol,
+                    format!("{too_large} — lower page_size, or check that the URL is BioTime's"),
+                ));
+            }
+        };
         let starts_like_json = bytes
             .iter()
             .find(|byte| !byte.is_ascii_whitespace())
@@ -395,19 +436,6 @@ fn header_time(response: &Response) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc2822(text)
         .ok()
         .map(|time| time.with_timezone(&Utc))
-}
-
-/// A short, single-line excerpt of an error body for messages.
-async fn body_excerpt(response: Response) -> String {
-    let text = response.text().await.unwrap_or_default();
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > 200 {
-        format!("{}…", one_line.chars().take(200).collect::<String>())
-    } else if one_line.is_empty() {
-        "empty body".to_owned()
-    } else {
-        one_line
-    }
 }
 
 /// How long a JWT has left, judged against the server's clock when known (so a host

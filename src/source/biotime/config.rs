@@ -1,5 +1,6 @@
 //! The `[[device]]` keys of a BioTime server (`kind = "biotime"`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -63,6 +64,29 @@ pub struct BiotimeConfig {
     /// Accept a self-signed HTTPS certificate (many BioTime installs use one).
     #[serde(default)]
     pub accept_invalid_certs: bool,
+    /// A PEM file of certificates to trust besides the system's (a private CA).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl BiotimeConfig {
+    /// A server at `url` with these credentials and every other key at its default.
+    pub fn at(
+        url: impl Into<String>,
+        username: impl Into<String>,
+        password: Secret,
+    ) -> BiotimeConfig {
+        BiotimeConfig {
+            url: url.into(),
+            username: username.into(),
+            password,
+            auth: AuthScheme::default(),
+            page_size: default_page_size(),
+            timeout: default_timeout(),
+            overlap: default_overlap(),
+            accept_invalid_certs: false,
+            ca_file: None,
+        }
+    }
 }
 
 fn default_page_size() -> u32 {

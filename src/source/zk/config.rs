@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::codec::attendance::Record16;
 use crate::duration;
 
 /// How to reach the terminal.
@@ -38,6 +39,25 @@ pub struct ZkConfig {
     pub clear_after_sync: bool,
     /// The serial number, for terminals that do not report theirs.
     pub serial: Option<String>,
+    /// How bytes 8 and 9 of 16-byte records are read (pyzk's way by default).
+    #[serde(default)]
+    pub record16: Record16,
+}
+
+impl ZkConfig {
+    /// A terminal at `address` with every other key at its default.
+    pub fn at(address: impl Into<String>) -> ZkConfig {
+        ZkConfig {
+            address: address.into(),
+            transport: TransportChoice::default(),
+            comm_key: 0,
+            timeout: default_timeout(),
+            disable_while_reading: true,
+            clear_after_sync: false,
+            serial: None,
+            record16: Record16::default(),
+        }
+    }
 }
 
 pub const DEFAULT_PORT: u16 = 4370;

@@ -91,7 +91,7 @@ impl LogRead {
         let record = attendance::decode_record(bytes, self.layout);
         let serial = &self.serial;
         let user_id = match &record.identity {
-            Identity::Pin(pin) if self.layout == AttendanceLayout::Extended => {
+            Identity::Pin(pin) if matches!(self.layout, AttendanceLayout::Extended { .. }) => {
                 self.users.pin_of_number(pin)
             }
             Identity::Pin(pin) => pin.clone(),
@@ -122,7 +122,7 @@ impl LogRead {
             state: i32::from(record.state),
             verify_mode: i32::from(record.verify),
             work_code: match self.layout {
-                AttendanceLayout::Extended => record.work_code.to_string(),
+                AttendanceLayout::Extended { .. } => record.work_code.to_string(),
                 _ => String::new(),
             },
         })

@@ -186,7 +186,8 @@ impl ZkSource {
         let records =
             attendance::split_log(&buffer).map_err(|error| ZkError::Protocol(error.to_string()))?;
         let layout = attendance::detect_layout(records, counters.records, self.current_year())
-            .map_err(|error| ZkError::Protocol(error.to_string()))?;
+            .map_err(|error| ZkError::Protocol(error.to_string()))?
+            .with_record16(self.config.record16);
         let users = match layout {
             AttendanceLayout::Pin { .. } => UserTable::default(),
             _ => UserTable::from(connection.users(counters.users).await?.1),

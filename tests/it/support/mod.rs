@@ -7,6 +7,7 @@
 pub mod firestore;
 pub mod frappe;
 pub mod python;
+pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -21,7 +22,13 @@ use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use tokio::net::TcpListener;
 
-pub const BINARY: &str = env!("CARGO_BIN_EXE_iclock-sync");
+/// The binary under test: this build's, or `ICLOCK_SYNC_TEST_BINARY` (to show that a
+/// new test fails against an older build).
+pub fn binary() -> std::path::PathBuf {
+    std::env::var_os("ICLOCK_SYNC_TEST_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_iclock-sync")))
+}
 
 /// What one run of the binary produced.
 #[derive(Debug)]
@@ -97,7 +104,7 @@ impl Workspace {
     }
 
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(BINARY);
+        let mut command = tokio::process::Command::new(binary());
         command
             .args(args)
             .current_dir(self.dir.path())
@@ -105,6 +112,8 @@ impl Workspace {
             .env_remove("ICLOCK_SYNC_CONFIG")
             .env_remove("BIOTIME_URL")
             .env_remove("DEVICE_IPS")
+            .env_remove("FIRESTORE_EMULATOR_HOST")
+            .env_remove("SSL_CERT_FILE")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

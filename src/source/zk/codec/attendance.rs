@@ -15,8 +15,8 @@
 //! | 3 | punch state | ✓ (meaning unsettled) | — | — | — |
 //! | 4–7 | packed time | ✓ (some firmware: 3–6, state at 7) | ✓ | — | — |
 //! | 2–25 | user id (PIN), ASCII, NUL padded | — | — | ✓ | ✓ |
-//! | 8 | punch state | — | ✓ | — | — |
-//! | 9 | verify mode | — | ✓ | — | — |
+//! | 8 | verify mode (pyzk) or punch state (vendor SDK) | — | ✓ | — | — |
+//! | 9 | punch state (pyzk) or verify mode (vendor SDK) | — | ✓ | — | — |
 //! | 10–11 | reserved | — | ✓ | — | — |
 //! | 12–15 | work code, u32 | — | ✓ | — | — |
 //! | 26 | verify mode | — | — | ✓ | ✓ |
@@ -24,6 +24,12 @@
 //! | 31 | punch state | — | — | ✓ | ✓ |
 //! | 32–39 | reserved (seen `00 00 00 00 FF 00 00 00`) | — | — | ✓ | ✓ |
 //! | 40–48 | unknown | — | — | — | ✓ (ignored) |
+//!
+//! Bytes 8 and 9 of 16-byte records are read two ways: pyzk (and so the Python
+//! iclock-sync, and the thousands of terminals read with it) takes byte 8 as the verify
+//! mode and byte 9 as the punch state; the vendor SDK's struct says the opposite. pyzk's
+//! reading is the default ([`Record16::Pyzk`]), so documents match the Python tool's;
+//! a device can choose the other.
 //!
 //! Records of 8 and 16 bytes do not carry the printed PIN in a way every device agrees
 //! on: 8-byte records name the user by index only, resolved through the user table.
@@ -39,17 +45,51 @@ use super::time::DeviceTime;
 pub enum AttendanceLayout {
     /// 40 bytes with the PIN as text; `size` is 40 or more (extra bytes ignored).
     Pin { size: usize },
-    /// 16 bytes with the PIN as a number.
-    Extended,
+    /// 16 bytes with the PIN as a number; `order` says which of bytes 8 and 9 is which.
+    Extended { order: Record16 },
     /// 8 bytes naming the user by index; the packed time sits at `time_at` (3 or 4).
     Compact { time_at: usize },
 }
 
+/// How bytes 8 and 9 of a 16-byte record are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Record16 {
+    /// Byte 8 the verify mode, byte 9 the punch state (pyzk, the Python iclock-sync).
+    #[default]
+    Pyzk,
+    /// Byte 8 the punch state, byte 9 the verify mode (the vendor SDK's struct).
+    Vendor,
+}
+
+impl Record16 {
+    /// The offsets of (punch state, verify mode).
+    fn offsets(self) -> (usize, usize) {
+        match self {
+            Record16::Pyzk => (9, 8),
+            Record16::Vendor => (8, 9),
+        }
+    }
+}
+
 impl AttendanceLayout {
+    /// 16-byte records in pyzk's reading.
+    pub const EXTENDED: AttendanceLayout = AttendanceLayout::Extended {
+        order: Record16::Pyzk,
+    };
+
+    /// The same layout, with 16-byte records read in `order`.
+    pub fn with_record16(self, order: Record16) -> AttendanceLayout {
+        match self {
+            AttendanceLayout::Extended { .. } => AttendanceLayout::Extended { order },
+            other => other,
+        }
+    }
+
     pub fn size(self) -> usize {
         match self {
             AttendanceLayout::Pin { size } => size,
-            AttendanceLayout::Extended => 16,
+            AttendanceLayout::Extended { .. } => 16,
             AttendanceLayout::Compact { .. } => 8,
         }
     }
@@ -112,7 +152,7 @@ pub fn detect_layout(
                 AttendanceLayout::Compact { time_at: 4 },
                 AttendanceLayout::Compact { time_at: 3 },
             ]),
-            16 => candidates.push(AttendanceLayout::Extended),
+            16 => candidates.push(AttendanceLayout::EXTENDED),
             size if size >= 40 => candidates.push(AttendanceLayout::Pin { size }),
             _ => {}
         }
@@ -122,7 +162,7 @@ pub fn detect_layout(
     candidates.extend([
         AttendanceLayout::Compact { time_at: 4 },
         AttendanceLayout::Compact { time_at: 3 },
-        AttendanceLayout::Extended,
+        AttendanceLayout::EXTENDED,
         AttendanceLayout::Pin { size: 40 },
         AttendanceLayout::Pin { size: 49 },
     ]);
@@ -232,14 +272,17 @@ pub fn decode_record(record: &[u8], layout: AttendanceLayout) -> AttendanceRecor
                 work_code: 0,
             }
         }
-        AttendanceLayout::Extended => AttendanceRecord {
-            identity: Identity::Pin(u32_at(0).to_string()),
-            uid: None,
-            time: DeviceTime::from_packed(u32_at(4)),
-            state: byte(8),
-            verify: byte(9),
-            work_code: u32_at(12),
-        },
+        AttendanceLayout::Extended { order } => {
+            let (state_at, verify_at) = order.offsets();
+            AttendanceRecord {
+                identity: Identity::Pin(u32_at(0).to_string()),
+                uid: None,
+                time: DeviceTime::from_packed(u32_at(4)),
+                state: byte(state_at),
+                verify: byte(verify_at),
+                work_code: u32_at(12),
+            }
+        }
         AttendanceLayout::Compact { time_at } => AttendanceRecord {
             identity: Identity::Index(u16_at(0)),
             uid: Some(u16_at(0)),
@@ -274,11 +317,12 @@ pub fn encode(record: &AttendanceRecord, layout: AttendanceLayout) -> Vec<u8> {
             bytes[31] = record.state;
             bytes[36] = 0xFF;
         }
-        AttendanceLayout::Extended => {
+        AttendanceLayout::Extended { order } => {
+            let (state_at, verify_at) = order.offsets();
             bytes[0..4].copy_from_slice(&pin.parse::<u32>().unwrap_or(0).to_le_bytes());
             bytes[4..8].copy_from_slice(&packed);
-            bytes[8] = record.state;
-            bytes[9] = record.verify;
+            bytes[state_at] = record.state;
+            bytes[verify_at] = record.verify;
             bytes[12..16].copy_from_slice(&record.work_code.to_le_bytes());
         }
         AttendanceLayout::Compact { time_at } => {
@@ -364,12 +408,28 @@ mod tests {
             .collect()
     }
 
+    /// pyzk unpacks `<I4sBB2sI` as (user_id, timestamp, status, punch, …) and the
+    /// Python tool wrote `status` as the verify mode and `punch` as the state.
+    #[test]
+    fn sixteen_byte_records_read_bytes_8_and_9_as_pyzk_does_unless_told_otherwise() {
+        let record = hex("e9030000 6bb36823 0f 01 0000 07000000");
+        let pyzk = decode_record(&record, AttendanceLayout::EXTENDED);
+        assert_eq!((pyzk.verify, pyzk.state), (15, 1));
+        assert_eq!(pyzk.identity, Identity::Pin("1001".into()));
+        assert_eq!(pyzk.work_code, 7);
+        let vendor = AttendanceLayout::EXTENDED.with_record16(Record16::Vendor);
+        let read = decode_record(&record, vendor);
+        assert_eq!((read.verify, read.state), (1, 15));
+        assert_eq!(encode(&read, vendor), record);
+        assert_eq!(encode(&pyzk, AttendanceLayout::EXTENDED), record);
+    }
+
     #[test]
     fn every_layout_is_detected_from_its_count_and_its_dates() {
         for layout in [
             AttendanceLayout::Pin { size: 40 },
             AttendanceLayout::Pin { size: 49 },
-            AttendanceLayout::Extended,
+            AttendanceLayout::EXTENDED,
             AttendanceLayout::Compact { time_at: 4 },
             AttendanceLayout::Compact { time_at: 3 },
         ] {
@@ -423,7 +483,7 @@ mod tests {
         fn any_bytes_decode_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..600), count in any::<u32>()) {
             let _ = split_log(&bytes);
             let _ = detect_layout(&bytes, count, 2026);
-            for layout in [AttendanceLayout::Pin { size: 40 }, AttendanceLayout::Pin { size: 49 }, AttendanceLayout::Extended, AttendanceLayout::Compact { time_at: 3 }, AttendanceLayout::Compact { time_at: 4 }] {
+            for layout in [AttendanceLayout::Pin { size: 40 }, AttendanceLayout::Pin { size: 49 }, AttendanceLayout::EXTENDED, AttendanceLayout::Compact { time_at: 3 }, AttendanceLayout::Compact { time_at: 4 }] {
                 for record in decode(&bytes, layout) {
                     let _ = record.time.to_datetime();
                 }
