@@ -58,6 +58,11 @@ impl IdSet {
     fn len(&self) -> usize {
         self.hex.len() + self.other.len()
     }
+
+    fn extend(&mut self, more: IdSet) {
+        self.hex.extend(more.hex);
+        self.other.extend(more.other);
+    }
 }
 
 /// A 32-digit lowercase hex ID as a number (uppercase would not round-trip exactly).
@@ -69,10 +74,15 @@ fn hex_id(id: &str) -> Option<u128> {
     is_hex.then(|| u128::from_str_radix(id, 16).ok()).flatten()
 }
 
+/// The saved IDs, plus those acknowledged since the last save. A cycle whose results
+/// cannot be recorded drops the latter ([`DedupCache::forget_unsaved`]), so that a
+/// long-running loop does not go on trusting acknowledgements it never recorded.
 #[derive(Debug)]
 pub struct DedupCache {
     path: PathBuf,
     ids: IdSet,
+    unsaved: IdSet,
+    /// The file must be written even with nothing unsaved (a rebuilt cache).
     dirty: bool,
 }
 
@@ -95,6 +105,7 @@ impl DedupCache {
         Ok(DedupCache {
             path: path.to_path_buf(),
             ids,
+            unsaved: IdSet::default(),
             dirty: false,
         })
     }
@@ -104,6 +115,7 @@ impl DedupCache {
         DedupCache {
             path: path.to_path_buf(),
             ids: IdSet::default(),
+            unsaved: IdSet::default(),
             dirty: true,
         }
     }
@@ -113,33 +125,36 @@ impl DedupCache {
     }
 
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.ids.len() + self.unsaved.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ids.len() == 0
+        self.len() == 0
     }
 
     pub fn contains(&self, id: &PunchId) -> bool {
-        self.ids.contains(id.as_str())
+        self.ids.contains(id.as_str()) || self.unsaved.contains(id.as_str())
     }
 
     /// Records an ID; returns whether it was new.
     pub fn insert(&mut self, id: PunchId) -> bool {
-        let added = self.ids.insert(id.into_string());
-        self.dirty |= added;
-        added
+        !self.ids.contains(id.as_str()) && self.unsaved.insert(id.into_string())
+    }
+
+    /// Drops the IDs inserted since the last save.
+    pub fn forget_unsaved(&mut self) {
+        self.unsaved = IdSet::default();
     }
 
     /// Writes the cache atomically if anything changed since it was loaded or saved.
     pub fn save(&mut self) -> Result<(), CacheError> {
-        if !self.dirty {
+        if !self.dirty && self.unsaved.len() == 0 {
             return Ok(());
         }
         let write = || -> io::Result<()> {
             let mut temp = TempFile::create_beside(&self.path)?;
             let mut out = BufWriter::with_capacity(64 * 1024, &mut temp.file);
-            render(&self.ids, &mut out)?;
+            render(&self.ids, &self.unsaved, &mut out)?;
             out.flush()?;
             drop(out);
             temp.commit()
@@ -148,6 +163,7 @@ impl DedupCache {
             path: self.path.clone(),
             source,
         })?;
+        self.ids.extend(std::mem::take(&mut self.unsaved));
         self.dirty = false;
         Ok(())
     }
@@ -167,16 +183,17 @@ fn parse(bytes: &[u8]) -> Result<IdSet, String> {
 }
 
 /// Writes the exact layout Python's `json.dump(ids, f, indent=4)` produces, sorted so
-/// that successive versions diff cleanly. Hex IDs sort as numbers (the same order as
-/// their fixed-width text) and are formatted one at a time, so saving a large cache
-/// needs little more memory than the cache itself.
-fn render(ids: &IdSet, out: &mut impl Write) -> io::Result<()> {
-    if ids.len() == 0 {
+/// that successive versions diff cleanly, of the IDs in `saved` and `unsaved` (which
+/// are disjoint). Hex IDs sort as numbers (the same order as their fixed-width text)
+/// and are formatted one at a time, so saving a large cache needs little more memory
+/// than the cache itself.
+fn render(saved: &IdSet, unsaved: &IdSet, out: &mut impl Write) -> io::Result<()> {
+    if saved.len() + unsaved.len() == 0 {
         return out.write_all(b"[]");
     }
-    let mut hex: Vec<u128> = ids.hex.iter().copied().collect();
+    let mut hex: Vec<u128> = saved.hex.iter().chain(&unsaved.hex).copied().collect();
     hex.sort_unstable();
-    let mut other: Vec<&String> = ids.other.iter().collect();
+    let mut other: Vec<&String> = saved.other.iter().chain(&unsaved.other).collect();
     other.sort_unstable();
     let mut hex = hex
         .into_iter()
@@ -213,6 +230,23 @@ mod tests {
 
     const PYTHON_CACHE: &str =
         "[\n    \"c45d4288f29e9feb6751b7973c1625b7\",\n    \"00003e2c00a363fff3a25881ccb3e36e\"\n]";
+
+    #[test]
+    fn what_was_never_saved_can_be_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CACHE_FILE_NAME);
+        let mut cache = DedupCache::load(&path).unwrap();
+        let saved = PunchId::from_stored("c45d4288f29e9feb6751b7973c1625b7".into());
+        let unsaved = PunchId::from_stored("00003e2c00a363fff3a25881ccb3e36e".into());
+        assert!(cache.insert(saved.clone()));
+        cache.save().unwrap();
+        assert!(cache.insert(unsaved.clone()));
+        assert!(!cache.insert(saved.clone()));
+        assert!(cache.contains(&unsaved) && cache.len() == 2);
+        cache.forget_unsaved();
+        assert!(cache.contains(&saved) && !cache.contains(&unsaved));
+        assert_eq!(DedupCache::load(&path).unwrap().len(), 1);
+    }
 
     #[test]
     fn reads_the_python_tools_file() {

@@ -105,6 +105,9 @@ pub struct CycleReport {
     pub duration_ms: u64,
     pub dry_run: bool,
     pub interrupted: bool,
+    /// What the sinks acknowledged was recorded (cache, audit file, cursors); when not,
+    /// it is all sent again next cycle.
+    pub recorded: bool,
     pub devices: Vec<DeviceReport>,
     pub sinks: Vec<SinkReport>,
     /// The audit file written this cycle, and how many punches it lists.

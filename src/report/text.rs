@@ -230,10 +230,17 @@ fn verdict(report: &CycleReport, took: &str) -> String {
             thousands(report.would_upload)
         )
     } else {
-        let mut line = format!(
-            "Sync finished in {took}: {} new punch(es) delivered.",
-            thousands(report.delivered())
-        );
+        let mut line = if report.recorded || report.delivered() == 0 {
+            format!(
+                "Sync finished in {took}: {} new punch(es) delivered.",
+                thousands(report.delivered())
+            )
+        } else {
+            format!(
+                "Sync finished in {took}: {} punch(es) written but not recorded as delivered (see below); they are sent again next cycle.",
+                thousands(report.delivered())
+            )
+        };
         if report.already_in_sinks() > 0 {
             let _ = write!(
                 line,

@@ -84,6 +84,13 @@ pub trait Sink: Send + Sync {
     /// Writes a batch (no ID twice) and answers for each punch, in order.
     async fn deliver(&self, batch: &[Punch]) -> Vec<SinkOutcome>;
 
+    /// Before the cycle is recorded: whether everything this sink acknowledged during it
+    /// is durably stored. An error (saying what is wrong) keeps the whole cycle from
+    /// being recorded, so that it is delivered again next time.
+    async fn confirm(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// The cycle is recorded; `devices` says how each device fared in it.
     async fn finish_cycle(&self, _devices: &[DeviceReport]) -> CycleEnd {
         CycleEnd::default()

@@ -226,10 +226,22 @@ impl Engine {
             ..CycleReport::default()
         };
 
-        // Record what was acknowledged: quarantine, audit (sealed), cache, audit
-        // (published), then cursors. If a step fails, the later ones are skipped so
-        // nothing claims more than is durably recorded.
+        // Record what was acknowledged — once every sink confirms that what it
+        // acknowledged is stored: quarantine, audit (sealed), cache, audit (published),
+        // then cursors. If a step fails, the later ones are skipped so nothing claims
+        // more than is durably recorded.
         let mut recorded = !*dry_run;
+        if recorded {
+            for (sink, sink_report) in sinks.iter().zip(&report.sinks) {
+                if let Err(problem) = sink.confirm().await {
+                    report.problems.push(format!(
+                        "sink {} ({}): {problem}; nothing from this cycle is recorded as delivered, it is sent again next cycle",
+                        sink_report.name, sink_report.target
+                    ));
+                    recorded = false;
+                }
+            }
+        }
         if recorded && let Err(error) = ledger.quarantine.sync() {
             report.problems.push(format!(
                 "cannot save the quarantine file {}: {error}",
@@ -256,6 +268,11 @@ impl Engine {
                 recorded = false;
             }
         }
+        if !recorded {
+            // Not recorded: the next cycle must not trust this one's acknowledgements.
+            ledger.cache.forget_unsaved();
+        }
+        report.recorded = recorded;
         if let Some(sealed) = sealed.filter(|_| recorded) {
             match sealed.publish() {
                 Ok((path, entries)) => {

@@ -11,6 +11,7 @@ mod biotime_paging;
 mod cache_and_lock;
 mod cli;
 mod crash_safety;
+mod disk_faults;
 mod firestore_credentials;
 mod firestore_sink;
 mod frappe_sink;

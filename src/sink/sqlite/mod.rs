@@ -5,13 +5,20 @@
 //! RETURNING id`: the returned IDs were delivered now, the rest were already present.
 //! WAL with `synchronous=FULL` means a committed batch survives a power cut, which the
 //! cache and cursors rely on when they record it as done.
+//!
+//! A store that failed once is not trusted again in the same cycle: after any I/O or
+//! database error every further batch fails at once (the next cycle tries afresh), and
+//! before the cycle is recorded a fresh connection counts the rows, which must be at
+//! least those there at the start plus those acknowledged since — so a commit that did
+//! not reach the file is never recorded as delivered.
 
 mod config;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,7 +26,7 @@ use chrono::Utc;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
 
 pub use config::SqliteConfig;
 
@@ -59,6 +66,12 @@ const PLACEHOLDERS: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 pub struct SqliteSink {
     pool: SqlitePool,
     path: PathBuf,
+    options: SqliteConnectOptions,
+    /// Why the store failed this cycle, if it did.
+    failure: Mutex<Option<String>>,
+    /// Rows at the start of the cycle, and rows inserted since.
+    rows_at_start: AtomicU64,
+    inserted: AtomicU64,
 }
 
 impl SqliteSink {
@@ -87,7 +100,7 @@ impl SqliteSink {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|cause| {
                 error(
@@ -104,7 +117,36 @@ impl SqliteSink {
         Ok(SqliteSink {
             pool,
             path: path.to_path_buf(),
+            options,
+            failure: Mutex::new(None),
+            rows_at_start: AtomicU64::new(0),
+            inserted: AtomicU64::new(0),
         })
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn fail(&self, reason: String) {
+        tracing::error!("sink sqlite ({}): {reason}", self.path.display());
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(reason);
+    }
+
+    /// Counts the rows through a connection of its own, as a later reader would.
+    async fn count_afresh(&self) -> Result<u64, sqlx::Error> {
+        let mut connection = self.options.clone().read_only(true).connect().await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM punches")
+            .fetch_one(&mut connection)
+            .await?;
+        let _ = connection.close().await;
+        Ok(count.max(0) as u64)
     }
 
     async fn insert(&self, batch: &[Punch]) -> Result<HashSet<String>, sqlx::Error> {
@@ -176,25 +218,59 @@ impl Sink for SqliteSink {
         self.path.display().to_string()
     }
 
+    async fn begin_cycle(&self) {
+        *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.inserted.store(0, Ordering::SeqCst);
+        match self.count_afresh().await {
+            Ok(rows) => self.rows_at_start.store(rows, Ordering::SeqCst),
+            Err(error) => self.fail(format!("cannot read the database: {error}")),
+        }
+    }
+
     async fn deliver(&self, batch: &[Punch]) -> Vec<SinkOutcome> {
+        if let Some(failure) = self.failure() {
+            let reason = format!(
+                "{}: an earlier write failed this cycle ({failure}); nothing more is written until the next cycle",
+                self.path.display()
+            );
+            return vec![SinkOutcome::Failed(reason); batch.len()];
+        }
         match self.insert(batch).await {
-            Ok(inserted) => batch
-                .iter()
-                .map(|punch| {
-                    if inserted.contains(punch.id.as_str()) {
-                        SinkOutcome::Delivered
-                    } else {
-                        SinkOutcome::AlreadyPresent
-                    }
-                })
-                .collect(),
-            Err(error) => {
-                let reason = format!("{}: {error}", self.path.display());
+            Ok(inserted) => {
+                self.inserted
+                    .fetch_add(inserted.len() as u64, Ordering::SeqCst);
                 batch
                     .iter()
-                    .map(|_| SinkOutcome::Failed(reason.clone()))
+                    .map(|punch| {
+                        if inserted.contains(punch.id.as_str()) {
+                            SinkOutcome::Delivered
+                        } else {
+                            SinkOutcome::AlreadyPresent
+                        }
+                    })
                     .collect()
             }
+            Err(error) => {
+                self.fail(error.to_string());
+                let reason = format!(
+                    "{}: {error} — check free disk space, permissions and the disk's health",
+                    self.path.display()
+                );
+                vec![SinkOutcome::Failed(reason); batch.len()]
+            }
+        }
+    }
+
+    async fn confirm(&self) -> Result<(), String> {
+        let expected =
+            self.rows_at_start.load(Ordering::SeqCst) + self.inserted.load(Ordering::SeqCst);
+        match self.count_afresh().await {
+            Ok(rows) if rows >= expected => Ok(()),
+            Ok(rows) => Err(format!(
+                "the database holds {rows} punches, {} fewer than it acknowledged this cycle — the disk or the file system lost writes",
+                expected - rows
+            )),
+            Err(error) => Err(format!("cannot read the database back: {error}")),
         }
     }
 
@@ -259,6 +335,35 @@ mod tests {
                 .unwrap();
         assert_eq!(count, 1201);
         assert_eq!(utc, "2026-01-05T02:30:01Z");
+    }
+
+    /// Commits the connection believes in but a fresh reader cannot see (here: the WAL
+    /// they sit in was deleted under it) are not confirmed.
+    #[tokio::test]
+    async fn writes_a_fresh_reader_cannot_see_are_not_confirmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("attendance.db");
+        let sink = SqliteSink::open(&path).await.unwrap();
+        sink.begin_cycle().await;
+        let batch: Vec<Punch> = (0..100).map(|i| punch(&i.to_string(), 1)).collect();
+        assert!(
+            sink.deliver(&batch)
+                .await
+                .iter()
+                .all(|o| *o == SinkOutcome::Delivered)
+        );
+        assert_eq!(sink.confirm().await, Ok(()));
+
+        sink.begin_cycle().await;
+        let more: Vec<Punch> = (0..100).map(|i| punch(&i.to_string(), 2)).collect();
+        assert!(
+            sink.deliver(&more)
+                .await
+                .iter()
+                .all(|o| *o == SinkOutcome::Delivered)
+        );
+        std::fs::remove_file(dir.path().join("attendance.db-wal")).unwrap();
+        assert!(sink.confirm().await.is_err());
     }
 
     #[tokio::test]
