@@ -183,6 +183,44 @@ async fn a_500_on_one_record_does_not_stop_the_others() {
     );
 }
 
+/// A production site hides tracebacks: a lock wait timeout, a deadlock and a lost
+/// database connection answer 500 with nothing but their `exc_type`. Each passes, so
+/// the punches are retried and delivered, not refused for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_timeouts_and_deadlocks_are_retried_when_the_site_hides_tracebacks() {
+    let frappe = start(
+        site(),
+        SiteOptions {
+            tracebacks: false,
+            ..SiteOptions::default()
+        },
+    )
+    .await;
+    frappe.set_faults(Faults {
+        lock_timeouts: 2,
+        deadlocks: 1,
+        lost_connections: 1,
+        ..Faults::default()
+    });
+    let sim = uploaded(vec![
+        row("1001", "2026-03-02 08:00:00", 0),
+        row("1002", "2026-03-02 08:01:00", 0),
+        row("1006", "2026-03-02 08:02:00", 0),
+        row("1007", "2026-03-02 08:03:00", 0),
+    ])
+    .await;
+    let workspace = workspace();
+    workspace.configure(&[sim.url()], "", &sink(&frappe, "concurrency = 1"));
+
+    let run = workspace.sync(&[], 0).await;
+
+    let report = &run.summary()["sinks"][0];
+    assert_eq!(report["delivered"], 4, "{report}");
+    assert_eq!(report["rejected"], 0, "{report}");
+    assert_eq!(frappe.checkins().len(), 4);
+    assert!(frappe.stats().creates >= 8, "every failure was retried");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_key_or_a_missing_role_is_a_clear_error_before_anything_is_read() {
     let frappe = start(

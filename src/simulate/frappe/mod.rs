@@ -87,6 +87,43 @@ pub struct Faults {
     pub unavailable_next: u32,
     /// After this many checkins are created, every key is refused (401).
     pub revoke_after_creates: Option<u64>,
+    /// The next N creates wait on a row lock past MariaDB's limit: 500
+    /// `QueryTimeoutError` (error 1205).
+    pub lock_timeouts: u32,
+    /// The next N creates are chosen as a deadlock's victim: 500 `QueryDeadlockError`
+    /// (error 1213).
+    pub deadlocks: u32,
+    /// The next N creates lose the database connection: 500 `OperationalError`.
+    pub lost_connections: u32,
+}
+
+impl Faults {
+    /// The database failure the next create meets, if any (and counts it down).
+    fn take_database_failure(&mut self) -> Option<(&'static str, &'static str)> {
+        for (left, exc_type, error) in [
+            (
+                &mut self.lock_timeouts,
+                "QueryTimeoutError",
+                "(1205, 'Lock wait timeout exceeded; try restarting transaction')",
+            ),
+            (
+                &mut self.deadlocks,
+                "QueryDeadlockError",
+                "(1213, 'Deadlock found when trying to get lock; try restarting transaction')",
+            ),
+            (
+                &mut self.lost_connections,
+                "OperationalError",
+                "(2013, 'Lost connection to server during query')",
+            ),
+        ] {
+            if *left > 0 {
+                *left -= 1;
+                return Some((exc_type, error));
+            }
+        }
+        None
+    }
 }
 
 /// What the site saw.
@@ -139,6 +176,10 @@ impl Shared {
 
     fn faults(&self) -> Faults {
         self.lock().faults.clone()
+    }
+
+    fn take_database_failure(&self) -> Option<(&'static str, &'static str)> {
+        self.lock().faults.take_database_failure()
     }
 
     fn take_unavailable(&self) -> bool {
@@ -325,6 +366,10 @@ pub struct FrappeSimulatorArgs {
     /// Behave like ERPNext 13 (the checkin method under `erpnext.`).
     #[arg(long)]
     pub legacy_erpnext: bool,
+    /// Hide tracebacks as production sites do (System Settings "Show Full Error…"
+    /// off): errors carry only their `exc_type`.
+    #[arg(long)]
+    pub no_tracebacks: bool,
     #[command(flatten)]
     pub tls: crate::simulate::TlsArgs,
 }
@@ -340,6 +385,7 @@ impl FrappeSimulatorArgs {
             )],
             legacy_erpnext: self.legacy_erpnext,
             latency: self.latency,
+            tracebacks: !self.no_tracebacks,
             ..SiteOptions::default()
         }
     }

@@ -365,6 +365,13 @@ async fn create(
         }
     }
     let time = shared.site(|site| site.check(&checkin))?;
+    if let Some((exc_type, error)) = shared.take_database_failure() {
+        tokio::time::sleep(options.latency).await;
+        return Err(Failure::crash(
+            exc_type,
+            format!("frappe.exceptions.{exc_type}: {error}"),
+        ));
+    }
     let key = (checkin.employee.clone().unwrap_or_default(), time);
     shared.begin_create(&key);
     tokio::time::sleep(options.latency).await;

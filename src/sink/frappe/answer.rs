@@ -100,8 +100,18 @@ impl ErrorAnswer {
 
     /// A 500 that says the database or a lock was briefly unavailable, or a 500 that
     /// is not Frappe's JSON at all (a proxy's page): worth retrying. Other 500s are
-    /// Frappe failing on this record.
+    /// Frappe failing on this record. Sites that hide tracebacks (the production
+    /// default) send only the `exc_type`, so that alone must be enough: a lock wait
+    /// timeout, a deadlock, or a database error that says nothing more.
     pub fn is_transient_server_error(&self) -> bool {
+        const PASSING_TYPES: [&str; 3] =
+            ["QueryTimeoutError", "QueryDeadlockError", "InterfaceError"];
+        if self.status >= 500
+            && (PASSING_TYPES.contains(&self.exc_type.as_str())
+                || (self.exc_type == "OperationalError" && self.exception.is_empty()))
+        {
+            return true;
+        }
         const PASSING: [&str; 7] = [
             "(2003",
             "(2006",
@@ -205,6 +215,15 @@ mod tests {
             r#"{"exc_type": "OperationalError", "exception": "pymysql.err.OperationalError: (2013, 'Lost connection to MySQL server during query')"}"#,
         );
         assert!(database.is_transient_server_error());
+        // Tracebacks hidden (the production default): the type alone must do.
+        for exc_type in [
+            "QueryTimeoutError",
+            "QueryDeadlockError",
+            "OperationalError",
+        ] {
+            let hidden = ErrorAnswer::parse(500, &format!(r#"{{"exc_type": "{exc_type}"}}"#));
+            assert!(hidden.is_transient_server_error(), "{exc_type}");
+        }
     }
 
     #[test]
