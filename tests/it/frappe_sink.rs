@@ -557,3 +557,41 @@ async fn shift_types_follow_their_devices_once_all_have_delivered() {
     assert_eq!(updates.len(), 1, "{updates:?}");
     let _: Value = run.summary();
 }
+
+/// The site's Shift Type is already complete further on (set by an earlier run, or a
+/// second install on the same site): it is read first and never set back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shift_types_watermark_never_moves_back() {
+    let frappe = start(site(), SiteOptions::default()).await;
+    frappe.edit(|site| {
+        site.shift_types
+            .get_mut("Day Shift")
+            .expect("the test company has a Day Shift")
+            .last_sync_of_checkin = Some("2099-12-31 23:00:00.000000".into());
+    });
+    let sim = uploaded(vec![row("1001", "2026-03-02 08:00:00", 0)]).await;
+    let workspace = workspace();
+    workspace.configure(
+        &[sim.url()],
+        "",
+        &format!(
+            "{}[[sink.frappe.shift_type]]\nname = \"Day Shift\"\ndevices = [\"Device 1\"]\n",
+            sink(&frappe, "")
+        ),
+    );
+
+    let run = workspace.sync(&[], 0).await;
+
+    assert_eq!(
+        frappe.shift_types()["Day Shift"]
+            .last_sync_of_checkin
+            .as_deref(),
+        Some("2099-12-31 23:00:00.000000")
+    );
+    assert!(frappe.stats().shift_type_updates.is_empty());
+    let notes = run.summary()["sinks"][0]["notes"].to_string();
+    assert!(
+        notes.contains("already has checkins complete up to 2099-12-31 23:00:00; left as it is"),
+        "{notes}"
+    );
+}

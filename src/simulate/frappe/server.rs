@@ -237,6 +237,15 @@ async fn route(
                 "roles": user.roles.iter().map(|role| json!({"role": role, "doctype": "Has Role"})).collect::<Vec<_>>(),
             })))
         }
+        ("GET", "Shift Type", Some(name)) => {
+            caller.may(&HR_ROLES, doctype)?;
+            let shift = shared.site(|site| site.shift_types.get(name).cloned());
+            let shift = shift.ok_or_else(|| not_found("Shift Type", name))?;
+            Ok(Answer::Message(json!({
+                "name": name,
+                "last_sync_of_checkin": shift.last_sync_of_checkin,
+            })))
+        }
         ("PUT", "Shift Type", Some(name)) => {
             caller.may(&["HR Manager", "System Manager"], doctype)?;
             let document = request_object(body, query)?;
