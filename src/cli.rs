@@ -29,7 +29,8 @@ pub struct Cli {
     #[command(flatten)]
     pub sync: SyncArgs,
 
-    /// Configuration file [default: ./iclock-sync.toml]; `.env` in the working directory is read too.
+    /// Configuration file [default: ./iclock-sync.toml]; `.env` beside it is read too, and
+    /// relative paths in it start from its folder.
     #[arg(long, global = true, value_name = "PATH", env = "ICLOCK_SYNC_CONFIG")]
     pub config: Option<PathBuf>,
 

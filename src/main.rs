@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 use iclock_sync::cli::{Cli, Command};
 use iclock_sync::commands;
-use iclock_sync::config::Environment;
+use iclock_sync::config::{Environment, LoadOptions};
 use iclock_sync::exit::Exit;
 use iclock_sync::output::Output;
 
@@ -15,7 +15,12 @@ fn main() -> ExitCode {
     iclock_sync::tls::install_crypto_provider();
     let cli = Cli::parse_checked();
     // Before logging starts, so that RUST_LOG may come from .env too.
-    let environment = Environment::load();
+    let folder = LoadOptions {
+        path: cli.config.clone(),
+        ..LoadOptions::default()
+    }
+    .folder();
+    let environment = Environment::load(&folder);
     init_logging(
         &cli,
         environment

@@ -7,6 +7,7 @@
 //! second `demo` finds exactly the same punches and delivers nothing new.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
@@ -14,9 +15,8 @@ use tokio::net::TcpListener;
 
 use crate::atomic_file;
 use crate::cli::{DemoArgs, SyncArgs};
-use crate::config::{
-    self, Config, DeviceConfig, DeviceKind, Environment, Secret, SinkSettings, SyncSettings,
-};
+use crate::config::section::Document;
+use crate::config::{self, Config, Environment, Secret, SyncSettings};
 use crate::exit::Exit;
 use crate::output::Output;
 use crate::punch::IdScheme;
@@ -25,6 +25,7 @@ use crate::simulate::biotime::{
 };
 use crate::simulate::zk::{self, TerminalProfile, TerminalSpec, ZkSimulator};
 use crate::sink::sqlite::SqliteConfig;
+use crate::source::DeviceConfig;
 use crate::source::biotime::BiotimeConfig;
 use crate::source::zk::{TransportChoice, TransportKind, ZkConfig};
 
@@ -103,7 +104,7 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
     ));
     let database = PathBuf::from(OUTPUT_DIR).join("attendance.db");
     let demo_config = Config {
-        origin: "demo".into(),
+        document: Document::new("demo", "", Path::new("")),
         sync: SyncSettings {
             id_scheme: IdScheme::Native,
             cache_dir: CACHE_DIR.into(),
@@ -117,7 +118,7 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
                 enabled: true,
                 interval: None,
                 coordinates: None,
-                kind: DeviceKind::Zk(ZkConfig {
+                source: Arc::new(ZkConfig {
                     transport: TransportChoice::Tcp,
                     ..ZkConfig::at(terminal.address().to_string())
                 }),
@@ -128,20 +129,16 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
                 enabled: true,
                 interval: None,
                 coordinates: None,
-                kind: DeviceKind::Biotime(BiotimeConfig::at(
+                source: Arc::new(BiotimeConfig::at(
                     simulator.url(),
                     "admin",
                     Secret::new("admin"),
                 )),
             },
         ],
-        sinks: SinkSettings {
-            sqlite: Some(SqliteConfig {
-                path: Some(database.clone()),
-            }),
-            firestore: None,
-            frappe: None,
-        },
+        sinks: vec![Arc::new(SqliteConfig {
+            path: Some(database.clone()),
+        })],
         environment: Environment::default(),
     };
     let exit = crate::commands::sync::run_with(&demo_config, &SyncArgs::default(), output).await;

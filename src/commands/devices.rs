@@ -5,13 +5,14 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::config::{self, DeviceConfig, DeviceKind, Environment, LoadOptions};
+use crate::config::{self, Environment, LoadOptions};
 use crate::exit::Exit;
 use crate::output::Output;
 use crate::punch::WALL_TIME_FORMAT;
 use crate::report::ReportedError;
 use crate::report::text::thousands;
-use crate::source::{self, DeviceCheck, USER_CONTROL_UNSUPPORTED};
+use crate::sink::frappe::FrappeConfig;
+use crate::source::{DeviceCheck, DeviceConfig};
 use crate::user_control::Target;
 
 #[derive(Debug, Serialize)]
@@ -41,15 +42,13 @@ pub async fn run(config_path: Option<PathBuf>, environment: &Environment, output
     };
     let mut exit = Exit::Success;
     let device_control = config
-        .sinks
-        .frappe
-        .as_ref()
+        .sink::<FrappeConfig>()
         .is_some_and(|frappe| frappe.user_control.contains(&Target::Device));
     let checks = config.devices.iter().map(|device| async move {
         if !device.enabled {
             return status(device, String::new(), DeviceCheck::default());
         }
-        match source::open(device, None) {
+        match device.open(None) {
             Ok(mut source) => {
                 let mut check = source.check().await;
                 if device_control {
@@ -91,16 +90,14 @@ pub async fn run(config_path: Option<PathBuf>, environment: &Environment, output
 
 /// Whether `user_control = ["device"]` can act on this device.
 fn user_control(device: &DeviceConfig) -> String {
-    match device.kind {
-        DeviceKind::Zk(_) => {
-            "users are switched on and off here (the disabled bit of their record)".into()
-        }
-        DeviceKind::Biotime(_) => format!("not possible: {USER_CONTROL_UNSUPPORTED}"),
+    match device.source.user_control() {
+        Ok(()) => "users are switched on and off here (the disabled bit of their record)".into(),
+        Err(why) => format!("not possible: {why}"),
     }
 }
 
 fn status(device: &DeviceConfig, location: String, check: DeviceCheck) -> DeviceStatus {
-    let (name, kind, enabled) = (device.name.clone(), device.kind.name(), device.enabled);
+    let (name, kind, enabled) = (device.name.clone(), device.kind(), device.enabled);
     let timezone = device.timezone.name().to_owned();
     DeviceStatus {
         name,

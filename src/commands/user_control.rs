@@ -9,13 +9,13 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::cli::UserControlAction;
-use crate::config::{self, Config, DeviceKind, Environment, LoadOptions};
+use crate::config::{self, Config, Environment, LoadOptions};
 use crate::exit::Exit;
 use crate::instance_lock::InstanceLock;
 use crate::output::Output;
 use crate::punch::DeviceLabel;
-use crate::sink::frappe::{FrappeSink, FrappeUsers};
-use crate::source::zk::ZkSource;
+use crate::sink::frappe::{FrappeConfig, FrappeSink, FrappeUsers};
+use crate::source::zk::{ZkConfig, ZkSource};
 use crate::user_control::{Restore, SwitchLog, Target, UserSwitch, plan_undo};
 
 #[derive(Debug, Serialize)]
@@ -120,7 +120,7 @@ fn line(restore: &Restore, result: String) -> Line {
 
 async fn undo(config: &Config, log: &SwitchLog, plan: &[Restore]) -> Vec<Line> {
     let mut lines = Vec::new();
-    let frappe = match &config.sinks.frappe {
+    let frappe = match config.sink::<FrappeConfig>() {
         Some(frappe) => Some(
             FrappeSink::open(frappe, &config.devices, &config.sync.output_dir)
                 .await
@@ -169,7 +169,7 @@ async fn restore_on_terminal(config: &Config, log: &SwitchLog, restore: &Restore
     else {
         return format!("no [[device]] named '{}' is configured", restore.place);
     };
-    let DeviceKind::Zk(zk) = &device.kind else {
+    let Some(zk) = device.source.as_any().downcast_ref::<ZkConfig>() else {
         return format!("'{}' is not a terminal (kind = \"zk\")", restore.place);
     };
     let label = Arc::new(DeviceLabel {

@@ -1,5 +1,6 @@
 //! Where `${NAME}` and the `BIOTIME_*` / `DEVICE_*` keys are looked up: the process
-//! environment first, then `.env` in the working directory.
+//! environment first, then `.env` beside the configuration file (the working directory
+//! when there is none).
 //!
 //! `.env` is read as python-dotenv reads it, because the Python iclock-sync's `.env`
 //! must work unchanged: `KEY=value` lines (an `export` prefix is fine), `#` comments,
@@ -11,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::ConfigError;
+use super::error::ConfigError;
 
 #[derive(Debug, Clone, Default)]
 pub struct Environment {
@@ -19,16 +20,16 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// The process environment plus `./.env` (if present); also returns warnings about
-    /// lines of `.env` that were skipped.
-    pub fn load() -> Result<(Environment, Vec<String>), ConfigError> {
-        let path = Path::new(".env");
+    /// The process environment plus `.env` in `folder` (if present); also returns
+    /// warnings about lines of `.env` that were skipped.
+    pub fn load(folder: &Path) -> Result<(Environment, Vec<String>), ConfigError> {
+        let path = folder.join(".env");
         if !path.exists() {
             return Ok((Environment::default(), Vec::new()));
         }
-        let text = std::fs::read_to_string(path).map_err(|error| {
+        let text = std::fs::read_to_string(&path).map_err(|error| {
             ConfigError::new(
-                ".env",
+                path.display().to_string(),
                 format!("cannot be read: {error}"),
                 "check the file's permissions, and that it is text (UTF-8)",
             )

@@ -1,162 +1,80 @@
 //! Configuration: `iclock-sync.toml` (or `--config PATH`), `.env` (see
 //! [`Environment`]), and `${ENV}` references, turned into a validated [`Config`] — or a
-//! [`ConfigError`] that names the file, the key and the fix, which the binary reports
-//! with exit code 2.
+//! [`ConfigError`] that names the file, the line, the key and the fix, which the binary
+//! reports with exit code 2.
 //!
-//! Without a TOML file, a BioTime server can be configured from the environment alone
-//! (`BIOTIME_URL`, `BIOTIME_USERNAME`, `BIOTIME_PASSWORD`, ...; see `.env.example`).
-//! Relative paths are relative to the working directory, as with the Python tool.
+//! This module only loads: each section is read by whoever owns it (`[sync]` by
+//! [`sync`], a `[[device]]`'s shared keys by `device` and the rest by its kind, a
+//! `[sink.NAME]` by its sink), found through the table in `kinds`. The shared types
+//! ([`ConfigError`], [`Secret`], [`section::Section`], [`Environment`]) import nothing
+//! else of the crate, so sources and sinks can use them without an import circle.
+//!
+//! Without a TOML file, devices can be configured from the environment alone
+//! (`BIOTIME_URL`, `DEVICE_IPS`, ...; see `.env.example`). Relative paths in a file
+//! start from that file's folder; without a file, from the working directory.
 
+mod device;
 mod env_expand;
-mod environment;
-mod secret;
+pub mod environment;
+pub mod error;
+mod kinds;
+pub mod secret;
+pub mod section;
+pub mod sync;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
 
 use chrono_tz::Tz;
-use serde::Deserialize;
 
 pub use environment::Environment;
+pub use error::ConfigError;
 pub use secret::Secret;
+pub use sync::SyncSettings;
 
+use self::section::Document;
 use crate::duration;
-use crate::punch::IdScheme;
-use crate::sink::firestore::{FirestoreConfig, PYTHON_DEFAULT_KEY};
-use crate::sink::frappe::{FrappeConfig, RawFrappeConfig};
-use crate::sink::sqlite::SqliteConfig;
-use crate::source::biotime::BiotimeConfig;
-use crate::source::zk::ZkConfig;
+use crate::sink::firestore::PYTHON_DEFAULT_KEY;
+use crate::sink::{SinkConfig, SinkContext};
+use crate::source::DeviceConfig;
 
 pub const DEFAULT_CONFIG_FILE: &str = "iclock-sync.toml";
 
-/// A configuration problem: where, what, and how to fix it.
-#[derive(Debug, thiserror::Error)]
-#[error("{origin}: {problem} — {fix}")]
-pub struct ConfigError {
-    pub origin: String,
-    pub problem: String,
-    pub fix: String,
-}
-
-impl ConfigError {
-    pub fn new(
-        origin: impl Into<String>,
-        problem: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> ConfigError {
-        ConfigError {
-            origin: origin.into(),
-            problem: problem.into(),
-            fix: fix.into(),
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Where the configuration came from, for messages (`iclock-sync.toml`, `.env`).
-    pub origin: String,
+    /// The file it came from (`iclock-sync.toml`, `.env`) and its folder.
+    pub document: Document,
     pub sync: SyncSettings,
     pub devices: Vec<DeviceConfig>,
-    pub sinks: SinkSettings,
+    /// The configured sinks; none means the embedded SQLite store.
+    pub sinks: Vec<Arc<dyn SinkConfig>>,
     /// Where sinks look up their own variables (FIREBASE_KEY, ...).
     pub environment: Environment,
 }
 
-#[derive(Debug, Clone)]
-pub struct SyncSettings {
-    pub id_scheme: IdScheme,
-    pub cache_dir: PathBuf,
-    pub output_dir: PathBuf,
-    /// Punches further than this in the device's future are quarantined.
-    pub max_future_skew: Duration,
-    /// How many devices are read at the same time.
-    pub parallel_devices: usize,
-}
+impl Config {
+    /// Where the configuration came from, for messages.
+    pub fn origin(&self) -> &str {
+        &self.document.origin
+    }
 
-impl Default for SyncSettings {
-    fn default() -> SyncSettings {
-        SyncSettings {
-            id_scheme: IdScheme::Native,
-            cache_dir: PathBuf::from("cache"),
-            output_dir: PathBuf::from("output"),
-            max_future_skew: Duration::from_secs(86_400),
-            parallel_devices: 4,
+    /// The configured sink of type `T`, if any.
+    pub fn sink<T: SinkConfig>(&self) -> Option<&T> {
+        self.sinks
+            .iter()
+            .find_map(|sink| sink.as_any().downcast_ref::<T>())
+    }
+
+    /// What the sinks need to open.
+    pub fn sink_context(&self) -> SinkContext<'_> {
+        SinkContext {
+            environment: &self.environment,
+            devices: &self.devices,
+            output_dir: &self.sync.output_dir,
+            base_dir: self.document.base_dir(),
         }
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct DeviceConfig {
-    pub name: String,
-    pub timezone: Tz,
-    pub enabled: bool,
-    /// With `--loop`: how often this device is read (default: the loop's interval).
-    pub interval: Option<Duration>,
-    /// Where the device stands (`latitude`, `longitude`), for sinks that record it.
-    pub coordinates: Option<(f64, f64)>,
-    pub kind: DeviceKind,
-}
-
-impl DeviceConfig {
-    /// Where the device is, for messages and templates: a URL or an address.
-    pub fn location(&self) -> String {
-        match &self.kind {
-            DeviceKind::Biotime(config) => config.url.clone(),
-            DeviceKind::Zk(config) => config.address.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub enum DeviceKind {
-    Biotime(BiotimeConfig),
-    Zk(ZkConfig),
-}
-
-impl DeviceKind {
-    pub fn name(&self) -> &'static str {
-        match self {
-            DeviceKind::Biotime(_) => "biotime",
-            DeviceKind::Zk(_) => "zk",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct SinkSettings {
-    pub sqlite: Option<SqliteConfig>,
-    pub firestore: Option<FirestoreConfig>,
-    pub frappe: Option<FrappeConfig>,
-}
-
-impl SinkSettings {
-    pub fn is_empty(&self) -> bool {
-        self.sqlite.is_none() && self.firestore.is_none() && self.frappe.is_none()
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    #[serde(default)]
-    sync: RawSync,
-    #[serde(default)]
-    device: Vec<toml::Table>,
-    #[serde(default)]
-    sink: toml::Table,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSync {
-    id_scheme: Option<IdScheme>,
-    cache_dir: Option<PathBuf>,
-    output_dir: Option<PathBuf>,
-    max_future_skew: Option<String>,
-    parallel_devices: Option<usize>,
 }
 
 /// How to find and read the configuration.
@@ -168,11 +86,22 @@ pub struct LoadOptions {
     pub dry_run: bool,
 }
 
+impl LoadOptions {
+    /// The folder the configuration (and its `.env`) is in.
+    pub fn folder(&self) -> PathBuf {
+        self.path
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+}
+
 /// Reads and validates the configuration.
 pub fn load(options: &LoadOptions, environment: &Environment) -> Result<Config, ConfigError> {
     let lookup = |name: &str| environment.get(name);
     match read_file(options)? {
-        Some((origin, text)) => parse(&origin, &text, options.dry_run, &lookup),
+        Some(document) => parse_document(document, options.dry_run, &lookup),
         None => from_environment(&lookup),
     }
     .map(|config| Config {
@@ -188,35 +117,31 @@ pub fn load_settings(
     options: &LoadOptions,
     environment: &Environment,
 ) -> Result<SyncSettings, ConfigError> {
-    let Some((origin, text)) = read_file(options)? else {
+    let Some(document) = read_file(options)? else {
         return Ok(SyncSettings::default());
     };
-    let value = parse_toml(&origin, &text)?;
-    let mut sync = value
-        .get("sync")
-        .cloned()
-        .unwrap_or(toml::Value::Table(toml::Table::new()));
+    let mut value = parse_toml(&document)?;
     let lookup = |name: &str| environment.get(name);
-    env_expand::expand(&mut sync, &[], &lookup).map_err(|unresolved| {
-        ConfigError::new(
-            format!("{origin}: [sync]"),
-            format!("environment variable {} is not set", unresolved.variable),
-            format!("set {} in .env or in the environment", unresolved.variable),
-        )
-    })?;
-    let raw: RawSync = sync.try_into().map_err(|error: toml::de::Error| {
-        ConfigError::new(
-            format!("{origin}: [sync]"),
-            error.message().trim().to_owned(),
-            "see the configuration reference in README.md for the allowed keys",
-        )
-    })?;
-    build_sync(&origin, raw)
+    let section = document.section("[sync]", 0, "[sync]");
+    let sync = match value.as_table_mut().and_then(|table| table.remove("sync")) {
+        Some(mut sync) => {
+            env_expand::expand(&mut sync, &[], &lookup).map_err(|unresolved| {
+                section.error(
+                    unresolved.key_path.first().map(String::as_str),
+                    format!("environment variable {} is not set", unresolved.variable),
+                    format!("set {} in .env or in the environment", unresolved.variable),
+                )
+            })?;
+            Some(sync)
+        }
+        None => None,
+    };
+    sync::parse(&section, sync)
 }
 
-/// The configuration file's name and text: `--config PATH` (which must exist), else
+/// The configuration file: `--config PATH` (which must exist), else
 /// `./iclock-sync.toml` if present, else `None`.
-fn read_file(options: &LoadOptions) -> Result<Option<(String, String)>, ConfigError> {
+fn read_file(options: &LoadOptions) -> Result<Option<Document>, ConfigError> {
     let path = match &options.path {
         Some(path) if !path.exists() => {
             return Err(ConfigError::new(
@@ -237,370 +162,136 @@ fn read_file(options: &LoadOptions) -> Result<Option<(String, String)>, ConfigEr
             "check the file's permissions",
         )
     })?;
-    Ok(Some((origin, text)))
+    let folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok(Some(Document::new(&origin, &text, &folder)))
 }
 
-fn parse_toml(origin: &str, text: &str) -> Result<toml::Value, ConfigError> {
-    toml::from_str(text).map_err(|error| {
+fn parse_toml(document: &Document) -> Result<toml::Value, ConfigError> {
+    toml::from_str(document.text()).map_err(|error| {
         let location = error
             .span()
-            .map(|span| format!(" line {}", line_of(text, span.start)))
+            .map(|span| format!(" line {}", line_of(document.text(), span.start)))
             .unwrap_or_default();
         ConfigError::new(
-            format!("{origin}{location}"),
+            format!("{}{location}", document.origin),
             error.message().trim().to_owned(),
             "fix the TOML syntax (see the configuration reference in README.md)",
         )
     })
 }
 
-/// Parses and validates TOML text; `origin` names it in errors.
+/// Parses and validates TOML text; `origin` names it in errors, and relative paths
+/// start from the working directory.
 pub fn parse(
     origin: &str,
     text: &str,
     dry_run: bool,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let mut value = parse_toml(origin, text)?;
+    parse_document(Document::new(origin, text, Path::new("")), dry_run, lookup)
+}
+
+fn parse_document(
+    document: Document,
+    dry_run: bool,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut value = parse_toml(&document)?;
     let lenient: &[&str] = if dry_run { &["sink"] } else { &[] };
-    env_expand::expand(&mut value, lenient, lookup).map_err(|unresolved| {
-        ConfigError::new(
-            format!("{origin}: {}", describe_key(&value, &unresolved.key_path)),
-            format!("environment variable {} is not set", unresolved.variable),
-            format!(
-                "set {} in .env or in the environment, or write the value directly",
-                unresolved.variable
-            ),
-        )
-    })?;
-    from_value(origin, value)
+    let expanded = env_expand::expand(&mut value, lenient, lookup);
+    if let Err(unresolved) = expanded {
+        return Err(unset_variable(&document, &value, &unresolved));
+    }
+    from_value(document, value)
 }
 
-fn from_value(origin: &str, value: toml::Value) -> Result<Config, ConfigError> {
-    let raw: RawConfig = value.try_into().map_err(|error: toml::de::Error| {
-        ConfigError::new(
-            origin,
-            error.message().trim().to_owned(),
-            "see the configuration reference in README.md for the allowed keys",
-        )
-    })?;
-    build(origin, raw)
-}
-
-fn build(origin: &str, raw: RawConfig) -> Result<Config, ConfigError> {
-    let sync = build_sync(origin, raw.sync)?;
+/// The top level of the file: `[sync]`, `[[device]]`s and `[sink.NAME]`s.
+fn from_value(document: Document, value: toml::Value) -> Result<Config, ConfigError> {
+    let top = document.section("", 0, "the top level");
+    let mut table = top.table(value)?;
+    let sync = sync::parse(
+        &document.section("[sync]", 0, "[sync]"),
+        table.remove("sync"),
+    )?;
+    let device_tables = match table.remove("device") {
+        None => Vec::new(),
+        Some(toml::Value::Array(items)) => items,
+        Some(_) => {
+            return Err(top.error(
+                Some("device"),
+                "is not a list of devices",
+                "write each device as a [[device]] section (two brackets)",
+            ));
+        }
+    };
     let mut devices = Vec::new();
     let mut names = HashSet::new();
-    for (index, table) in raw.device.into_iter().enumerate() {
-        let device = build_device(origin, index, table)?;
+    for (index, item) in device_tables.into_iter().enumerate() {
+        let section = document.section("[[device]]", index, &format!("[[device]] #{}", index + 1));
+        let device = device::parse(&section, section.table(item)?)?;
         if !names.insert(device.name.clone()) {
-            return Err(ConfigError::new(
-                format!("{origin}: [[device]] '{}'", device.name),
-                "the name is used twice",
-                "give every [[device]] its own name (cursors and summaries are keyed on it)",
-            ));
+            return Err(section
+                .titled(format!("[[device]] '{}'", device.name))
+                .error(
+                    None,
+                    "the name is used twice",
+                    "give every [[device]] its own name (cursors and summaries are keyed on it)",
+                ));
         }
         devices.push(device);
     }
     if devices.is_empty() {
         return Err(ConfigError::new(
-            origin,
+            &document.origin,
             "no [[device]] is configured",
-            "add a [[device]] section (see README.md), or try `iclock-sync demo`",
+            "add a [[device]] section (see README.md, or run `iclock-sync init`), or try `iclock-sync demo`",
+        ));
+    }
+    let sinks = sinks(&document, table.remove("sink"), &devices)?;
+    if let Some(unknown) = table.keys().next() {
+        return Err(top.error(
+            Some(unknown),
+            format!("`{unknown}` is not a section or key of the configuration"),
+            "the file holds [sync], [[device]] and [sink.NAME] sections (see README.md)",
         ));
     }
     Ok(Config {
-        origin: origin.to_owned(),
+        document,
         sync,
-        sinks: build_sinks(origin, raw.sink, &devices)?,
         devices,
+        sinks,
         environment: Environment::default(),
     })
 }
 
-/// Reads each `[sink.NAME]` on its own, so that a mistake names its section.
-fn build_sinks(
-    origin: &str,
-    mut table: toml::Table,
+/// Each `[sink.NAME]` read by its own kind.
+fn sinks(
+    document: &Document,
+    value: Option<toml::Value>,
     devices: &[DeviceConfig],
-) -> Result<SinkSettings, ConfigError> {
-    fn section<T: serde::de::DeserializeOwned>(
-        origin: &str,
-        name: &str,
-        value: toml::Value,
-    ) -> Result<T, ConfigError> {
-        value.try_into().map_err(|error: toml::de::Error| {
-            ConfigError::new(
-                format!("{origin}: [sink.{name}]"),
-                error.message().trim().to_owned(),
-                format!("see [sink.{name}] in the configuration reference in README.md"),
-            )
-        })
-    }
-    let frappe = match table.remove("frappe") {
-        None => None,
-        Some(value) => {
-            let raw: RawFrappeConfig = section(origin, "frappe", value)?;
-            Some(raw.validate(&format!("{origin}: [sink.frappe]"), devices)?)
-        }
+) -> Result<Vec<Arc<dyn SinkConfig>>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
     };
-    let settings = SinkSettings {
-        sqlite: table
-            .remove("sqlite")
-            .map(|value| section(origin, "sqlite", value))
-            .transpose()?,
-        firestore: table
-            .remove("firestore")
-            .map(|value| section(origin, "firestore", value))
-            .transpose()?,
-        frappe,
-    };
-    if let Some(unknown) = table.keys().next() {
-        return Err(ConfigError::new(
-            format!("{origin}: [sink.{unknown}]"),
-            "is not a known sink",
-            "use [sink.sqlite], [sink.firestore] or [sink.frappe]",
-        ));
-    }
-    Ok(settings)
-}
-
-fn build_sync(origin: &str, raw: RawSync) -> Result<SyncSettings, ConfigError> {
-    let defaults = SyncSettings::default();
-    let max_future_skew = match raw.max_future_skew {
-        Some(text) => duration::parse(&text).map_err(|problem| {
-            ConfigError::new(
-                format!("{origin}: [sync] max_future_skew"),
-                problem,
-                "write a duration such as \"1d\" or \"2h\"",
-            )
-        })?,
-        None => defaults.max_future_skew,
-    };
-    let parallel_devices = raw.parallel_devices.unwrap_or(defaults.parallel_devices);
-    if parallel_devices == 0 {
-        return Err(ConfigError::new(
-            format!("{origin}: [sync] parallel_devices"),
-            "must be at least 1",
-            "set parallel_devices = 4 (or remove the key)",
-        ));
-    }
-    Ok(SyncSettings {
-        id_scheme: raw.id_scheme.unwrap_or(defaults.id_scheme),
-        cache_dir: raw.cache_dir.unwrap_or(defaults.cache_dir),
-        output_dir: raw.output_dir.unwrap_or(defaults.output_dir),
-        max_future_skew,
-        parallel_devices,
-    })
-}
-
-fn build_device(
-    origin: &str,
-    index: usize,
-    mut table: toml::Table,
-) -> Result<DeviceConfig, ConfigError> {
-    let position = format!("{origin}: [[device]] #{}", index + 1);
-    let name = match table.remove("name") {
-        Some(toml::Value::String(name)) if !name.trim().is_empty() => name.trim().to_owned(),
-        _ => {
-            return Err(ConfigError::new(
-                position,
-                "has no name",
-                "add name = \"Main office\" (any label; it appears in summaries)",
+    let table = document.section("", 0, "the top level").table(value)?;
+    let mut sinks = Vec::new();
+    for (name, value) in table {
+        let header = format!("[sink.{name}]");
+        let section = document.section(&header, 0, &header);
+        let Some(kind) = kinds::SINKS.iter().find(|kind| kind.name == name) else {
+            let known: Vec<String> = kinds::SINKS
+                .iter()
+                .map(|kind| format!("[sink.{}]", kind.name))
+                .collect();
+            return Err(section.error(
+                None,
+                "is not a known sink",
+                format!("use {}", known.join(", ")),
             ));
-        }
-    };
-    let at = format!("{origin}: [[device]] '{name}'");
-    let kind = match table.remove("kind") {
-        Some(toml::Value::String(kind)) => kind,
-        _ => {
-            return Err(ConfigError::new(
-                at,
-                "has no kind",
-                "add kind = \"biotime\"",
-            ));
-        }
-    };
-    let enabled = match table.remove("enabled") {
-        None => true,
-        Some(toml::Value::Boolean(enabled)) => enabled,
-        Some(_) => {
-            return Err(ConfigError::new(
-                format!("{at} key `enabled`"),
-                "must be true or false",
-                "write enabled = true or enabled = false",
-            ));
-        }
-    };
-    let timezone = match table.remove("timezone") {
-        None => host_timezone(),
-        Some(toml::Value::String(zone)) => zone.trim().parse::<Tz>().map_err(|_| {
-            ConfigError::new(
-                format!("{at} key `timezone`"),
-                format!("'{zone}' is not an IANA time zone"),
-                "use a name such as \"Indian/Maldives\" or \"Asia/Kolkata\" (the device's zone)",
-            )
-        })?,
-        Some(_) => {
-            return Err(ConfigError::new(
-                format!("{at} key `timezone`"),
-                "must be a string",
-                "write timezone = \"Indian/Maldives\"",
-            ));
-        }
-    };
-    let interval = match table.remove("interval") {
-        None => None,
-        Some(toml::Value::String(text)) => Some(
-            duration::parse(&text)
-                .ok()
-                .filter(|interval| !interval.is_zero())
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        format!("{at} key `interval`"),
-                        format!("'{text}' is not a duration"),
-                        "write how often to read this device with --loop, e.g. interval = \"5m\"",
-                    )
-                })?,
-        ),
-        Some(_) => {
-            return Err(ConfigError::new(
-                format!("{at} key `interval`"),
-                "must be a string",
-                "write interval = \"5m\"",
-            ));
-        }
-    };
-    let coordinate = |table: &mut toml::Table, key: &str, limit: f64| match table.remove(key) {
-        None => Ok(None),
-        Some(toml::Value::Float(value)) if value.abs() <= limit => Ok(Some(value)),
-        Some(toml::Value::Integer(value)) if (value as f64).abs() <= limit => {
-            Ok(Some(value as f64))
-        }
-        Some(_) => Err(ConfigError::new(
-            format!("{at} key `{key}`"),
-            format!("must be a number between -{limit} and {limit}"),
-            "write the device's position in decimal degrees, e.g. latitude = 4.1755, longitude = 73.5093",
-        )),
-    };
-    let coordinates = match (
-        coordinate(&mut table, "latitude", 90.0)?,
-        coordinate(&mut table, "longitude", 180.0)?,
-    ) {
-        (Some(latitude), Some(longitude)) => Some((latitude, longitude)),
-        (None, None) => None,
-        _ => {
-            return Err(ConfigError::new(
-                &at,
-                "has only one of latitude and longitude",
-                "give both, or neither",
-            ));
-        }
-    };
-    let kind = match kind.as_str() {
-        "biotime" => {
-            let config: BiotimeConfig =
-                toml::Value::Table(table)
-                    .try_into()
-                    .map_err(|error: toml::de::Error| {
-                        ConfigError::new(
-                            &at,
-                            error.message().trim().to_owned(),
-                            "a biotime device takes url, username, password, auth, page_size, timeout, overlap, accept_invalid_certs",
-                        )
-                    })?;
-            DeviceKind::Biotime(validate_biotime(&at, config)?)
-        }
-        "zk" => {
-            let config: ZkConfig = toml::Value::Table(table).try_into().map_err(
-                |error: toml::de::Error| {
-                    ConfigError::new(
-                        &at,
-                        error.message().trim().to_owned(),
-                        "a zk device takes address, transport, comm_key, timeout, disable_while_reading, clear_after_sync, serial",
-                    )
-                },
-            )?;
-            DeviceKind::Zk(validate_zk(&at, config)?)
-        }
-        other => {
-            return Err(ConfigError::new(
-                format!("{at} key `kind`"),
-                format!("unknown device kind '{other}'"),
-                "use kind = \"zk\" (a terminal read over port 4370) or kind = \"biotime\" (a BioTime / ZKBioTime server)",
-            ));
-        }
-    };
-    Ok(DeviceConfig {
-        name,
-        timezone,
-        enabled,
-        interval,
-        coordinates,
-        kind,
-    })
-}
-
-fn validate_biotime(at: &str, mut config: BiotimeConfig) -> Result<BiotimeConfig, ConfigError> {
-    let url = config.url.trim().trim_end_matches('/').to_owned();
-    let parsed = reqwest::Url::parse(&url).ok().filter(|parsed| {
-        matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some()
-    });
-    if parsed.is_none() {
-        return Err(ConfigError::new(
-            format!("{at} key `url`"),
-            format!("'{}' is not an http(s) URL", config.url),
-            "write the BioTime address as http://HOST:PORT, e.g. url = \"http://192.168.1.20:8081\"",
-        ));
+        };
+        sinks.push((kind.parse)(value, &section, devices)?);
     }
-    config.url = url;
-    if config.username.trim().is_empty() {
-        return Err(ConfigError::new(
-            format!("{at} key `username`"),
-            "is empty",
-            "set the BioTime user the API should log in as",
-        ));
-    }
-    if config.password.is_empty() {
-        return Err(ConfigError::new(
-            format!("{at} key `password`"),
-            "is empty",
-            "set password = \"${BIOTIME_PASSWORD}\" and put BIOTIME_PASSWORD in .env",
-        ));
-    }
-    if !(1..=10_000).contains(&config.page_size) {
-        return Err(ConfigError::new(
-            format!("{at} key `page_size`"),
-            format!("{} is out of range", config.page_size),
-            "use a value between 1 and 10000 (1000 is a good choice)",
-        ));
-    }
-    Ok(config)
-}
-
-fn validate_zk(at: &str, config: ZkConfig) -> Result<ZkConfig, ConfigError> {
-    if config.address.trim().is_empty() {
-        return Err(ConfigError::new(
-            format!("{at} key `address`"),
-            "is empty",
-            "write the terminal's IP address, e.g. address = \"192.168.1.201\" (port 4370 is the default)",
-        ));
-    }
-    if config.comm_key > 999_999 {
-        return Err(ConfigError::new(
-            format!("{at} key `comm_key`"),
-            format!("{} is out of range", config.comm_key),
-            "a comm key is 0 to 999999, as set in the terminal's menu (System → Comm → Comm Key)",
-        ));
-    }
-    if config.timeout < Duration::from_millis(100) {
-        return Err(ConfigError::new(
-            format!("{at} key `timeout`"),
-            "is too short",
-            "use at least \"1s\"; \"10s\" suits most networks",
-        ));
-    }
-    Ok(config)
+    Ok(sinks)
 }
 
 /// A configuration from environment variables alone (no TOML file): a BioTime server
@@ -645,7 +336,10 @@ fn from_environment(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, C
         sink.insert("firestore".into(), toml::Value::Table(firestore));
         root.insert("sink".into(), toml::Value::Table(sink));
     }
-    from_value(".env", toml::Value::Table(root))
+    from_value(
+        Document::new(".env", "", Path::new("")),
+        toml::Value::Table(root),
+    )
 }
 
 fn biotime_from_environment(
@@ -744,6 +438,22 @@ fn terminals_from_environment(
             format!("{}ms", seconds.as_millis())
         }
     };
+    let comm_key = match lookup("DEVICE_COMM_KEY") {
+        None => None,
+        Some(text) => Some(
+            text.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|key| (0..=999_999).contains(key))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        ".env",
+                        format!("DEVICE_COMM_KEY '{text}' is not a comm key (a number from 0 to 999999)"),
+                        "write the terminals' Comm Key (System → Comm → Comm Key), e.g. DEVICE_COMM_KEY=123456, or remove the line if none is set",
+                    )
+                })?,
+        ),
+    };
     Ok(names
         .into_iter()
         .zip(addresses)
@@ -761,9 +471,7 @@ fn terminals_from_environment(
             if let Some(zone) = lookup("DEVICE_TIMEZONE") {
                 device.insert("timezone".into(), zone.into());
             }
-            if let Some(key) =
-                lookup("DEVICE_COMM_KEY").and_then(|key| key.trim().parse::<i64>().ok())
-            {
+            if let Some(key) = comm_key {
                 device.insert("comm_key".into(), key.into());
             }
             device
@@ -785,8 +493,18 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// `device.0.password` → `[[device]] 'Main office' key `password``.
-fn describe_key(value: &toml::Value, path: &[String]) -> String {
-    if let [section, index, rest @ ..] = path
+fn unset_variable(
+    document: &Document,
+    value: &toml::Value,
+    unresolved: &env_expand::Unresolved,
+) -> ConfigError {
+    let variable = &unresolved.variable;
+    let (problem, fix) = (
+        format!("environment variable {variable} is not set"),
+        format!("set {variable} in .env or in the environment, or write the value directly"),
+    );
+    let path = &unresolved.key_path;
+    if let [section, index, key, ..] = path.as_slice()
         && let Ok(index) = index.parse::<usize>()
     {
         let name = value
@@ -796,20 +514,45 @@ fn describe_key(value: &toml::Value, path: &[String]) -> String {
             .and_then(|name| name.as_str())
             .map(|name| format!("'{name}'"))
             .unwrap_or_else(|| format!("#{}", index + 1));
-        return format!("[[{section}]] {name} key `{}`", rest.join("."));
+        let header = format!("[[{section}]]");
+        return document
+            .section(&header, index, &format!("{header} {name}"))
+            .error(Some(key), problem, fix);
     }
-    match path.split_last() {
-        Some((key, tables)) if !tables.is_empty() => {
-            format!("[{}] key `{key}`", tables.join("."))
-        }
-        Some((key, _)) => format!("key `{key}`"),
-        None => String::new(),
-    }
+    let (header, key) = match path.as_slice() {
+        [key] => (String::new(), key.as_str()),
+        [tables @ .., key] => (format!("[{}]", tables.join(".")), key.as_str()),
+        [] => (String::new(), ""),
+    };
+    let title = if header.is_empty() {
+        "the top level".to_owned()
+    } else {
+        header.clone()
+    };
+    document
+        .section(&header, 0, &title)
+        .error(Some(key), problem, fix)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::punch::IdScheme;
+    use crate::sink::firestore::FirestoreConfig;
+    use crate::sink::frappe::FrappeConfig;
+    use crate::sink::sqlite::SqliteConfig;
+    use crate::source::biotime::BiotimeConfig;
+    use crate::source::zk::ZkConfig;
+
+    fn kind<T: 'static>(device: &DeviceConfig) -> &T {
+        device
+            .source
+            .as_any()
+            .downcast_ref::<T>()
+            .expect("the device's kind")
+    }
 
     fn env(name: &str) -> Option<String> {
         (name == "BT_PASS").then(|| "s3cret".to_owned())
@@ -854,10 +597,12 @@ path = "punches.db"
             assert_eq!(config.devices.len(), 2);
         }
         let config = parse("iclock-sync.example.toml", &uncommented, false, &variables).unwrap();
-        let firestore = config.sinks.firestore.expect("the Firestore example");
+        let firestore = config
+            .sink::<FirestoreConfig>()
+            .expect("the Firestore example");
         assert_eq!(firestore.concurrency(), 8);
         assert_eq!(firestore.retry_for(), Duration::from_secs(60));
-        let frappe = config.sinks.frappe.expect("the Frappe example");
+        let frappe = config.sink::<FrappeConfig>().expect("the Frappe example");
         assert_eq!(frappe.shift_types[0].devices.len(), 2);
         assert_eq!(config.devices[0].interval, Some(Duration::from_secs(900)));
     }
@@ -869,14 +614,12 @@ path = "punches.db"
         assert_eq!(config.sync.max_future_skew, Duration::from_secs(7200));
         let device = &config.devices[0];
         assert_eq!(device.timezone, chrono_tz::Indian::Maldives);
-        let DeviceKind::Biotime(biotime) = &device.kind else {
-            panic!("not biotime")
-        };
+        let biotime: &BiotimeConfig = kind(device);
         assert_eq!(biotime.url, "http://192.168.1.20:8081");
         assert_eq!(biotime.password.expose(), "s3cret");
         assert_eq!(
-            config.sinks.sqlite.unwrap().path.unwrap(),
-            PathBuf::from("punches.db")
+            config.sink::<SqliteConfig>().unwrap().path,
+            Some(PathBuf::from("punches.db"))
         );
     }
 
@@ -891,14 +634,16 @@ path = "punches.db"
         let typo = GOOD.replace("username =", "user_name =");
         let message = error_for(&typo);
         assert!(
-            message.contains("iclock-sync.toml: [[device]] 'Main office'"),
+            message.starts_with(
+                "iclock-sync.toml line 10: [[device]] 'Main office' key `user_name`: `user_name` is not a key here — did you mean `username`?"
+            ),
             "{message}"
         );
-        assert!(message.contains("user_name"), "{message}");
 
         let message = error_for(&GOOD.replace("${BT_PASS}", "${NOT_SET}"));
         assert!(
-            message.contains("'Main office' key `password`"),
+            message
+                .starts_with("iclock-sync.toml line 11: [[device]] 'Main office' key `password`"),
             "{message}"
         );
         assert!(message.contains("NOT_SET is not set"), "{message}");
@@ -929,6 +674,56 @@ path = "punches.db"
         assert!(message.starts_with("iclock-sync.toml line 1"), "{message}");
     }
 
+    /// What a new user wrote, and what they were told.
+    #[test]
+    fn a_new_users_mistakes_are_explained_with_their_line() {
+        let terminal = "[[device]]\nname = \"Gate\"\nkind = \"zk\"\naddress = \"192.168.1.201\"\n";
+        let message = error_for(&format!("{terminal}comm_key = \"1234\"\n"));
+        assert!(
+            message.starts_with("iclock-sync.toml line 5: [[device]] 'Gate' key `comm_key`: \"1234\" is given where a number is expected — write comm_key = 1234, without quotes"),
+            "{message}"
+        );
+        let message = error_for(&format!("[sync]\nparallel_devices = \"4\"\n\n{terminal}"));
+        assert!(
+            message.starts_with("iclock-sync.toml line 2: [sync] key `parallel_devices`")
+                && message.contains("write parallel_devices = 4, without quotes"),
+            "{message}"
+        );
+        let message = error_for(&format!("{terminal}timezon = \"Asia/Kolkata\"\n"));
+        assert!(
+            message.starts_with("iclock-sync.toml line 5: [[device]] 'Gate' key `timezon`")
+                && message.contains("did you mean `timezone`?"),
+            "{message}"
+        );
+        let message = error_for("[[device]]\nname = 5\nkind = \"zk\"\n");
+        assert!(
+            message.starts_with("iclock-sync.toml line 2: [[device]] #1 key `name`")
+                && message.contains("name = \"5\""),
+            "{message}"
+        );
+        let message = error_for(&format!("{terminal}[sink.sqlte]\n"));
+        assert!(
+            message.starts_with("iclock-sync.toml line 5: [sink.sqlte]: is not a known sink"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn relative_paths_start_from_the_files_folder() {
+        let document = Document::new(
+            "/srv/school/iclock-sync.toml",
+            GOOD,
+            Path::new("/srv/school"),
+        );
+        let config = parse_document(document, false, &env).unwrap();
+        assert_eq!(config.sync.cache_dir, Path::new("/srv/school/cache"));
+        assert_eq!(config.sync.output_dir, Path::new("/srv/school/output"));
+        assert_eq!(
+            config.sink::<SqliteConfig>().unwrap().path,
+            Some(PathBuf::from("/srv/school/punches.db"))
+        );
+    }
+
     #[test]
     fn dry_runs_do_not_need_sink_credentials() {
         let text = format!("{GOOD}\n[sink.other]\n");
@@ -945,9 +740,7 @@ path = "punches.db"
     fn a_zk_terminal_is_configured_and_checked() {
         let text = "[[device]]\nname = \"Gate\"\nkind = \"zk\"\naddress = \"192.168.1.201\"\ntransport = \"udp\"\ncomm_key = 123456\ntimeout = \"3s\"\nclear_after_sync = true\n";
         let config = parse("f", text, false, &env).unwrap();
-        let DeviceKind::Zk(zk) = &config.devices[0].kind else {
-            panic!("not zk")
-        };
+        let zk: &ZkConfig = kind(&config.devices[0]);
         assert_eq!(zk.transport, crate::source::zk::TransportChoice::Udp);
         assert_eq!((zk.comm_key, zk.timeout), (123_456, Duration::from_secs(3)));
         assert!(zk.disable_while_reading && zk.clear_after_sync);
@@ -977,9 +770,7 @@ path = "punches.db"
         assert_eq!(config.sync.id_scheme, IdScheme::LegacyMd5);
         let names: Vec<&str> = config.devices.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, vec!["Main gate", "Staff room"]);
-        let DeviceKind::Zk(second) = &config.devices[1].kind else {
-            panic!("not zk")
-        };
+        let second: &ZkConfig = kind(&config.devices[1]);
         assert_eq!(second.address, "192.168.1.202:5005");
         assert_eq!(second.timeout, Duration::from_secs(7));
 
@@ -1004,9 +795,7 @@ path = "punches.db"
             _ => None,
         };
         let config = from_environment(&vars).unwrap();
-        let DeviceKind::Biotime(biotime) = &config.devices[0].kind else {
-            panic!("not biotime")
-        };
+        let biotime: &BiotimeConfig = kind(&config.devices[0]);
         assert_eq!(biotime.password.expose(), "p\"w");
         assert_eq!(config.devices[0].name, "BioTime");
 

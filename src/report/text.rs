@@ -341,6 +341,7 @@ mod tests {
     fn the_summary_names_devices_sinks_and_errors() {
         let report = CycleReport {
             duration_ms: 1500,
+            recorded: true,
             devices: vec![
                 DeviceReport {
                     name: "Head office".into(),

@@ -9,11 +9,18 @@ pub mod firestore;
 pub mod frappe;
 pub mod sqlite;
 
+use std::any::Any;
+use std::path::Path;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
-use crate::config::Config;
+use crate::config::environment::Environment;
+use crate::config::error::ConfigError;
+use crate::config::section::Section;
 use crate::punch::Punch;
 use crate::report::DeviceReport;
+use crate::source::DeviceConfig;
 use crate::user_control::UserSwitch;
 
 /// What a sink did with one punch.
@@ -100,30 +107,53 @@ pub trait Sink: Send + Sync {
     async fn close(&self) {}
 }
 
+/// A sink's own `[sink.NAME]` keys, read and checked; it opens the sink itself.
+#[async_trait]
+pub trait SinkConfig: std::fmt::Debug + Send + Sync + Any {
+    /// `sqlite`, `firestore`, `frappe`.
+    fn kind(&self) -> &'static str;
+
+    async fn open(&self, context: &SinkContext<'_>) -> Result<Box<dyn Sink>, SinkError>;
+
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// What a sink may need besides its own keys when it opens.
+pub struct SinkContext<'a> {
+    /// Where variables such as FIREBASE_KEY are looked up.
+    pub environment: &'a Environment,
+    pub devices: &'a [DeviceConfig],
+    /// `[sync] output_dir`, for files a sink keeps (the default database, logs).
+    pub output_dir: &'a Path,
+    /// The configuration file's folder, which relative paths from the environment
+    /// (FIREBASE_KEY, config/firebase-key.json) start from.
+    pub base_dir: &'a Path,
+}
+
+/// Reads a `[sink.NAME]` section into its sink's configuration.
+pub type ParseSink =
+    fn(toml::Value, &Section, &[DeviceConfig]) -> Result<Arc<dyn SinkConfig>, ConfigError>;
+
+/// A kind of sink, for the configuration's table of kinds.
+pub struct SinkKind {
+    /// The `NAME` of `[sink.NAME]`.
+    pub name: &'static str,
+    /// Reads the section; `devices` are the configured devices (a sink may refer to
+    /// them by name).
+    pub parse: ParseSink,
+}
+
 /// Opens every configured sink; with none configured, the embedded SQLite store.
-pub async fn open_all(config: &Config) -> Result<Vec<Box<dyn Sink>>, SinkError> {
-    let (settings, sync) = (&config.sinks, &config.sync);
+pub async fn open_all(
+    configs: &[Arc<dyn SinkConfig>],
+    context: &SinkContext<'_>,
+) -> Result<Vec<Box<dyn Sink>>, SinkError> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    let sqlite = match (&settings.sqlite, settings.is_empty()) {
-        (Some(config), _) => Some(config.clone()),
-        (None, true) => Some(sqlite::SqliteConfig::default()),
-        (None, false) => None,
-    };
-    if let Some(config) = sqlite {
-        let path = config
-            .path
-            .unwrap_or_else(|| sync.output_dir.join(sqlite::DEFAULT_FILE_NAME));
-        sinks.push(Box::new(sqlite::SqliteSink::open(&path).await?));
+    if configs.is_empty() {
+        sinks.push(sqlite::SqliteConfig::default().open(context).await?);
     }
-    if let Some(firestore) = &settings.firestore {
-        sinks.push(Box::new(
-            firestore::FirestoreSink::open(firestore, &config.environment).await?,
-        ));
-    }
-    if let Some(frappe) = &settings.frappe {
-        sinks.push(Box::new(
-            frappe::FrappeSink::open(frappe, &config.devices, &sync.output_dir).await?,
-        ));
+    for config in configs {
+        sinks.push(config.open(context).await?);
     }
     Ok(sinks)
 }

@@ -8,6 +8,7 @@
 pub mod biotime;
 pub mod zk;
 
+use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,10 @@ use chrono::NaiveDateTime;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use chrono_tz::Tz;
+
+use crate::config::error::ConfigError;
+use crate::config::section::Section;
 use crate::punch::{DeviceLabel, SourceKind};
 use crate::shutdown::Shutdown;
 
@@ -170,21 +175,70 @@ pub trait Source: Send {
 /// Why devices other than terminals cannot switch users (also shown by `devices`).
 pub const USER_CONTROL_UNSUPPORTED: &str = "BioTime has no flag to disable a person (only resignation or an area change); user control on devices works for terminals read directly (kind = \"zk\")";
 
-/// Builds the source for a configured device, resuming from its stored cursor.
-pub fn open(
-    device: &crate::config::DeviceConfig,
-    cursor: Option<&Value>,
-) -> Result<Box<dyn Source>, SourceError> {
-    let label = Arc::new(DeviceLabel {
-        name: Arc::from(device.name.as_str()),
-        timezone: device.timezone,
-    });
-    match &device.kind {
-        crate::config::DeviceKind::Biotime(config) => Ok(Box::new(biotime::BiotimeSource::new(
-            label, config, cursor,
-        )?)),
-        crate::config::DeviceKind::Zk(config) => {
-            Ok(Box::new(zk::ZkSource::new(label, config, cursor)))
-        }
+/// A configured device: what every kind shares, and its kind's own settings.
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    pub name: String,
+    pub timezone: Tz,
+    pub enabled: bool,
+    /// With `--loop`: how often this device is read (default: the loop's interval).
+    pub interval: Option<Duration>,
+    /// Where the device stands (`latitude`, `longitude`), for sinks that record it.
+    pub coordinates: Option<(f64, f64)>,
+    pub source: Arc<dyn SourceConfig>,
+}
+
+impl DeviceConfig {
+    /// Where the device is, for messages and templates: a URL or an address.
+    pub fn location(&self) -> String {
+        self.source.location()
     }
+
+    pub fn kind(&self) -> &'static str {
+        self.source.kind()
+    }
+
+    /// Builds the source, resuming from its stored cursor.
+    pub fn open(&self, cursor: Option<&Value>) -> Result<Box<dyn Source>, SourceError> {
+        let label = Arc::new(DeviceLabel {
+            name: Arc::from(self.name.as_str()),
+            timezone: self.timezone,
+        });
+        self.source.open(label, cursor)
+    }
+}
+
+/// A kind's own `[[device]]` keys, read and checked; it builds the source itself.
+pub trait SourceConfig: std::fmt::Debug + Send + Sync + Any {
+    /// `zk`, `biotime`.
+    fn kind(&self) -> &'static str;
+
+    /// Where the device is, for messages (a URL or an address, never credentials).
+    fn location(&self) -> String;
+
+    fn open(
+        &self,
+        label: Arc<DeviceLabel>,
+        cursor: Option<&Value>,
+    ) -> Result<Box<dyn Source>, SourceError>;
+
+    /// Whether post-checkin user control can switch people on this device; why not.
+    fn user_control(&self) -> Result<(), &'static str> {
+        Err(USER_CONTROL_UNSUPPORTED)
+    }
+
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// Reads a kind's own `[[device]]` keys into its configuration.
+pub type ParseDevice = fn(toml::Table, &Section) -> Result<Arc<dyn SourceConfig>, ConfigError>;
+
+/// A kind of device, for the configuration's table of kinds.
+pub struct DeviceKind {
+    /// The value of `kind`.
+    pub name: &'static str,
+    /// What it is, for the message about an unknown kind.
+    pub describes: &'static str,
+    /// Reads the kind's own keys (the shared ones are already taken out).
+    pub parse: ParseDevice,
 }

@@ -23,7 +23,7 @@ use crate::quarantine::{QUARANTINE_FILE_NAME, Quarantine};
 use crate::report::{CycleReport, DeviceReport, SinkReport};
 use crate::shutdown::Shutdown;
 use crate::sink::{self, Sink, SinkError};
-use crate::source::{self, FetchEnd, FetchPlan, Fetched, Settlement, Source, SourceError};
+use crate::source::{FetchEnd, FetchPlan, Fetched, Settlement, Source, SourceError};
 use crate::user_control::{SwitchLog, UserSwitch};
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +100,7 @@ impl Engine {
         let mut intervals = Vec::new();
         for device in &config.devices {
             if device.enabled {
-                sources.push(source::open(device, cursors.get(&device.name))?);
+                sources.push(device.open(cursors.get(&device.name))?);
                 intervals.push(device.interval);
             } else {
                 tracing::info!(device = %device.name, "disabled in the configuration; skipped");
@@ -109,7 +109,7 @@ impl Engine {
         let sinks = if dry_run {
             Vec::new()
         } else {
-            sink::open_all(config).await?
+            sink::open_all(&config.sinks, &config.sink_context()).await?
         };
         Ok(Engine {
             normalizer: Normalizer {

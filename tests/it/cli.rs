@@ -29,12 +29,12 @@ async fn configuration_mistakes_name_the_file_the_key_and_the_fix() {
     let typo = workspace.run(&[]).await;
     assert_eq!(typo.code, Some(2));
     assert!(
-        typo.stderr
-            .contains("iclock-sync.toml: [[device]] 'Device 1'"),
+        typo.stderr.contains(
+            "iclock-sync.toml line 9: [[device]] 'Device 1' key `passwrd`: `passwrd` is not a key here — did you mean `password`?"
+        ),
         "{}",
         typo.stderr
     );
-    assert!(typo.stderr.contains("passwrd"), "{}", typo.stderr);
 
     workspace.write(
         "iclock-sync.toml",
@@ -316,5 +316,51 @@ async fn the_demo_delivers_once_and_the_second_demo_finds_nothing_new() {
         text.stdout.contains("output/demo/attendance.db"),
         "{}",
         text.stdout
+    );
+}
+
+/// `cd /elsewhere && iclock-sync --config /srv/school/iclock-sync.toml`: the cache, the
+/// output, the database and `.env` are the ones beside the file, not new ones in the
+/// working directory (which once delivered everything again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relative_paths_in_a_config_file_start_from_its_folder() {
+    let sim = simulator(options(), punches(50, 41)).await;
+    let workspace = Workspace::new();
+    workspace.configure(&[sim.url()], "", "");
+    let text = workspace
+        .read("iclock-sync.toml")
+        .replace("password = \"admin\"", "password = \"${SCHOOL_PASSWORD}\"");
+    workspace.write("school/iclock-sync.toml", &text);
+    workspace.write("school/.env", "SCHOOL_PASSWORD=admin\n");
+    std::fs::remove_file(workspace.path("iclock-sync.toml")).unwrap();
+    let config = workspace.path("school/iclock-sync.toml");
+    let config = config.to_str().unwrap();
+
+    for elsewhere in ["first", "second"] {
+        std::fs::create_dir_all(workspace.path(elsewhere)).unwrap();
+        let mut command = workspace.command(&["--json", "--config", config]);
+        command.current_dir(workspace.path(elsewhere));
+        let output = command.output().await.unwrap();
+        let run = crate::support::Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        };
+        assert_eq!(run.code, Some(0), "{}", run.all_output());
+        let expected = if elsewhere == "first" { 50 } else { 0 };
+        assert_eq!(run.device(0)["delivered"], expected, "run from {elsewhere}");
+        assert_eq!(
+            std::fs::read_dir(workspace.path(elsewhere))
+                .unwrap()
+                .count(),
+            0,
+            "nothing is created in the working directory"
+        );
+    }
+    assert!(workspace.path("school/output/attendance.db").exists());
+    assert!(
+        workspace
+            .path("school/cache/uploaded_ids_cache.json")
+            .exists()
     );
 }

@@ -36,7 +36,7 @@ async fn mapped_unmapped_inactive_and_left_employees_are_each_handled_in_one_bat
     let sim = uploaded(vec![
         row("1001", at, 0),                    // Alice IN
         row("1001", at, 1),                    // Alice OUT, same second
-        row("1001", "2026-03-02 10:15:00", 2), // break-out: IN by default
+        row("1001", "2026-03-02 10:15:00", 2), // break-out: OUT by default
         row("1003", at, 0),                    // Carol: Inactive
         row("1004", at, 0),                    // Dave: Left, still accepted
         row("9999", at, 0),                    // nobody
@@ -72,7 +72,7 @@ async fn mapped_unmapped_inactive_and_left_employees_are_each_handled_in_one_bat
     let expected: BTreeSet<(String, String, String)> = [
         (employee_of("1001"), dubai, "IN"),
         (employee_of("1001"), dubai, "OUT"),
-        (employee_of("1001"), "2026-03-02 08:45:00", "IN"),
+        (employee_of("1001"), "2026-03-02 08:45:00", "OUT"),
         (employee_of("1004"), dubai, "IN"),
     ]
     .into_iter()

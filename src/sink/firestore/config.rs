@@ -1,12 +1,51 @@
 //! `[sink.firestore]`: Google Firestore (Firebase), as the Python iclock-sync wrote it or
 //! in the native schema.
 
+use std::any::Any;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde::Deserialize;
 
+use super::FirestoreSink;
+use crate::config::error::ConfigError;
+use crate::config::section::Section;
 use crate::duration;
+use crate::sink::{Sink, SinkConfig, SinkContext, SinkError, SinkKind};
+use crate::source::DeviceConfig;
+
+/// `[sink.firestore]` in the configuration's table of kinds.
+pub const KIND: SinkKind = SinkKind {
+    name: "firestore",
+    parse,
+};
+
+fn parse(
+    value: toml::Value,
+    section: &Section,
+    _devices: &[DeviceConfig],
+) -> Result<Arc<dyn SinkConfig>, ConfigError> {
+    let mut config: FirestoreConfig = section.read(section.table(value)?)?;
+    config.key_file = config.key_file.map(|path| section.path(&path));
+    Ok(Arc::new(config))
+}
+
+#[async_trait]
+impl SinkConfig for FirestoreConfig {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    async fn open(&self, context: &SinkContext<'_>) -> Result<Box<dyn Sink>, SinkError> {
+        Ok(Box::new(FirestoreSink::open(self, context).await?))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
 
 /// How punches are laid out as documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

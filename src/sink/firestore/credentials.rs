@@ -24,7 +24,7 @@ use http::header::{AUTHORIZATION, HeaderValue};
 use http::{Extensions, HeaderMap};
 
 use super::config::FirestoreConfig;
-use crate::config::Environment;
+use crate::sink::SinkContext;
 
 /// The scope Firestore needs.
 const SCOPES: &[&str] = &["https://www.googleapis.com/auth/datastore"];
@@ -73,14 +73,14 @@ pub struct CredentialsProblem(pub String);
 /// used, even when one is found (as firebase-admin does): only its project is read.
 pub async fn resolve(
     config: &FirestoreConfig,
-    environment: &Environment,
+    context: &SinkContext<'_>,
     emulator: bool,
 ) -> Result<Resolved, CredentialsProblem> {
     let tried = format!(
         "tried key_file in [sink.firestore], {}, {PYTHON_DEFAULT_KEY}",
         KEY_VARIABLES.join(", ")
     );
-    let configured = key_path(config, environment);
+    let configured = key_path(config, context);
     if emulator {
         let project_id = config
             .project_id
@@ -154,28 +154,29 @@ pub async fn resolve(
 }
 
 /// The key file to use and where its path came from: `key_file`, the variables, then
-/// the Python tool's default path.
-fn key_path(config: &FirestoreConfig, environment: &Environment) -> Option<(String, PathBuf)> {
+/// the Python tool's default path. Relative paths start from the configuration's
+/// folder (where the Python tool's `.env` and `config/` sit).
+fn key_path(config: &FirestoreConfig, context: &SinkContext<'_>) -> Option<(String, PathBuf)> {
+    let from_variables = || {
+        KEY_VARIABLES.iter().find_map(|variable| {
+            context
+                .environment
+                .get(variable)
+                .filter(|value| !value.trim().is_empty())
+                .map(|value| ((*variable).to_owned(), context.base_dir.join(value.trim())))
+        })
+    };
+    let python_default = || {
+        let path = context.base_dir.join(PYTHON_DEFAULT_KEY);
+        path.exists()
+            .then(|| ("the Python tool's default".to_owned(), path))
+    };
     config
         .key_file
         .clone()
         .map(|path| ("key_file in [sink.firestore]".to_owned(), path))
-        .or_else(|| {
-            KEY_VARIABLES.iter().find_map(|variable| {
-                environment
-                    .get(variable)
-                    .filter(|value| !value.trim().is_empty())
-                    .map(|value| ((*variable).to_owned(), PathBuf::from(value.trim())))
-            })
-        })
-        .or_else(|| {
-            Path::new(PYTHON_DEFAULT_KEY).exists().then(|| {
-                (
-                    "the Python tool's default".to_owned(),
-                    PathBuf::from(PYTHON_DEFAULT_KEY),
-                )
-            })
-        })
+        .or_else(from_variables)
+        .or_else(python_default)
 }
 
 /// The `project_id` a key file names, if it can be read.

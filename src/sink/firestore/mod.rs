@@ -23,11 +23,10 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use tonic::Code;
 
-pub use config::{FirestoreConfig, Schema};
+pub use config::{FirestoreConfig, KIND, Schema};
 pub use credentials::PYTHON_DEFAULT_KEY;
 
-use super::{Sink, SinkError, SinkOutcome};
-use crate::config::Environment;
+use super::{Sink, SinkContext, SinkError, SinkOutcome};
 use crate::punch::Punch;
 
 /// Firestore accepts at most this many writes per request.
@@ -52,8 +51,9 @@ pub struct FirestoreSink {
 impl FirestoreSink {
     pub async fn open(
         config: &FirestoreConfig,
-        environment: &Environment,
+        context: &SinkContext<'_>,
     ) -> Result<FirestoreSink, SinkError> {
+        let environment = context.environment;
         let emulator = config
             .emulator_host
             .clone()
@@ -65,7 +65,7 @@ impl FirestoreSink {
             problem,
             fix: fix.to_owned(),
         };
-        let resolved = credentials::resolve(config, environment, emulator.is_some())
+        let resolved = credentials::resolve(config, context, emulator.is_some())
             .await
             .map_err(|problem| {
                 error(

@@ -1,15 +1,55 @@
 //! `[sink.frappe]`: Frappe HR / ERPNext, where punches become Employee Checkins.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use crate::config::{ConfigError, DeviceConfig, Secret};
+use super::FrappeSink;
+use crate::config::error::ConfigError;
+use crate::config::secret::Secret;
+use crate::config::section::Section;
 use crate::duration;
+use crate::sink::{Sink, SinkConfig, SinkContext, SinkError, SinkKind};
+use crate::source::DeviceConfig;
 use crate::user_control::Target;
+
+/// `[sink.frappe]` in the configuration's table of kinds.
+pub const KIND: SinkKind = SinkKind {
+    name: "frappe",
+    parse,
+};
+
+fn parse(
+    value: toml::Value,
+    section: &Section,
+    devices: &[DeviceConfig],
+) -> Result<Arc<dyn SinkConfig>, ConfigError> {
+    let raw: RawFrappeConfig = section.read(section.table(value)?)?;
+    Ok(Arc::new(raw.validate(section, devices)?))
+}
+
+#[async_trait]
+impl SinkConfig for FrappeConfig {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    async fn open(&self, context: &SinkContext<'_>) -> Result<Box<dyn Sink>, SinkError> {
+        Ok(Box::new(
+            FrappeSink::open(self, context.devices, context.output_dir).await?,
+        ))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
 
 /// What a punch state becomes in Frappe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +83,9 @@ impl LogChoice {
     }
 }
 
-/// Punch state → log type: 0 and 4 (check-in, overtime-in) IN, 1 and 5 OUT, the rest
-/// `other` (IN unless configured), each overridable.
+/// Punch state → log type: 0, 3 and 4 (check-in, break-in, overtime-in) IN; 1, 2 and
+/// 5 (check-out, break-out, overtime-out) OUT; the rest `other` (IN unless
+/// configured), each overridable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogTypes {
     by_state: BTreeMap<i32, LogChoice>,
@@ -56,8 +97,10 @@ impl Default for LogTypes {
         LogTypes {
             by_state: BTreeMap::from([
                 (0, LogChoice::In),
-                (4, LogChoice::In),
                 (1, LogChoice::Out),
+                (2, LogChoice::Out),
+                (3, LogChoice::In),
+                (4, LogChoice::In),
                 (5, LogChoice::Out),
             ]),
             other: LogChoice::In,
@@ -142,23 +185,26 @@ pub const DEFAULT_DEVICE_ID: &str = "{terminal}";
 const PLACEHOLDERS: [&str; 4] = ["{terminal}", "{serial}", "{device}", "{location}"];
 
 impl RawFrappeConfig {
-    /// Checks every key; `at` is `iclock-sync.toml: [sink.frappe]`.
-    pub fn validate(self, at: &str, devices: &[DeviceConfig]) -> Result<FrappeConfig, ConfigError> {
-        let key = |name: &str| format!("{at} key `{name}`");
+    /// Checks every key.
+    pub fn validate(
+        self,
+        section: &Section,
+        devices: &[DeviceConfig],
+    ) -> Result<FrappeConfig, ConfigError> {
         let url = self.url.trim().trim_end_matches('/').to_owned();
         let parsed = reqwest::Url::parse(&url).ok().filter(|parsed| {
             matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some()
         });
         if parsed.is_none() {
-            return Err(ConfigError::new(
-                key("url"),
+            return Err(section.error(
+                Some("url"),
                 format!("'{}' is not an http(s) URL", self.url),
                 "write the site's address, e.g. url = \"https://hr.example.com\"",
             ));
         }
         if self.api_key.trim().is_empty() || self.api_secret.is_empty() {
-            return Err(ConfigError::new(
-                key(if self.api_key.trim().is_empty() {
+            return Err(section.error(
+                Some(if self.api_key.trim().is_empty() {
                     "api_key"
                 } else {
                     "api_secret"
@@ -170,9 +216,9 @@ impl RawFrappeConfig {
         let mut log_types = LogTypes::default();
         for (state, choice) in &self.log_types {
             let Some(choice_value) = LogChoice::parse(choice) else {
-                return Err(ConfigError::new(
-                    format!("{} {state}", key("log_types")),
-                    format!("'{choice}' is not a log type"),
+                return Err(section.error(
+                    Some("log_types"),
+                    format!("'{choice}' (for state {state}) is not a log type"),
                     "use \"IN\", \"OUT\", \"\" (no log type) or \"skip\"",
                 ));
             };
@@ -181,8 +227,8 @@ impl RawFrappeConfig {
             } else {
                 let number = state.parse::<i32>().ok().filter(|n| (0..=255).contains(n));
                 let Some(number) = number else {
-                    return Err(ConfigError::new(
-                        key("log_types"),
+                    return Err(section.error(
+                        Some("log_types"),
                         format!("'{state}' is not a punch state"),
                         "use punch state numbers (0 check-in, 1 check-out, 2 break-out, 3 break-in, 4 overtime-in, 5 overtime-out) or `other`",
                     ));
@@ -198,8 +244,8 @@ impl RawFrappeConfig {
             rest = rest.replace(placeholder, "");
         }
         if rest.contains('{') || rest.contains('}') {
-            return Err(ConfigError::new(
-                key("device_id"),
+            return Err(section.error(
+                Some("device_id"),
                 format!("'{device_id}' has an unknown placeholder"),
                 "use {terminal}, {serial}, {device} or {location}",
             ));
@@ -207,8 +253,8 @@ impl RawFrappeConfig {
         let timezone = match &self.timezone {
             None => None,
             Some(zone) => Some(zone.trim().parse::<Tz>().map_err(|_| {
-                ConfigError::new(
-                    key("timezone"),
+                section.error(
+                    Some("timezone"),
                     format!("'{zone}' is not an IANA time zone"),
                     "write the site's zone as in Frappe's System Settings, e.g. \"Asia/Kolkata\"",
                 )
@@ -216,8 +262,8 @@ impl RawFrappeConfig {
         };
         let concurrency = self.concurrency.unwrap_or(4);
         if concurrency == 0 {
-            return Err(ConfigError::new(
-                key("concurrency"),
+            return Err(section.error(
+                Some("concurrency"),
                 "must be at least 1",
                 "set concurrency = 4 (or remove the key)",
             ));
@@ -228,9 +274,12 @@ impl RawFrappeConfig {
                 .iter()
                 .find(|name| !devices.iter().any(|device| device.name == **name))
             {
-                return Err(ConfigError::new(
-                    format!("{at} shift_type '{}'", mapping.name),
-                    format!("names the device '{unknown}', which is not a [[device]]"),
+                return Err(section.error(
+                    Some("shift_type"),
+                    format!(
+                        "Shift Type '{}' names the device '{unknown}', which is not a [[device]]",
+                        mapping.name
+                    ),
                     "list the `name`s of [[device]] entries in devices = [...]",
                 ));
             }
@@ -257,7 +306,7 @@ impl RawFrappeConfig {
             user_control: self.user_control,
             shift_types: self.shift_type,
             accept_invalid_certs: self.accept_invalid_certs,
-            ca_file: self.ca_file,
+            ca_file: self.ca_file.map(|path| section.path(&path)),
         })
     }
 }
@@ -273,22 +322,29 @@ mod tests {
         .unwrap()
     }
 
+    impl RawFrappeConfig {
+        fn check(self) -> Result<FrappeConfig, ConfigError> {
+            let document = crate::config::section::Document::default();
+            self.validate(&document.section("[sink.frappe]", 0, "[sink.frappe]"), &[])
+        }
+    }
+
     #[test]
     fn defaults_map_in_and_out_states_and_send_the_rest_as_in() {
-        let config = raw("").validate("t", &[]).unwrap();
+        let config = raw("").check().unwrap();
         assert_eq!(config.url, "https://hr.example.com");
         assert_eq!(config.employee_field, "attendance_device_id");
         let types = &config.log_types;
         let mapped: Vec<LogChoice> = [0, 1, 2, 3, 4, 5, 255].map(|s| types.of(s)).to_vec();
         use LogChoice::*;
-        assert_eq!(mapped, vec![In, Out, In, In, In, Out, In]);
+        assert_eq!(mapped, vec![In, Out, Out, In, In, Out, In]);
         assert_eq!(config.device_id, "{terminal}");
     }
 
     #[test]
     fn log_types_can_be_overridden_per_state_and_for_the_rest() {
         let config = raw("log_types = { 2 = \"skip\", 3 = \"\", other = \"OUT\", 4 = \"out\" }")
-            .validate("t", &[])
+            .check()
             .unwrap();
         let types = &config.log_types;
         assert_eq!(types.of(2), LogChoice::Skip);
@@ -300,21 +356,15 @@ mod tests {
 
     #[test]
     fn mistakes_name_the_key_and_the_fix() {
-        let error = raw("log_types = { 2 = \"BREAK\" }")
-            .validate("t", &[])
-            .unwrap_err();
+        let error = raw("log_types = { 2 = \"BREAK\" }").check().unwrap_err();
         assert!(error.to_string().contains("log_types"), "{error}");
         assert!(error.to_string().contains("\"skip\""), "{error}");
-        let error = raw("device_id = \"{alias}\"")
-            .validate("t", &[])
-            .unwrap_err();
+        let error = raw("device_id = \"{alias}\"").check().unwrap_err();
         assert!(error.to_string().contains("{terminal}"), "{error}");
-        let error = raw("timezone = \"Mars/Base\"")
-            .validate("t", &[])
-            .unwrap_err();
+        let error = raw("timezone = \"Mars/Base\"").check().unwrap_err();
         assert!(error.to_string().contains("timezone"), "{error}");
         let error = raw("[[shift_type]]\nname = \"Day\"\ndevices = [\"Gate\"]")
-            .validate("t", &[])
+            .check()
             .unwrap_err();
         assert!(error.to_string().contains("'Gate'"), "{error}");
     }

@@ -34,13 +34,13 @@ use futures::StreamExt;
 use serde_json::json;
 
 pub use client::{CallError, FrappeClient};
-pub use config::{FrappeConfig, LogChoice, LogTypes, RawFrappeConfig, ShiftTypeMapping};
+pub use config::{FrappeConfig, KIND, LogChoice, LogTypes, RawFrappeConfig, ShiftTypeMapping};
 pub use users::FrappeUsers;
 
 use super::{CycleEnd, Sink, SinkError, SinkOutcome};
-use crate::config::DeviceConfig;
 use crate::punch::{Punch, wall_time_text};
 use crate::report::DeviceReport;
+use crate::source::DeviceConfig;
 use crate::user_control::{SwitchLog, Target, UserSwitch};
 use checkins::CheckinKey;
 use employees::{Directory, Employee, Lookup};

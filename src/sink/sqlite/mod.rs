@@ -28,7 +28,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
 
-pub use config::SqliteConfig;
+pub use config::{KIND, SqliteConfig};
 
 use super::{Sink, SinkError, SinkOutcome};
 use crate::punch::{Punch, utc_text};

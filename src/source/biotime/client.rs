@@ -19,7 +19,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::Value;
 
 use super::config::{AuthScheme, BiotimeConfig};
-use crate::config::Secret;
+use crate::config::secret::Secret;
 use crate::http_client::{self, BodyError, ClientOptions, Redirects};
 use crate::source::{SourceError, SourceErrorKind};
 

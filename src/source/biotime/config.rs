@@ -1,12 +1,88 @@
 //! The `[[device]]` keys of a BioTime server (`kind = "biotime"`).
 
+use std::any::Any;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_json::Value;
 
-use crate::config::Secret;
+use super::BiotimeSource;
+use crate::config::error::ConfigError;
+use crate::config::secret::Secret;
+use crate::config::section::Section;
 use crate::duration;
+use crate::punch::DeviceLabel;
+use crate::source::{DeviceKind, Source, SourceConfig, SourceError};
+
+/// `kind = "biotime"` in the configuration's table of kinds.
+pub const KIND: DeviceKind = DeviceKind {
+    name: "biotime",
+    describes: "a BioTime / ZKBioTime server",
+    parse,
+};
+
+fn parse(table: toml::Table, section: &Section) -> Result<Arc<dyn SourceConfig>, ConfigError> {
+    let mut config: BiotimeConfig = section.read(table)?;
+    let url = config.url.trim().trim_end_matches('/').to_owned();
+    let parsed = reqwest::Url::parse(&url).ok().filter(|parsed| {
+        matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some()
+    });
+    if parsed.is_none() {
+        return Err(section.error(
+            Some("url"),
+            format!("'{}' is not an http(s) URL", config.url),
+            "write the BioTime address as http://HOST:PORT, e.g. url = \"http://192.168.1.20:8081\"",
+        ));
+    }
+    config.url = url;
+    if config.username.trim().is_empty() {
+        return Err(section.error(
+            Some("username"),
+            "is empty",
+            "set the BioTime user the API should log in as",
+        ));
+    }
+    if config.password.is_empty() {
+        return Err(section.error(
+            Some("password"),
+            "is empty",
+            "set password = \"${BIOTIME_PASSWORD}\" and put BIOTIME_PASSWORD in .env",
+        ));
+    }
+    if !(1..=10_000).contains(&config.page_size) {
+        return Err(section.error(
+            Some("page_size"),
+            format!("{} is out of range", config.page_size),
+            "use a value between 1 and 10000 (1000 is a good choice)",
+        ));
+    }
+    config.ca_file = config.ca_file.map(|path| section.path(&path));
+    Ok(Arc::new(config))
+}
+
+impl SourceConfig for BiotimeConfig {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    fn location(&self) -> String {
+        self.url.clone()
+    }
+
+    fn open(
+        &self,
+        label: Arc<DeviceLabel>,
+        cursor: Option<&Value>,
+    ) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(BiotimeSource::new(label, self, cursor)?))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
 
 /// Which login route and `Authorization` scheme to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

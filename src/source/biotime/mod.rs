@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 pub use client::jwt_lifetime;
-pub use config::{AuthScheme, BiotimeConfig};
+pub use config::{AuthScheme, BiotimeConfig, KIND};
 
 use self::client::{Answer, BiotimeClient};
 use self::cursor::{Admission, Scan, ScanMode, Watermark};

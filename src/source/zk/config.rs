@@ -1,11 +1,79 @@
-//! The `[[device]]` keys of a terminal read over the ZK protocol (`kind = "zk"`).
+//! The `[[device]]` keys of a terminal read over the ZK protocol (`kind = "zk"`): read,
+//! checked, and turned into the source.
 
+use std::any::Any;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_json::Value;
 
+use super::ZkSource;
 use super::codec::attendance::Record16;
+use crate::config::error::ConfigError;
+use crate::config::section::Section;
 use crate::duration;
+use crate::punch::DeviceLabel;
+use crate::source::{DeviceKind, Source, SourceConfig, SourceError};
+
+/// `kind = "zk"` in the configuration's table of kinds.
+pub const KIND: DeviceKind = DeviceKind {
+    name: "zk",
+    describes: "a terminal read over port 4370",
+    parse,
+};
+
+fn parse(table: toml::Table, section: &Section) -> Result<Arc<dyn SourceConfig>, ConfigError> {
+    let config: ZkConfig = section.read(table)?;
+    if config.address.trim().is_empty() {
+        return Err(section.error(
+            Some("address"),
+            "is empty",
+            "write the terminal's IP address, e.g. address = \"192.168.1.201\" (port 4370 is the default)",
+        ));
+    }
+    if config.comm_key > 999_999 {
+        return Err(section.error(
+            Some("comm_key"),
+            format!("{} is out of range", config.comm_key),
+            "a comm key is 0 to 999999, as set in the terminal's menu (System → Comm → Comm Key)",
+        ));
+    }
+    if config.timeout < Duration::from_millis(100) {
+        return Err(section.error(
+            Some("timeout"),
+            "is too short",
+            "use at least \"1s\"; \"10s\" suits most networks",
+        ));
+    }
+    Ok(Arc::new(config))
+}
+
+impl SourceConfig for ZkConfig {
+    fn kind(&self) -> &'static str {
+        KIND.name
+    }
+
+    fn location(&self) -> String {
+        self.address.clone()
+    }
+
+    fn open(
+        &self,
+        label: Arc<DeviceLabel>,
+        cursor: Option<&Value>,
+    ) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(ZkSource::new(label, self, cursor)))
+    }
+
+    fn user_control(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
 
 /// How to reach the terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

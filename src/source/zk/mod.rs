@@ -25,7 +25,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 pub use client::{Connection, ZkError};
-pub use config::{DEFAULT_PORT, TransportChoice, ZkConfig, default_timeout};
+pub use config::{DEFAULT_PORT, KIND, TransportChoice, ZkConfig, default_timeout};
 pub use transport::{TransportError, TransportKind};
 
 use self::codec::attendance::{self, AttendanceLayout};

@@ -1,0 +1,79 @@
+//! `[sync]`: where the tool keeps its files, which IDs it uses, how many devices it
+//! reads at once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::error::ConfigError;
+use super::section::Section;
+use crate::duration;
+use crate::punch::IdScheme;
+
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    pub id_scheme: IdScheme,
+    pub cache_dir: PathBuf,
+    pub output_dir: PathBuf,
+    /// Punches further than this in the device's future are quarantined.
+    pub max_future_skew: Duration,
+    /// How many devices are read at the same time.
+    pub parallel_devices: usize,
+}
+
+impl Default for SyncSettings {
+    fn default() -> SyncSettings {
+        SyncSettings {
+            id_scheme: IdScheme::Native,
+            cache_dir: PathBuf::from("cache"),
+            output_dir: PathBuf::from("output"),
+            max_future_skew: Duration::from_secs(86_400),
+            parallel_devices: 4,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSync {
+    id_scheme: Option<IdScheme>,
+    cache_dir: Option<PathBuf>,
+    output_dir: Option<PathBuf>,
+    max_future_skew: Option<String>,
+    parallel_devices: Option<usize>,
+}
+
+/// Reads `[sync]` (absent: `None`); relative folders start from the file's folder.
+pub fn parse(section: &Section, value: Option<toml::Value>) -> Result<SyncSettings, ConfigError> {
+    let raw: RawSync = match value {
+        Some(value) => section.read(section.table(value)?)?,
+        None => RawSync::default(),
+    };
+    let defaults = SyncSettings::default();
+    let max_future_skew = match raw.max_future_skew {
+        Some(text) => duration::parse(&text).map_err(|problem| {
+            section.error(
+                Some("max_future_skew"),
+                problem,
+                "write a duration such as \"1d\" or \"2h\"",
+            )
+        })?,
+        None => defaults.max_future_skew,
+    };
+    let parallel_devices = raw.parallel_devices.unwrap_or(defaults.parallel_devices);
+    if parallel_devices == 0 {
+        return Err(section.error(
+            Some("parallel_devices"),
+            "must be at least 1",
+            "set parallel_devices = 4 (or remove the key)",
+        ));
+    }
+    Ok(SyncSettings {
+        id_scheme: raw.id_scheme.unwrap_or(defaults.id_scheme),
+        cache_dir: section.path(&raw.cache_dir.unwrap_or(defaults.cache_dir)),
+        output_dir: section.path(&raw.output_dir.unwrap_or(defaults.output_dir)),
+        max_future_skew,
+        parallel_devices,
+    })
+}
