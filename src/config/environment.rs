@@ -14,9 +14,21 @@ use std::path::Path;
 
 use super::error::ConfigError;
 
-#[derive(Debug, Clone, Default)]
+/// `.env`'s entries, on top of the process environment. It holds passwords and keys,
+/// so its `Debug` shows the names only.
+#[derive(Clone, Default)]
 pub struct Environment {
     dotenv: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.dotenv.keys().collect();
+        names.sort_unstable();
+        f.debug_struct("Environment")
+            .field("dotenv_names", &names)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Environment {
@@ -287,6 +299,14 @@ mod tests {
         assert_eq!(env["D"], "fallback-");
         assert_eq!(env["E"], "ends with hash#kept");
         assert_eq!(env["F"], env["B"]);
+    }
+
+    #[test]
+    fn its_debug_form_shows_names_never_values() {
+        let environment = Environment::with(&[("BIOTIME_PASSWORD", "hunter2")]);
+        let shown = format!("{environment:?} {environment:#?}");
+        assert!(shown.contains("BIOTIME_PASSWORD"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 
     #[test]

@@ -441,19 +441,23 @@ fn header_time(response: &Response) -> Option<DateTime<Utc>> {
 /// How long a JWT has left, judged against the server's clock when known (so a host
 /// clock that is off does not make us refresh too late). The `Date` header drops the
 /// fraction of a second, so the server may already be up to a second further on: one
-/// second is taken off to stay on the safe side.
+/// second is taken off to stay on the safe side. A token that claims to live longer
+/// than [`MAX_TOKEN_LIFETIME`] (a broken or hostile server: `exp = 1e19`, a `Date` in
+/// 1970) is taken to live that long.
 pub fn jwt_lifetime(token: &str, server_now: Option<DateTime<Utc>>) -> Option<Duration> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .ok()?;
     let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    let expires = claims.get("exp")?.as_f64()? as i64;
-    let now = server_now.unwrap_or_else(Utc::now).timestamp();
-    Some(Duration::from_secs(
-        expires.saturating_sub(now + 1).max(0) as u64
-    ))
+    let expires = claims.get("exp")?.as_f64()?;
+    let now = server_now.unwrap_or_else(Utc::now).timestamp() as f64;
+    let left = (expires - now - 1.0).clamp(0.0, MAX_TOKEN_LIFETIME.as_secs_f64());
+    Some(Duration::from_secs(left as u64))
 }
+
+/// The longest a token is trusted to live before logging in again.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 #[cfg(test)]
 mod tests {
@@ -488,5 +492,13 @@ mod tests {
             None
         );
         assert_eq!(jwt_lifetime(&token_with(r#"{"user_id":1}"#), None), None);
+        let epoch = DateTime::parse_from_rfc3339("1970-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for hostile in [r#"{"exp":1e19}"#, r#"{"exp":-1e300}"#, r#"{"exp":1.7e308}"#] {
+            let lifetime = jwt_lifetime(&token_with(hostile), Some(epoch)).unwrap();
+            assert!(lifetime <= MAX_TOKEN_LIFETIME, "{hostile}: {lifetime:?}");
+            let _ = Instant::now() + lifetime;
+        }
     }
 }
