@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod crash_point;
 pub mod cursor_store;
+pub mod device_text;
 pub mod duration;
 pub mod exit;
 pub mod http_client;

@@ -3,8 +3,9 @@
 //! The plausibility rules catch what misaligned decoding and unset device clocks
 //! produce (the Python tool uploaded all of these): an empty PIN, a date that does not
 //! exist, a year before 2000, and times further in the device's future than
-//! `max_future_skew`. Such a record is quarantined with its reason and never blocks the
-//! records around it.
+//! `max_future_skew` — and what a broken or hostile device sends: text fields of
+//! implausible length or with hidden characters (see [`crate::device_text`]). Such a
+//! record is quarantined with its reason and never blocks the records around it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use chrono::{Datelike, NaiveDateTime};
 use serde_json::json;
 
+use crate::device_text;
 use crate::duration;
 use crate::punch::{DeviceLabel, IdScheme, Punch, PunchId, WALL_TIME_FORMAT};
 use crate::quarantine::QuarantineEntry;
@@ -87,6 +89,10 @@ impl Normalizer {
         if record.user_id.trim().is_empty() {
             return Err("empty user id (PIN)".into());
         }
+        device_text::check("PIN", &record.user_id, device_text::PIN)?;
+        device_text::check("serial number", &record.serial, device_text::SERIAL)?;
+        device_text::check("terminal alias", &record.terminal, device_text::ALIAS)?;
+        device_text::check("work code", &record.work_code, device_text::WORK_CODE)?;
         let time = match &record.time {
             RecordTime::Invalid(text) => {
                 return Err(format!("'{text}' is not a real date and time"));
@@ -120,13 +126,14 @@ fn describe(record: &SourceRecord) -> serde_json::Value {
         RecordTime::Valid(time) => time.format(WALL_TIME_FORMAT).to_string(),
         RecordTime::Invalid(text) => text.clone(),
     };
+    let shown = |text: &str| device_text::excerpt(text, 64);
     json!({
-        "user_id": record.user_id,
-        "time": time,
+        "user_id": shown(&record.user_id),
+        "time": shown(&time),
         "state": record.state,
         "verify_mode": record.verify_mode,
-        "work_code": record.work_code,
-        "serial": &*record.serial,
+        "work_code": shown(&record.work_code),
+        "serial": shown(&record.serial),
     })
 }
 

@@ -29,6 +29,48 @@ pub struct QuarantineEntry {
     pub record: Value,
 }
 
+/// Keys, reasons and records kept in full up to these sizes; a hostile device's
+/// megabytes are cut (the key keeps a hash of the whole, so it stays unique).
+const KEY_LIMIT: usize = 200;
+const REASON_LIMIT: usize = 1_000;
+const RECORD_LIMIT: usize = 4_096;
+
+/// `entry` cut to the limits, or `None` when it is within them.
+fn bounded_entry(entry: &QuarantineEntry) -> Option<QuarantineEntry> {
+    let record = entry.record.to_string();
+    if entry.source_key.len() <= KEY_LIMIT
+        && entry.reason.len() <= REASON_LIMIT
+        && record.len() <= RECORD_LIMIT
+    {
+        return None;
+    }
+    let source_key = if entry.source_key.len() <= KEY_LIMIT {
+        entry.source_key.clone()
+    } else {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(entry.source_key.as_bytes());
+        let hash: String = digest[..8]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        format!(
+            "{}…#{hash}",
+            crate::device_text::excerpt(&entry.source_key, 100)
+        )
+    };
+    let record = if record.len() <= RECORD_LIMIT {
+        entry.record.clone()
+    } else {
+        Value::String(crate::device_text::excerpt(&record, RECORD_LIMIT))
+    };
+    Some(QuarantineEntry {
+        source_key,
+        device: entry.device.clone(),
+        reason: crate::device_text::excerpt(&entry.reason, REASON_LIMIT),
+        record,
+    })
+}
+
 #[derive(Debug, Serialize)]
 struct Line<'a> {
     quarantined_at: String,
@@ -76,6 +118,14 @@ impl Quarantine {
 
     /// Records an entry; returns `true` if it had not been reported before.
     pub fn record(&mut self, entry: &QuarantineEntry) -> io::Result<bool> {
+        let bounded;
+        let entry = match bounded_entry(entry) {
+            Some(smaller) => {
+                bounded = smaller;
+                &bounded
+            }
+            None => entry,
+        };
         if self.known.contains(&entry.source_key) {
             return Ok(false);
         }

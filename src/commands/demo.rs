@@ -82,6 +82,7 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
         comm_key: 0,
         layout: zk::layout_of(40),
         fail_after_chunks: None,
+        chunk_fault: None,
     };
     let terminal = match ZkSimulator::start_local(TransportKind::Tcp, profile, terminal_data).await
     {
@@ -118,6 +119,7 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
                 enabled: true,
                 interval: None,
                 coordinates: None,
+                max_read_time: crate::source::DEFAULT_MAX_READ_TIME,
                 source: Arc::new(ZkConfig {
                     transport: TransportChoice::Tcp,
                     ..ZkConfig::at(terminal.address().to_string())
@@ -129,6 +131,7 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
                 enabled: true,
                 interval: None,
                 coordinates: None,
+                max_read_time: crate::source::DEFAULT_MAX_READ_TIME,
                 source: Arc::new(BiotimeConfig::at(
                     simulator.url(),
                     "admin",

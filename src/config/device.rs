@@ -9,7 +9,7 @@ use super::error::ConfigError;
 use super::kinds;
 use super::section::Section;
 use crate::duration;
-use crate::source::DeviceConfig;
+use crate::source::{DEFAULT_MAX_READ_TIME, DeviceConfig};
 
 /// The keys read here, whatever the kind.
 pub const SHARED_KEYS: &[&str] = &[
@@ -18,6 +18,7 @@ pub const SHARED_KEYS: &[&str] = &[
     "timezone",
     "enabled",
     "interval",
+    "max_read_time",
     "latitude",
     "longitude",
 ];
@@ -97,7 +98,9 @@ pub fn parse(section: &Section, mut table: toml::Table) -> Result<DeviceConfig, 
             ));
         }
     };
-    let interval = interval(&section, table.remove("interval"))?;
+    let interval = duration_key(&section, "interval", table.remove("interval"))?;
+    let max_read_time = duration_key(&section, "max_read_time", table.remove("max_read_time"))?
+        .unwrap_or(DEFAULT_MAX_READ_TIME);
     let coordinates = coordinates(&section, &mut table)?;
     let source = (kind.parse)(table, &section.sharing(SHARED_KEYS))?;
     Ok(DeviceConfig {
@@ -106,28 +109,35 @@ pub fn parse(section: &Section, mut table: toml::Table) -> Result<DeviceConfig, 
         enabled,
         interval,
         coordinates,
+        max_read_time,
         source,
     })
 }
 
-fn interval(
+/// `interval` or `max_read_time`: a duration above zero, written with its unit.
+fn duration_key(
     section: &Section,
+    key: &str,
     value: Option<toml::Value>,
 ) -> Result<Option<Duration>, ConfigError> {
     match value {
         None => Ok(None),
         Some(toml::Value::String(text)) => duration::parse(&text)
             .ok()
-            .filter(|interval| !interval.is_zero())
+            .filter(|duration| !duration.is_zero())
             .map(Some)
             .ok_or_else(|| {
                 section.error(
-                    Some("interval"),
+                    Some(key),
                     format!("'{text}' is not a duration"),
-                    "write how often to read this device with --loop, e.g. interval = \"5m\"",
+                    format!("write a duration with its unit, e.g. {key} = \"5m\""),
                 )
             }),
-        Some(_) => Err(section.error(Some("interval"), "must be text", "write interval = \"5m\"")),
+        Some(_) => Err(section.error(
+            Some(key),
+            "must be text",
+            format!("write a duration in quotes, e.g. {key} = \"5m\""),
+        )),
     }
 }
 

@@ -66,6 +66,34 @@ pub struct FetchPlan {
     /// `--since`: ignore the cursor and read this far back (in the device's zone).
     pub since: Option<Duration>,
     pub shutdown: Shutdown,
+    /// The whole read ends by then (the device's `max_read_time` from its start),
+    /// however the device behaves; what was read by then is still delivered.
+    pub deadline: tokio::time::Instant,
+    /// That `max_read_time`, for the message.
+    pub max_read_time: Duration,
+}
+
+impl FetchPlan {
+    /// A read starting now, to end within `max_read_time`.
+    pub fn new(since: Option<Duration>, shutdown: Shutdown, max_read_time: Duration) -> FetchPlan {
+        FetchPlan {
+            since,
+            shutdown,
+            deadline: tokio::time::Instant::now() + max_read_time,
+            max_read_time,
+        }
+    }
+
+    /// The error of a read stopped at the deadline.
+    pub fn overran(&self, who: &str) -> SourceError {
+        SourceError::new(
+            SourceErrorKind::Protocol,
+            format!(
+                "{who}: the read took longer than max_read_time ({}) and was stopped; what was read is delivered, the rest is read next cycle — raise max_read_time in its [[device]] if the device is really that slow",
+                crate::duration::display(self.max_read_time)
+            ),
+        )
+    }
 }
 
 /// How a fetch ended when it did not fail.
@@ -185,8 +213,14 @@ pub struct DeviceConfig {
     pub interval: Option<Duration>,
     /// Where the device stands (`latitude`, `longitude`), for sinks that record it.
     pub coordinates: Option<(f64, f64)>,
+    /// How long one read of the device may take in all.
+    pub max_read_time: Duration,
     pub source: Arc<dyn SourceConfig>,
 }
+
+/// The default `max_read_time`: far beyond any real read (100,000 punches take
+/// seconds), short enough that a device dripping data cannot hold a cycle for ever.
+pub const DEFAULT_MAX_READ_TIME: Duration = Duration::from_secs(30 * 60);
 
 impl DeviceConfig {
     /// Where the device is, for messages and templates: a URL or an address.

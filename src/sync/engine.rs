@@ -64,6 +64,8 @@ pub struct Engine {
     sources: Vec<Box<dyn Source>>,
     /// Each source's `interval`, if it has its own.
     intervals: Vec<Option<Duration>>,
+    /// Each source's `max_read_time`.
+    read_times: Vec<Duration>,
     sinks: Vec<Box<dyn Sink>>,
     cache: DedupCache,
     quarantine: Quarantine,
@@ -98,10 +100,12 @@ impl Engine {
         })?;
         let mut sources = Vec::new();
         let mut intervals = Vec::new();
+        let mut read_times = Vec::new();
         for device in &config.devices {
             if device.enabled {
                 sources.push(device.open(cursors.get(&device.name))?);
                 intervals.push(device.interval);
+                read_times.push(device.max_read_time);
             } else {
                 tracing::info!(device = %device.name, "disabled in the configuration; skipped");
             }
@@ -119,6 +123,7 @@ impl Engine {
             settings,
             sources,
             intervals,
+            read_times,
             sinks,
             cache,
             quarantine,
@@ -158,14 +163,11 @@ impl Engine {
         for sink in &self.sinks {
             sink.begin_cycle().await;
         }
-        let plan = FetchPlan {
-            since,
-            shutdown: shutdown.clone(),
-        };
         let Engine {
             settings,
             normalizer,
             sources,
+            read_times,
             sinks,
             cache,
             quarantine,
@@ -195,14 +197,17 @@ impl Engine {
                 preview: Vec::new(),
             }),
         };
-        let mut sources: Vec<&mut Box<dyn Source>> = sources
+        let mut sources: Vec<(&mut Box<dyn Source>, Duration)> = sources
             .iter_mut()
+            .zip(read_times.iter().copied())
             .enumerate()
             .filter(|(index, _)| due.is_none_or(|due| due.get(*index).copied().unwrap_or(true)))
             .map(|(_, source)| source)
             .collect();
         let results: Vec<(DeviceReport, Settlement)> = futures::stream::iter(sources.iter_mut())
-            .map(|source| run_device(source.as_mut(), &context, &plan))
+            .map(|(source, max_read_time)| {
+                run_device(source.as_mut(), &context, since, shutdown, *max_read_time)
+            })
             .buffered(settings.parallel_devices)
             .collect()
             .await;
@@ -286,6 +291,8 @@ impl Engine {
                     .push(format!("cannot save the audit file: {error}")),
             }
         }
+        let mut sources: Vec<&mut Box<dyn Source>> =
+            sources.into_iter().map(|(source, _)| source).collect();
         for (source, settlement) in sources.iter_mut().zip(settlements) {
             let settlement = Settlement {
                 discard: !recorded,
@@ -354,6 +361,9 @@ async fn finish_sinks(
     }
 }
 
+/// How long past its deadline a source may take to stop cleanly before it is dropped.
+const READ_GRACE: Duration = Duration::from_secs(120);
+
 /// Pages a source may read ahead of delivery.
 const QUEUED_PAGES: usize = 8;
 /// Records handed to the sinks at once, at most (plus one page).
@@ -364,15 +374,25 @@ const MAX_BATCH: usize = 8_000;
 async fn run_device(
     source: &mut dyn Source,
     context: &CycleContext<'_>,
-    plan: &FetchPlan,
+    since: Option<Duration>,
+    shutdown: &Shutdown,
+    max_read_time: Duration,
 ) -> (DeviceReport, Settlement) {
     let label = std::sync::Arc::clone(source.label());
     let mut report = DeviceReport::new(&label.name, source.kind(), source.location());
+    let who = format!("device '{}' ({})", label.name, source.location());
+    let plan = FetchPlan::new(since, shutdown.clone(), max_read_time);
     let mut unhandled = Vec::new();
     let (sender, mut receiver) = mpsc::channel::<Vec<Fetched>>(QUEUED_PAGES);
+    let plan = &plan;
     let fetch = async move {
         let sender = sender;
-        source.fetch(plan, &sender).await
+        // Sources stop at the deadline themselves, cleaning up after them (a terminal
+        // is enabled again); this is the backstop if one does not.
+        let backstop = plan.deadline + READ_GRACE;
+        tokio::time::timeout_at(backstop, source.fetch(plan, &sender))
+            .await
+            .unwrap_or_else(|_| Err(plan.overran(&who)))
     };
     let deliver = async {
         let mut position = 0;

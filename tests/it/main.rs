@@ -16,6 +16,7 @@ mod firestore_credentials;
 mod firestore_sink;
 mod frappe_sink;
 mod frappe_user_control;
+mod hostile_devices;
 mod https;
 mod python_tool_crosscheck;
 mod pyzk_crosscheck;

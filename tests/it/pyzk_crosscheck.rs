@@ -26,7 +26,7 @@ use iclock_sync::source::zk::codec::attendance::AttendanceLayout;
 use iclock_sync::source::zk::{
     Connection, TransportChoice, TransportKind, ZkConfig, ZkSource, default_timeout,
 };
-use iclock_sync::source::{FetchPlan, Fetched, RecordTime, Source};
+use iclock_sync::source::{DEFAULT_MAX_READ_TIME, FetchPlan, Fetched, RecordTime, Source};
 use serde_json::Value;
 
 async fn read_with_pyzk(python: &Path, sim: &ZkSimulator, key: u32) -> Value {
@@ -93,13 +93,7 @@ async fn our_punches(sim: &ZkSimulator, key: u32) -> Vec<(String, String, u64, u
     let (sender, mut receiver) = tokio::sync::mpsc::channel(1000);
     let (_trigger, stop) = shutdown::channel();
     source
-        .fetch(
-            &FetchPlan {
-                since: None,
-                shutdown: stop,
-            },
-            &sender,
-        )
+        .fetch(&FetchPlan::new(None, stop, DEFAULT_MAX_READ_TIME), &sender)
         .await
         .unwrap();
     drop(sender);

@@ -141,10 +141,7 @@ fn source_for(sim: &iclock_sync::simulate::zk::ZkSimulator) -> ZkSource {
 async fn read_all(source: &mut ZkSource) -> usize {
     let (sender, mut receiver) = tokio::sync::mpsc::channel(1000);
     let (_trigger, stop) = shutdown::channel();
-    let plan = FetchPlan {
-        since: None,
-        shutdown: stop,
-    };
+    let plan = FetchPlan::new(None, stop, iclock_sync::source::DEFAULT_MAX_READ_TIME);
     source.fetch(&plan, &sender).await.unwrap();
     drop(sender);
     let mut count = 0;

@@ -19,7 +19,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 pub use dataset::{TerminalData, TerminalSpec, generate};
-pub use terminal::{TerminalProfile, TerminalStats};
+pub use terminal::{ChunkFault, TerminalProfile, TerminalStats};
 
 use self::server::Shared;
 use self::terminal::Terminal;
@@ -87,6 +87,7 @@ impl ZkSimulatorArgs {
             comm_key: self.comm_key,
             layout: layout_of(self.record_size),
             fail_after_chunks: None,
+            chunk_fault: None,
         }
     }
 

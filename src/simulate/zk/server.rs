@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::broadcast;
 
-use super::terminal::{Session, Terminal, Then};
+use super::terminal::{ChunkFault, Session, Terminal, Then};
 use crate::source::zk::TransportKind;
 use crate::source::zk::codec::event::AttendanceEvent;
 use crate::source::zk::codec::packet::{Packet, take_tcp_frame};
@@ -65,6 +65,17 @@ async fn tcp_session(mut stream: TcpStream, shared: &Shared) -> std::io::Result<
                     return Ok(());
                 }
                 Then::Continue => stream.write_all(&out).await?,
+                Then::Misbehave(fault, data) => {
+                    stream.write_all(&out).await?;
+                    // Until the client gives up and the writes fail.
+                    let data = data.encode_tcp();
+                    loop {
+                        if let ChunkFault::Drip(every) = fault {
+                            tokio::time::sleep(every).await;
+                        }
+                        stream.write_all(&data).await?;
+                    }
+                }
             }
         }
         tokio::select! {
@@ -105,7 +116,7 @@ pub(super) async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>) {
                     Then::Close => {
                         sessions.remove(&peer);
                     }
-                    Then::Continue => {}
+                    Then::Continue | Then::Misbehave(..) => {}
                 }
                 for reply in replies {
                     let _ = socket.send_to(&reply.encode(), peer).await;

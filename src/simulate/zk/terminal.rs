@@ -27,6 +27,18 @@ pub struct TerminalProfile {
     /// After this many chunk reads (counted over all connections), the terminal drops
     /// the connection mid-read (TCP reset; over UDP it stops answering).
     pub fail_after_chunks: Option<u32>,
+    /// A hostile or broken terminal's answer to every chunk read (TCP only).
+    pub chunk_fault: Option<ChunkFault>,
+}
+
+/// How a hostile terminal answers a chunk read, after announcing the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkFault {
+    /// Data packets without end, as fast as the connection takes them.
+    Flood,
+    /// One small data packet every so often, for ever (each arrives well within any
+    /// per-packet timeout).
+    Drip(std::time::Duration),
 }
 
 impl TerminalProfile {
@@ -80,6 +92,8 @@ pub enum Then {
     Close,
     /// Drop the connection abruptly, mid-conversation (fault injection).
     Reset,
+    /// Misbehave as `ChunkFault` says, with data packets answering `reply`.
+    Misbehave(ChunkFault, Packet),
 }
 
 pub struct Terminal {
@@ -416,6 +430,20 @@ impl Terminal {
             .is_some_and(|limit| self.stats.chunk_reads > u64::from(limit))
         {
             return (Vec::new(), Then::Reset);
+        }
+        if let (Some(fault), TransportKind::Tcp) = (self.profile.chunk_fault, kind) {
+            let announce = reply(
+                code::PREPARE_DATA,
+                messages::prepare_data(chunk.len() as u32),
+            );
+            let size = match fault {
+                ChunkFault::Flood => 0xFFC0,
+                ChunkFault::Drip(_) => 16,
+            };
+            return (
+                vec![announce],
+                Then::Misbehave(fault, reply(code::DATA, vec![0x55; size])),
+            );
         }
         let mut packets = vec![reply(
             code::PREPARE_DATA,

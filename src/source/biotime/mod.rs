@@ -8,6 +8,8 @@ pub mod cursor;
 pub mod transactions;
 
 use std::collections::HashSet;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -100,6 +102,9 @@ impl BiotimeSource {
     ) -> Result<FetchEnd, SourceError> {
         let mut query = self.first_query(scan.mode, plan);
         let mut visited = HashSet::new();
+        // Pages by the rows they hold: a server whose `next` links count on for ever
+        // while sending the same rows is caught at the first repeat.
+        let mut page_rows = HashSet::new();
         let mut pages: u64 = 0;
         let mut shutdown = plan.shutdown.clone();
         loop {
@@ -120,6 +125,13 @@ impl BiotimeSource {
             let answer = tokio::select! {
                 answer = self.client.get(&path) => answer?,
                 () = shutdown.requested() => return Ok(FetchEnd::Interrupted),
+                () = tokio::time::sleep_until(plan.deadline) => {
+                    return Err(plan.overran(&format!(
+                        "device '{}' ({})",
+                        self.label.name,
+                        self.client.base()
+                    )));
+                }
             };
             let body = match answer {
                 Answer::Json(answer) => answer.body,
@@ -146,11 +158,14 @@ impl BiotimeSource {
             })?;
             pages += 1;
             let page_was_empty = page.rows.is_empty();
+
             let mut batch = Vec::with_capacity(page.rows.len());
             let mut reached_floor = false;
             let mut out_of_order = false;
+            let mut fingerprint = DefaultHasher::new();
             for row in page.rows {
                 let (fetched, position) = parse_row(&self.key_prefix, row);
+                (position.id, position.upload_time).hash(&mut fingerprint);
                 if !scan.keeps_order(position.upload_time) {
                     out_of_order = true;
                     break;
@@ -160,6 +175,11 @@ impl BiotimeSource {
                     Admission::Skip => {}
                     Admission::BelowFloor => reached_floor = true,
                 }
+            }
+            if !page_was_empty && !page_rows.insert(fingerprint.finish()) {
+                return Err(self.protocol_error(format!(
+                    "BioTime sent rows it had already sent (page {pages} repeats an earlier one: its next-page links go on while the rows do not change); stopped reading — what was read is delivered"
+                )));
             }
             if !batch.is_empty() && out.send(batch).await.is_err() {
                 return Ok(FetchEnd::Interrupted);
@@ -172,6 +192,7 @@ impl BiotimeSource {
                 scan.fall_back_to_full();
                 query = self.first_query(ScanMode::Full, plan);
                 visited.clear();
+                page_rows.clear();
                 pages = 0;
                 continue;
             }

@@ -43,6 +43,9 @@ pub enum ZkError {
     Refused { what: String, code: u16 },
     #[error("{0}")]
     Protocol(String),
+    /// A chunk arrived short (a lost datagram): worth asking for again.
+    #[error("{0}")]
+    Incomplete(String),
 }
 
 impl ZkError {
@@ -142,6 +145,17 @@ impl Connection {
 
     async fn receive_reply(&mut self, reply: u16, what: &str) -> Result<Packet, ZkError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
+        self.receive_reply_until(reply, what, deadline).await
+    }
+
+    /// The next packet that answers `reply`, if it comes before `deadline`. Packets
+    /// that are not ours do not move the deadline.
+    async fn receive_reply_until(
+        &mut self,
+        reply: u16,
+        what: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Packet, ZkError> {
         loop {
             let packet = tokio::time::timeout_at(deadline, self.transport.receive())
                 .await
@@ -347,7 +361,8 @@ impl Connection {
             TransportKind::Tcp => TCP_CHUNK,
             TransportKind::Udp => UDP_CHUNK,
         };
-        let mut buffer = Vec::with_capacity(size as usize);
+        // Grown as data arrives: an announced size is a claim, not a fact.
+        let mut buffer = Vec::with_capacity((size as usize).min(1024 * 1024));
         let mut offset = 0;
         while offset < size {
             let length = chunk.min(size - offset);
@@ -369,7 +384,7 @@ impl Connection {
         loop {
             match self.try_read_chunk(offset, length, what).await {
                 Ok(data) => return Ok(data),
-                Err(ZkError::Timeout { .. }) | Err(ZkError::Protocol(_))
+                Err(ZkError::Timeout { .. }) | Err(ZkError::Incomplete(_))
                     if attempt < CHUNK_ATTEMPTS =>
                 {
                     tracing::debug!(
@@ -403,10 +418,18 @@ impl Connection {
             // Some firmware answers with the data straight away.
             code::DATA => first.payload,
             code::PREPARE_DATA => {
+                // The whole chunk must arrive within the timeout: a terminal dripping
+                // small packets must not keep the read alive for ever.
+                let deadline = tokio::time::Instant::now() + self.timeout;
                 let mut data = Vec::with_capacity(length as usize);
                 loop {
-                    let packet = self.receive_reply(reply, what).await?;
+                    let packet = self.receive_reply_until(reply, what, deadline).await?;
                     match packet.command {
+                        code::DATA if data.len() + packet.payload.len() > length as usize => {
+                            return Err(ZkError::Protocol(format!(
+                                "the terminal sent more of {what} than the {length} bytes asked for; stopped reading"
+                            )));
+                        }
                         code::DATA => data.extend_from_slice(&packet.payload),
                         code::ACK_OK => break data,
                         other => {
@@ -426,7 +449,7 @@ impl Connection {
             }
         };
         if data.len() != length as usize {
-            return Err(ZkError::Protocol(format!(
+            return Err(ZkError::Incomplete(format!(
                 "a chunk of {what} arrived with {} of {length} bytes",
                 data.len()
             )));

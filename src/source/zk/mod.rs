@@ -153,8 +153,11 @@ impl ZkSource {
 
     /// Reads serial, counters and the whole log (and the user table when records name
     /// users by index), with the terminal disabled meanwhile.
-    async fn read_device(&self) -> Result<LogRead, SourceError> {
-        let mut connection = self.connect().await?;
+    async fn read_device(&self, plan: &FetchPlan) -> Result<LogRead, SourceError> {
+        let overran = || plan.overran(&self.who());
+        let mut connection = tokio::time::timeout_at(plan.deadline, self.connect())
+            .await
+            .map_err(|_| overran())??;
         let disabled = self.config.disable_while_reading
             && match connection.disable().await {
                 Ok(()) => true,
@@ -163,12 +166,15 @@ impl ZkSource {
                     false
                 }
             };
-        let read = self.read_log(&mut connection).await;
+        let read = tokio::time::timeout_at(plan.deadline, self.read_log(&mut connection)).await;
         if disabled {
             self.enable_again(&mut connection).await;
         }
         connection.close().await;
-        read.map_err(|error| self.error(error))
+        match read {
+            Ok(read) => read.map_err(|error| self.error(error)),
+            Err(_) => Err(overran()),
+        }
     }
 
     async fn read_log(&self, connection: &mut Connection) -> Result<LogRead, ZkError> {
@@ -181,6 +187,14 @@ impl ZkSource {
                 ))
             })?,
         };
+        crate::device_text::check("serial number", &serial, crate::device_text::SERIAL).map_err(
+            |problem| {
+                ZkError::Protocol(format!(
+                    "{problem} — set serial = \"...\" in [[device]] '{}' (it is on the terminal's label)",
+                    self.label.name
+                ))
+            },
+        )?;
         let counters = connection.counters().await?;
         let buffer = connection.attendance_log().await?;
         let records =
@@ -283,7 +297,7 @@ impl Source for ZkSource {
         }
         // The read is not cut short by Ctrl-C: it is bounded by the timeouts, and
         // leaving it halfway could leave the terminal disabled.
-        let mut read = self.read_device().await?;
+        let mut read = self.read_device(plan).await?;
         // `--since`: the punches of the window only (by the terminal's clock), from the
         // whole log; the cursor is neither used nor moved.
         let window_start = plan.since.and_then(|since| {

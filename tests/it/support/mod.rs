@@ -368,6 +368,7 @@ pub mod zk {
             comm_key,
             layout,
             fail_after_chunks: None,
+            chunk_fault: None,
         }
     }
 

@@ -163,13 +163,14 @@ impl Packet {
 /// The one's-complement checksum of `bytes` read as LE u16 words (an odd last byte is
 /// the low byte of a final word).
 pub fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
+    // u64: no packet is long enough to overflow it (a u32 overflowed at 128 KiB).
+    let mut sum: u64 = 0;
     let mut words = bytes.chunks_exact(2);
     for word in &mut words {
-        sum += u32::from(u16::from_le_bytes([word[0], word[1]]));
+        sum += u64::from(u16::from_le_bytes([word[0], word[1]]));
     }
     if let [last] = words.remainder() {
-        sum += u32::from(*last);
+        sum += u64::from(*last);
     }
     while sum > 0xFFFF {
         sum = (sum & 0xFFFF) + (sum >> 16);
@@ -215,6 +216,12 @@ mod tests {
     }
 
     /// Spec C.2 test vectors: each packet as transmitted, and its checksum.
+    #[test]
+    fn the_checksum_of_the_largest_packet_does_not_overflow() {
+        let packet = Packet::new(code::DATA, 1, 2, vec![0xFF; MAX_PACKET_LEN]);
+        assert!(Packet::checksum_ok(&packet.encode()));
+    }
+
     #[test]
     fn checksums_match_the_spec_vectors() {
         let vectors = [
