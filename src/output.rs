@@ -5,8 +5,11 @@ use serde::Serialize;
 
 use crate::cli::Cli;
 use crate::exit::Exit;
-use crate::progress::Progress;
+use std::sync::Arc;
+
+use crate::progress::TerminalObserver;
 use crate::report::{CycleReport, text};
+use crate::sync::CycleObserver;
 
 #[derive(Debug, Clone, Default)]
 pub struct Output {
@@ -24,8 +27,9 @@ impl Output {
         }
     }
 
-    pub fn progress(&self) -> Progress {
-        Progress::new(!self.json && !self.quiet)
+    /// What watches a cycle for the user: a progress line, then the summary.
+    pub fn observer(&self) -> Arc<dyn CycleObserver> {
+        Arc::new(TerminalObserver::new(self.clone()))
     }
 
     /// Prints a cycle's summary (with `-q`, only when something went wrong).

@@ -1,7 +1,6 @@
-//! Graceful stop on Ctrl-C. The first Ctrl-C asks the current cycle to stop reading
-//! devices; what was already read is still delivered and recorded, so nothing is lost
-//! and the process exits 0. A second Ctrl-C exits at once (still safe: every write is
-//! idempotent and the next run redoes anything unacknowledged).
+//! A graceful stop, passed in by whoever hosts the work (the command line's signal
+//! handling, a service, a test): once requested, the current cycle stops reading
+//! devices and still delivers and records what it read, so nothing is lost.
 
 use tokio::sync::watch;
 
@@ -39,23 +38,6 @@ impl Shutdown {
             std::future::pending::<()>().await;
         }
     }
-}
-
-/// Listens for Ctrl-C for the life of the process.
-pub fn on_ctrl_c() -> Shutdown {
-    let (trigger, shutdown) = channel();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
-            return;
-        }
-        eprintln!("\nStopping: finishing what was already read (Ctrl-C again to quit at once)…");
-        trigger.trigger();
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("Quit. Anything unacknowledged is redone by the next run.");
-            std::process::exit(130);
-        }
-    });
-    shutdown
 }
 
 #[cfg(test)]

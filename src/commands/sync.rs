@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use tokio::time::Instant;
 
 use crate::cli::SyncArgs;
+use crate::commands::signals;
 use crate::config::{self, Config, Environment, LoadOptions};
 use crate::exit::Exit;
 use crate::output::Output;
-use crate::shutdown;
 use crate::sync::{Engine, Schedule};
 
 pub async fn run(
@@ -36,14 +36,13 @@ pub async fn run_with(config: &Config, args: &SyncArgs, output: &Output) -> Exit
         Ok(engine) => engine,
         Err(error) => return output.error(&error.to_string(), error.exit()),
     };
-    let mut shutdown = shutdown::on_ctrl_c();
-    let progress = output.progress();
+    let mut shutdown = signals::stop_on_signals();
+    let observer = output.observer();
     let exit = match args.every {
         None => {
             let report = engine
-                .run_cycle(args.since, None, &shutdown, &progress)
+                .run_cycle(args.since, None, &shutdown, &observer)
                 .await;
-            output.report(&report);
             report.exit()
         }
         Some(interval) => {
@@ -51,10 +50,9 @@ pub async fn run_with(config: &Config, args: &SyncArgs, output: &Output) -> Exit
             loop {
                 let started = Instant::now();
                 let due = schedule.due(started);
-                let report = engine
-                    .run_cycle(args.since, Some(&due), &shutdown, &progress)
+                engine
+                    .run_cycle(args.since, Some(&due), &shutdown, &observer)
                     .await;
-                output.report(&report);
                 if shutdown.is_requested() {
                     break Exit::Success;
                 }

@@ -71,16 +71,49 @@ pub struct FetchPlan {
     pub deadline: tokio::time::Instant,
     /// That `max_read_time`, for the message.
     pub max_read_time: Duration,
+    /// Where the source says how far its read has come.
+    pub progress: ReadProgress,
+}
+
+/// How far a read has come — `done` of `total` (when known) `unit`s, "bytes" or
+/// "rows" — reported as it goes (for a progress line).
+#[derive(Clone)]
+pub struct ReadProgress(Arc<ReportRead>);
+
+type ReportRead = dyn Fn(u64, Option<u64>, &'static str) + Send + Sync;
+
+impl ReadProgress {
+    pub fn new(
+        report: impl Fn(u64, Option<u64>, &'static str) + Send + Sync + 'static,
+    ) -> ReadProgress {
+        ReadProgress(Arc::new(report))
+    }
+
+    /// Progress nobody watches.
+    pub fn unwatched() -> ReadProgress {
+        ReadProgress::new(|_, _, _| {})
+    }
+
+    pub fn report(&self, done: u64, total: Option<u64>, unit: &'static str) {
+        (self.0)(done, total, unit);
+    }
+}
+
+impl std::fmt::Debug for ReadProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadProgress")
+    }
 }
 
 impl FetchPlan {
-    /// A read starting now, to end within `max_read_time`.
+    /// A read starting now, to end within `max_read_time`, its progress unwatched.
     pub fn new(since: Option<Duration>, shutdown: Shutdown, max_read_time: Duration) -> FetchPlan {
         FetchPlan {
             since,
             shutdown,
             deadline: tokio::time::Instant::now() + max_read_time,
             max_read_time,
+            progress: ReadProgress::unwatched(),
         }
     }
 

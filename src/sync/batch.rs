@@ -5,11 +5,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::Utc;
 
+use super::observer::CycleObserver;
 use crate::audit::AuditLog;
 use crate::cache::DedupCache;
 use crate::crash_point;
 use crate::normalize::Normalizer;
-use crate::progress::Progress;
 use crate::punch::{DeviceLabel, Punch, PunchId};
 use crate::quarantine::{Quarantine, QuarantineEntry};
 use crate::report::{DeviceReport, PreviewRow, SinkReport};
@@ -81,7 +81,7 @@ pub(super) struct CycleContext<'a> {
     pub sinks: &'a [Box<dyn Sink>],
     pub dry_run: bool,
     pub ledger: Mutex<Ledger<'a>>,
-    pub progress: &'a Progress,
+    pub observer: &'a dyn CycleObserver,
 }
 
 impl<'a> CycleContext<'a> {
@@ -227,7 +227,9 @@ impl<'a> CycleContext<'a> {
             };
         }
         drop(ledger);
-        self.progress.delivered(delivered);
+        if delivered > 0 {
+            self.observer.delivered(delivered);
+        }
 
         let not_acknowledged = handled
             .iter()
@@ -360,12 +362,12 @@ mod tests {
             max_future_skew: Duration::from_secs(86_400),
         };
         let sinks: Vec<Box<dyn Sink>> = vec![Box::new(ScriptedSink)];
-        let progress = Progress::hidden();
+
         let context = CycleContext {
             normalizer: &normalizer,
             sinks: &sinks,
             dry_run: false,
-            progress: &progress,
+            observer: &crate::sync::Unobserved,
             ledger: Mutex::new(Ledger {
                 cache: &mut cache,
                 quarantine: &mut quarantine,

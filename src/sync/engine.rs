@@ -1,7 +1,7 @@
 //! The long-lived side of syncing: sources, sinks, cache, quarantine and cursors, opened
 //! once and reused by every cycle of `--loop`.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Local;
@@ -9,6 +9,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::batch::{CycleContext, Ledger};
+use super::observer::CycleObserver;
 use crate::atomic_file;
 use crate::audit::{self, AuditLog};
 use crate::cache::{CACHE_FILE_NAME, CacheError, DedupCache};
@@ -18,12 +19,11 @@ use crate::cursor_store::{CURSOR_FILE_NAME, CursorStore, CursorStoreError};
 use crate::exit::Exit;
 use crate::instance_lock::{InstanceLock, LockError};
 use crate::normalize::Normalizer;
-use crate::progress::Progress;
 use crate::quarantine::{QUARANTINE_FILE_NAME, Quarantine};
 use crate::report::{CycleReport, DeviceReport, SinkReport};
 use crate::shutdown::Shutdown;
 use crate::sink::{self, Sink, SinkError};
-use crate::source::{FetchEnd, FetchPlan, Fetched, Settlement, Source, SourceError};
+use crate::source::{FetchEnd, FetchPlan, Fetched, ReadProgress, Settlement, Source, SourceError};
 use crate::user_control::{SwitchLog, UserSwitch};
 
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +156,7 @@ impl Engine {
         since: Option<Duration>,
         due: Option<&[bool]>,
         shutdown: &Shutdown,
-        progress: &Progress,
+        observer: &Arc<dyn CycleObserver>,
     ) -> CycleReport {
         let started = Local::now();
         let clock = Instant::now();
@@ -179,7 +179,7 @@ impl Engine {
             normalizer,
             sinks,
             dry_run: *dry_run,
-            progress,
+            observer: observer.as_ref(),
             ledger: Mutex::new(Ledger {
                 cache,
                 quarantine,
@@ -206,12 +206,18 @@ impl Engine {
             .collect();
         let results: Vec<(DeviceReport, Settlement)> = futures::stream::iter(sources.iter_mut())
             .map(|(source, max_read_time)| {
-                run_device(source.as_mut(), &context, since, shutdown, *max_read_time)
+                run_device(
+                    source.as_mut(),
+                    &context,
+                    since,
+                    shutdown,
+                    *max_read_time,
+                    observer,
+                )
             })
             .buffered(settings.parallel_devices)
             .collect()
             .await;
-        progress.finish();
         let ledger = context
             .ledger
             .into_inner()
@@ -322,6 +328,7 @@ impl Engine {
         report.cache_size = ledger.cache.len();
         report.duration_ms = clock.elapsed().as_millis() as u64;
         report.exit_code = report.exit().code();
+        observer.finished(&report);
         report
     }
 }
@@ -377,11 +384,17 @@ async fn run_device(
     since: Option<Duration>,
     shutdown: &Shutdown,
     max_read_time: Duration,
+    observer: &Arc<dyn CycleObserver>,
 ) -> (DeviceReport, Settlement) {
     let label = std::sync::Arc::clone(source.label());
     let mut report = DeviceReport::new(&label.name, source.kind(), source.location());
     let who = format!("device '{}' ({})", label.name, source.location());
-    let plan = FetchPlan::new(since, shutdown.clone(), max_read_time);
+    let mut plan = FetchPlan::new(since, shutdown.clone(), max_read_time);
+    let observer = Arc::clone(observer);
+    let name = label.name.to_string();
+    plan.progress = ReadProgress::new(move |done, total, unit| {
+        observer.reading(&name, done, total, unit);
+    });
     let mut unhandled = Vec::new();
     let (sender, mut receiver) = mpsc::channel::<Vec<Fetched>>(QUEUED_PAGES);
     let plan = &plan;

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::support::{
-    Workspace, interrupt, options, punches, row, simulator, wait_for_pages, wall_time_ago,
+    Workspace, interrupt, options, punches, row, send_signal, simulator, wait_for_pages,
+    wall_time_ago,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -215,36 +216,43 @@ async fn in_a_loop_each_device_is_read_on_its_own_interval() {
     assert!(often.stats().transaction_pages >= 3);
 }
 
+/// Ctrl-C, or SIGTERM (what systemd sends to stop a service), mid-cycle: what was read
+/// is delivered and recorded, the process exits 0, and the next run completes the set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_mid_cycle_keeps_what_was_read_and_the_next_run_completes() {
-    let mut sim_options = options();
-    sim_options.page_delay = Duration::from_millis(100);
-    let sim = simulator(sim_options, punches(3000, 44)).await;
-    let workspace = Workspace::new();
-    workspace.configure(&[sim.url()], "page_size = 100", "");
-    let child = workspace.command(&["--json"]).spawn().expect("spawn");
-    wait_for_pages(&sim, 6).await;
+async fn ctrl_c_or_sigterm_mid_cycle_keeps_what_was_read_and_the_next_run_completes() {
+    for signal in ["INT", "TERM"] {
+        let mut sim_options = options();
+        sim_options.page_delay = Duration::from_millis(100);
+        let sim = simulator(sim_options, punches(3000, 44)).await;
+        let workspace = Workspace::new();
+        workspace.configure(&[sim.url()], "page_size = 100", "");
+        let child = workspace.command(&["--json"]).spawn().expect("spawn");
+        wait_for_pages(&sim, 6).await;
 
-    interrupt(&child);
-    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-        .await
-        .expect("stops promptly")
-        .unwrap();
+        send_signal(&child, signal);
+        let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+            .await
+            .expect("stops promptly")
+            .unwrap();
 
-    assert_eq!(output.status.code(), Some(0));
-    let summary: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap();
-    assert_eq!(summary["interrupted"], true);
-    let delivered = summary["devices"][0]["delivered"].as_u64().unwrap();
-    assert!(delivered > 0 && delivered < 3000, "{delivered}");
-    assert_eq!(workspace.stored_punches().await.len() as u64, delivered);
+        assert_eq!(output.status.code(), Some(0), "SIG{signal}");
+        let summary: serde_json::Value =
+            serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap();
+        assert_eq!(summary["interrupted"], true, "SIG{signal}");
+        let delivered = summary["devices"][0]["delivered"].as_u64().unwrap();
+        assert!(
+            delivered > 0 && delivered < 3000,
+            "SIG{signal}: {delivered}"
+        );
+        assert_eq!(workspace.stored_punches().await.len() as u64, delivered);
 
-    let rest = workspace.sync(&[], 0).await;
-    assert_eq!(
-        rest.device(0)["delivered"].as_u64().unwrap(),
-        3000 - delivered
-    );
-    assert_eq!(workspace.stored_punches().await.len(), 3000);
+        let rest = workspace.sync(&[], 0).await;
+        assert_eq!(
+            rest.device(0)["delivered"].as_u64().unwrap(),
+            3000 - delivered
+        );
+        assert_eq!(workspace.stored_punches().await.len(), 3000);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

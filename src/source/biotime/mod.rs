@@ -106,6 +106,7 @@ impl BiotimeSource {
         // while sending the same rows is caught at the first repeat.
         let mut page_rows = HashSet::new();
         let mut pages: u64 = 0;
+        let mut rows_read: u64 = 0;
         let mut shutdown = plan.shutdown.clone();
         loop {
             if shutdown.is_requested() {
@@ -158,6 +159,10 @@ impl BiotimeSource {
             })?;
             pages += 1;
             let page_was_empty = page.rows.is_empty();
+            rows_read += page.rows.len() as u64;
+            // Only a full or windowed scan reads as many rows as the count says.
+            let total = page.count.filter(|_| scan.mode != ScanMode::Descending);
+            plan.progress.report(rows_read, total, "rows");
 
             let mut batch = Vec::with_capacity(page.rows.len());
             let mut reached_floor = false;
@@ -193,6 +198,7 @@ impl BiotimeSource {
                 query = self.first_query(ScanMode::Full, plan);
                 visited.clear();
                 page_rows.clear();
+                rows_read = 0;
                 pages = 0;
                 continue;
             }

@@ -18,6 +18,7 @@ use super::codec::packet::{Packet, code};
 use super::codec::time::DeviceTime;
 use super::codec::users::{UserLayout, UserRecord, decode_users};
 use super::transport::{Transport, TransportError, TransportKind};
+use crate::source::ReadProgress;
 
 /// TCP chunks are 0xFFC0 bytes; UDP chunks 16 KiB (sent as 1 KiB datagrams).
 const TCP_CHUNK: u32 = 0xFFC0;
@@ -273,7 +274,7 @@ impl Connection {
     /// The user table.
     pub async fn users(&mut self, count: u32) -> Result<(UserLayout, Vec<UserRecord>), ZkError> {
         let buffer = self
-            .read_table(code::USERTEMP_RRQ, code::FCT_USER, "the user table")
+            .read_table(code::USERTEMP_RRQ, code::FCT_USER, "the user table", None)
             .await?;
         let records = buffer.get(4..).unwrap_or_default();
         let layout = UserLayout::detect(records, count);
@@ -289,9 +290,13 @@ impl Connection {
         Ok(())
     }
 
-    /// The raw attendance log buffer (`u32 total` then the records).
-    pub async fn attendance_log(&mut self) -> Result<Vec<u8>, ZkError> {
-        self.read_table(code::ATTLOG_RRQ, 0, "the attendance log")
+    /// The raw attendance log buffer (`u32 total` then the records); how much of it
+    /// has arrived is reported to `progress` as it comes.
+    pub async fn attendance_log(
+        &mut self,
+        progress: Option<&ReadProgress>,
+    ) -> Result<Vec<u8>, ZkError> {
+        self.read_table(code::ATTLOG_RRQ, 0, "the attendance log", progress)
             .await
     }
 
@@ -338,7 +343,13 @@ impl Connection {
     }
 
     /// Reads a table through PREPARE_BUFFER / READ_BUFFER / FREE_DATA.
-    async fn read_table(&mut self, inner: u16, fct: u32, what: &str) -> Result<Vec<u8>, ZkError> {
+    async fn read_table(
+        &mut self,
+        inner: u16,
+        fct: u32,
+        what: &str,
+        progress: Option<&ReadProgress>,
+    ) -> Result<Vec<u8>, ZkError> {
         let answer = self
             .request(
                 code::PREPARE_BUFFER,
@@ -368,6 +379,9 @@ impl Connection {
             let length = chunk.min(size - offset);
             buffer.extend_from_slice(&self.read_chunk(offset, length, what).await?);
             offset += length;
+            if let Some(progress) = progress {
+                progress.report(u64::from(offset), Some(u64::from(size)), "bytes");
+            }
         }
         self.request(code::FREE_DATA, Vec::new(), "freeing the buffer")
             .await?;

@@ -32,8 +32,8 @@ use self::codec::attendance::{self, AttendanceLayout};
 use self::log::{LogCursor, LogRead, UserTable};
 use crate::punch::DeviceLabel;
 use crate::source::{
-    DeviceCheck, FetchEnd, FetchPlan, Fetched, RecordTime, Settlement, Source, SourceError,
-    SourceErrorKind,
+    DeviceCheck, FetchEnd, FetchPlan, Fetched, ReadProgress, RecordTime, Settlement, Source,
+    SourceError, SourceErrorKind,
 };
 use crate::user_control::{SwitchLog, UserSwitch};
 
@@ -166,7 +166,8 @@ impl ZkSource {
                     false
                 }
             };
-        let read = tokio::time::timeout_at(plan.deadline, self.read_log(&mut connection)).await;
+        let reading = self.read_log(&mut connection, &plan.progress);
+        let read = tokio::time::timeout_at(plan.deadline, reading).await;
         if disabled {
             self.enable_again(&mut connection).await;
         }
@@ -177,7 +178,11 @@ impl ZkSource {
         }
     }
 
-    async fn read_log(&self, connection: &mut Connection) -> Result<LogRead, ZkError> {
+    async fn read_log(
+        &self,
+        connection: &mut Connection,
+        progress: &ReadProgress,
+    ) -> Result<LogRead, ZkError> {
         let serial = match &self.config.serial {
             Some(serial) => serial.clone(),
             None => connection.option("~SerialNumber").await?.ok_or_else(|| {
@@ -196,7 +201,7 @@ impl ZkSource {
             },
         )?;
         let counters = connection.counters().await?;
-        let buffer = connection.attendance_log().await?;
+        let buffer = connection.attendance_log(Some(progress)).await?;
         let records =
             attendance::split_log(&buffer).map_err(|error| ZkError::Protocol(error.to_string()))?;
         let layout = attendance::detect_layout(records, counters.records, self.current_year())
@@ -412,7 +417,7 @@ impl Source for ZkSource {
             facts.push(("firmware".to_owned(), connection.firmware().await?));
             let clock = connection.device_time().await?;
             let counters = connection.counters().await?;
-            let log = connection.attendance_log().await?;
+            let log = connection.attendance_log(None).await?;
             Ok::<_, ZkError>((facts, clock, counters, log))
         }
         .await;

@@ -308,9 +308,14 @@ pub async fn wait_for_pages(sim: &BiotimeSimulator, pages: u64) {
 
 /// Sends Ctrl-C (SIGINT) to a running binary.
 pub fn interrupt(child: &tokio::process::Child) {
+    send_signal(child, "INT");
+}
+
+/// Sends SIG`signal` (`INT`, `TERM`, …) to `child`.
+pub fn send_signal(child: &tokio::process::Child, signal: &str) {
     let pid = child.id().expect("still running").to_string();
     let sent = std::process::Command::new("kill")
-        .args(["-INT", &pid])
+        .args([&format!("-{signal}"), &pid])
         .status()
         .expect("run kill");
     assert!(sent.success());
