@@ -212,6 +212,38 @@ fn write_fields(out: &mut Vec<u8>, indent: &[u8], fields: &[(&str, Scalar<'_>)])
     }
 }
 
+/// `logs_*.json` in `dir`, oldest name first.
+pub fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name()
+                .map(|name| name.to_string_lossy())
+                .is_some_and(|name| name.starts_with("logs_") && name.ends_with(".json"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The `doc_id`s of an audit file (either tool's); entries without one are ignored,
+/// as the Python script did.
+pub fn ids_in(file: &Path) -> Result<Vec<String>, String> {
+    let bytes = fs::read(file).map_err(|error| error.to_string())?;
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(|error| format!("not a JSON array: {error}"))?;
+    Ok(entries
+        .iter()
+        .filter_map(|entry| entry.get("doc_id").and_then(serde_json::Value::as_str))
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

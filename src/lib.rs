@@ -9,6 +9,7 @@
 pub mod atomic_file;
 pub mod audit;
 pub mod cache;
+pub mod cache_repair;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -13,6 +13,7 @@ use super::observer::CycleObserver;
 use crate::atomic_file;
 use crate::audit::{self, AuditLog};
 use crate::cache::{CACHE_FILE_NAME, CacheError, DedupCache};
+use crate::cache_repair;
 use crate::config::{Config, SyncSettings};
 use crate::crash_point;
 use crate::cursor_store::{CURSOR_FILE_NAME, CursorStore, CursorStoreError};
@@ -38,7 +39,9 @@ pub enum EngineError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Source(#[from] SourceError),
-    #[error("cannot read the quarantine file {path}: {source}")]
+    #[error(
+        "cannot use the quarantine file {path}: {source} — make output_dir in [sync] a folder this user can write (it is created if missing)"
+    )]
     Quarantine {
         path: String,
         source: std::io::Error,
@@ -53,9 +56,24 @@ impl EngineError {
             | EngineError::Cursors(CursorStoreError::Corrupt { .. })
             | EngineError::Sink(_)
             | EngineError::Source(_) => Exit::Configuration,
+            // A folder that cannot be used is not fixed by waiting for the next run.
+            EngineError::Quarantine { source, .. } if is_permanent(source) => Exit::Configuration,
             _ => Exit::Incomplete,
         }
     }
+}
+
+/// I/O errors that mean the folder is wrong, not busy.
+fn is_permanent(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::PermissionDenied
+            | ErrorKind::NotADirectory
+            | ErrorKind::ReadOnlyFilesystem
+            | ErrorKind::IsADirectory
+            | ErrorKind::AlreadyExists
+    )
 }
 
 pub struct Engine {
@@ -84,7 +102,22 @@ impl Engine {
         } else {
             Some(InstanceLock::acquire(&settings.cache_dir)?)
         };
-        let cache = DedupCache::load(&settings.cache_dir.join(CACHE_FILE_NAME))?;
+        let cache_path = settings.cache_dir.join(CACHE_FILE_NAME);
+        let cache = if dry_run {
+            DedupCache::load(&cache_path)?
+        } else {
+            let (cache, repair) = cache_repair::load_or_repair(&cache_path, &settings.output_dir)?;
+            if let Some(repair) = repair {
+                tracing::warn!(
+                    "the dedup cache was corrupt ({}); moved it to {} and rebuilt it from {} audit file(s) ({} IDs); nothing is lost, and what the sinks already hold is not sent twice",
+                    repair.detail,
+                    repair.moved_to.display(),
+                    repair.merged.files_read,
+                    repair.merged.ids_added,
+                );
+            }
+            cache
+        };
         if !dry_run {
             audit::recover(&settings.output_dir, &cache);
             atomic_file::remove_stale_temp_files(&settings.cache_dir);

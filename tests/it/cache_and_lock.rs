@@ -28,7 +28,7 @@ async fn the_python_tools_cache_is_honoured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_corrupt_cache_is_a_clear_error_and_build_cache_repairs_it() {
+async fn a_corrupt_cache_is_moved_aside_and_rebuilt_and_the_sync_goes_on() {
     let sim = simulator(options(), vec![]).await;
     sim.upload(vec![
         row("1", "2026-01-05 08:00:00", 0),
@@ -40,44 +40,62 @@ async fn a_corrupt_cache_is_a_clear_error_and_build_cache_repairs_it() {
     let good_cache = workspace.cached_ids();
     // What the Python tool's non-atomic write leaves after a crash.
     workspace.write("cache/uploaded_ids_cache.json", "[\n    \"c45d4288f29e9f");
-    // An unreadable audit file that build-cache must skip with a warning.
+    // An unreadable audit file that the rebuild must skip with a warning.
     workspace.write("output/logs_2020-01-01_00-00-00.json", "[{\"doc_id\": ");
+    std::fs::remove_file(workspace.path("cache/cursors.json")).unwrap();
+    sim.upload(vec![row("3", "2026-01-05 08:02:00", 0)]);
 
-    let refused = workspace.run(&[]).await;
-    assert_eq!(refused.code, Some(2), "{}", refused.all_output());
-    assert!(
-        refused
-            .stderr
-            .contains("cache/uploaded_ids_cache.json is corrupt"),
-        "{}",
-        refused.stderr
-    );
-    assert!(
-        refused.stderr.contains("iclock-sync build-cache"),
-        "{}",
-        refused.stderr
-    );
+    let repaired = workspace.sync(&[], 0).await;
 
-    let rebuilt = workspace.run(&["build-cache"]).await;
-    assert_eq!(rebuilt.code, Some(0), "{}", rebuilt.all_output());
     assert!(
-        rebuilt.stdout.contains("Read 1 audit file(s)"),
+        repaired.stderr.contains("the dedup cache was corrupt")
+            && repaired.stderr.contains("rebuilt it from 1 audit file(s)"),
         "{}",
-        rebuilt.stdout
+        repaired.stderr
     );
-    assert!(rebuilt.stdout.contains("1 skipped"), "{}", rebuilt.stdout);
-    assert!(rebuilt.stderr.contains("skipping"), "{}", rebuilt.stderr);
-    assert!(rebuilt.stdout.contains("was kept as"), "{}", rebuilt.stdout);
-    assert_eq!(workspace.cached_ids(), good_cache);
+    assert!(repaired.stderr.contains("skipping"), "{}", repaired.stderr);
+    let device = repaired.device(0);
+    assert_eq!(
+        device["already"], 2,
+        "the rebuilt cache knows the first two"
+    );
+    assert_eq!(device["delivered"], 1);
     assert_eq!(
         workspace
             .files_named("cache", "uploaded_ids_cache.json.corrupt-", "")
             .len(),
-        1
+        1,
+        "the corrupt file is kept for inspection"
     );
+    assert_eq!(workspace.cached_ids().len(), good_cache.len() + 1);
+    assert!(workspace.cached_ids().is_superset(&good_cache));
 
-    let after = workspace.sync(&[], 0).await;
-    assert_eq!(after.device(0)["new"], 0);
+    // build-cache does the same on request.
+    workspace.write("cache/uploaded_ids_cache.json", "not json");
+    let rebuilt = workspace.run(&["build-cache"]).await;
+    assert_eq!(rebuilt.code, Some(0), "{}", rebuilt.all_output());
+    assert!(rebuilt.stdout.contains("1 skipped"), "{}", rebuilt.stdout);
+    assert!(rebuilt.stdout.contains("was kept as"), "{}", rebuilt.stdout);
+    assert_eq!(workspace.cached_ids().len(), good_cache.len() + 1);
+}
+
+/// An output folder that can never be written (here: a file stands where it should
+/// be) is a configuration problem, not something the next run retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_output_folder_is_a_configuration_error() {
+    let sim = simulator(options(), vec![]).await;
+    let workspace = Workspace::new();
+    workspace.configure(&[sim.url()], "", "");
+    workspace.write("output", "a file where the folder should be");
+
+    let run = workspace.run(&[]).await;
+
+    assert_eq!(run.code, Some(2), "{}", run.all_output());
+    assert!(
+        run.stderr.contains("output_dir in [sync]"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
