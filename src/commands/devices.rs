@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::config::{self, Environment, LoadOptions};
+use crate::duration;
 use crate::exit::Exit;
 use crate::output::Output;
 use crate::punch::WALL_TIME_FORMAT;
@@ -71,7 +72,7 @@ pub async fn run(config_path: Option<PathBuf>, environment: &Environment, output
     let statuses = futures::future::join_all(checks).await;
     for device in &statuses {
         if let Some(error) = &device.error {
-            exit = exit.max(if error.kind == "configuration" {
+            exit = exit.max(if error.needs_a_person() {
                 Exit::Configuration
             } else {
                 Exit::Incomplete
@@ -117,6 +118,26 @@ fn status(device: &DeviceConfig, location: String, check: DeviceCheck) -> Device
     }
 }
 
+/// How far the device's clock is from this computer's, in words; an offset of whole
+/// quarter-hours beyond half an hour is a time zone set wrong far more often than a
+/// clock that drifted, so it says so.
+fn clock_verdict(drift: i64, timezone: &str) -> String {
+    if drift.abs() <= 2 {
+        return "in step with this computer".to_owned();
+    }
+    let direction = if drift > 0 { "ahead of" } else { "behind" };
+    let amount = duration::display(std::time::Duration::from_secs(drift.unsigned_abs()));
+    let quarter_hours = (drift.abs() + 450) / 900;
+    let zone_like = drift.abs() >= 1800 && (drift.abs() - quarter_hours * 900).abs() <= 120;
+    if zone_like {
+        format!(
+            "{amount} {direction} this computer — a whole number of hours usually means a wrong time zone: check timezone in its [[device]] (now {timezone}) and the zone set on the device itself"
+        )
+    } else {
+        format!("{amount} {direction} this computer")
+    }
+}
+
 fn render(device: &DeviceStatus) -> String {
     let mut lines = vec![format!(
         "{} ({}{})",
@@ -153,18 +174,20 @@ fn render(device: &DeviceStatus) -> String {
         row("punches", format!("{} on the server", thousands(punches)));
     }
     if let (Some(clock), Some(drift)) = (&device.device_clock, device.clock_drift_seconds) {
-        let verdict = match drift {
-            -2..=2 => "in step with this computer".to_owned(),
-            drift if drift > 0 => format!("{drift} s ahead of this computer"),
-            drift => format!("{} s behind this computer", -drift),
-        };
-        row("clock", format!("{clock} {} ({verdict})", device.timezone));
+        row(
+            "clock",
+            format!(
+                "{clock} {} ({})",
+                device.timezone,
+                clock_verdict(drift, &device.timezone)
+            ),
+        );
     }
     for (label, value) in &device.facts {
         row(label, value.clone());
     }
     if let Some(error) = &device.error {
-        let kind = if error.kind == "configuration" {
+        let kind = if error.needs_a_person() {
             "fix needed"
         } else {
             "error"
@@ -172,4 +195,29 @@ fn render(device: &DeviceStatus) -> String {
         row(kind, error.message.clone());
     }
     lines.join("\n") + "\n\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offset_of_whole_hours_points_at_the_time_zone() {
+        assert_eq!(clock_verdict(1, "UTC"), "in step with this computer");
+        assert!(
+            clock_verdict(40, "UTC").starts_with("40"),
+            "{}",
+            clock_verdict(40, "UTC")
+        );
+        let five_hours = clock_verdict(-18_000 - 30, "Asia/Kolkata");
+        assert!(
+            five_hours.contains(
+                "behind this computer — a whole number of hours usually means a wrong time zone"
+            ),
+            "{five_hours}"
+        );
+        assert!(five_hours.contains("now Asia/Kolkata"), "{five_hours}");
+        let drifted = clock_verdict(2_500, "UTC");
+        assert!(!drifted.contains("time zone"), "{drifted}");
+    }
 }

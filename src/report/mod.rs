@@ -10,9 +10,16 @@ use crate::source::{SourceError, SourceErrorKind};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportedError {
-    /// `configuration`, `unreachable` or `protocol`.
+    /// `configuration`, `credentials`, `unreachable` or `protocol`.
     pub kind: &'static str,
     pub message: String,
+}
+
+impl ReportedError {
+    /// A person must change the configuration (exit code 2); retrying will not help.
+    pub fn needs_a_person(&self) -> bool {
+        matches!(self.kind, "configuration" | "credentials")
+    }
 }
 
 impl From<&SourceError> for ReportedError {
@@ -20,6 +27,7 @@ impl From<&SourceError> for ReportedError {
         ReportedError {
             kind: match error.kind {
                 SourceErrorKind::Configuration => "configuration",
+                SourceErrorKind::Credentials => "credentials",
                 SourceErrorKind::Unreachable => "unreachable",
                 SourceErrorKind::Protocol => "protocol",
             },
@@ -129,7 +137,7 @@ impl CycleReport {
         let mut exit = Exit::Success;
         for device in &self.devices {
             if let Some(error) = &device.error {
-                exit = exit.max(if error.kind == "configuration" {
+                exit = exit.max(if error.needs_a_person() {
                     Exit::Configuration
                 } else {
                     Exit::Incomplete

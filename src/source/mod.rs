@@ -151,8 +151,10 @@ pub struct Settlement {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceErrorKind {
-    /// Wrong credentials, missing licence, wrong URL: a person must change something.
+    /// Missing licence, wrong URL, wrong kind: a person must change something.
     Configuration,
+    /// The device refused the credentials (password, comm key): a person must fix them.
+    Credentials,
     /// Cannot connect, times out, server errors.
     Unreachable,
     /// The other side answered, but not as the protocol says.

@@ -473,3 +473,66 @@ async fn since_reads_the_window_of_a_terminal_and_leaves_its_cursor_alone() {
     );
     assert_eq!(workspace.stored_rows().await, all);
 }
+
+/// What `devices` says for the mistakes people make with terminals: a web server's
+/// address given as a terminal, an address where nothing answers, and a clock that is
+/// hours off because of a time zone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_says_what_is_wrong_and_how_to_fix_it() {
+    let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let web_address = web.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(web, axum::Router::new().fallback(|| async { "BioTime" })).await
+    });
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed_address = closed.local_addr().unwrap();
+    drop(closed);
+    let late = terminal(
+        TransportKind::Tcp,
+        profile("SNLATE", layout(40), 0),
+        10,
+        0,
+        53,
+    )
+    .await;
+    let mut connection = iclock_sync::source::zk::Connection::open(
+        late.address(),
+        TransportKind::Tcp,
+        0,
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let five_hours_behind = chrono::Local::now().naive_local() - chrono::Duration::hours(5);
+    connection.set_time(five_hours_behind).await.unwrap();
+    connection.close().await;
+    let workspace = Workspace::new();
+    workspace.write(
+        "iclock-sync.toml",
+        &format!(
+            "[[device]]\nname = \"Web\"\nkind = \"zk\"\naddress = \"{web_address}\"\ntransport = \"tcp\"\ntimeout = \"3s\"\n\n\
+             [[device]]\nname = \"Nothing\"\nkind = \"zk\"\naddress = \"{closed_address}\"\ntimeout = \"2s\"\n\n{}",
+            device("Late", &late, "")
+        ),
+    );
+
+    let run = workspace.run(&["devices"]).await;
+
+    assert_eq!(run.code, Some(2), "{}", run.all_output());
+    let out = &run.stdout;
+    assert!(!out.contains("REFUSED"), "{out}");
+    assert!(
+        out.contains("a web server answered (\"HTTP/1.1") && out.contains("use kind = \"biotime\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("nothing answers there, over TCP") && out.contains("port 4370"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "behind this computer — a whole number of hours usually means a wrong time zone"
+        ),
+        "{out}"
+    );
+}

@@ -140,7 +140,7 @@ impl BiotimeClient {
                 let detail = http_client::excerpt(response).await;
                 if relogged {
                     return Err(self.error(
-                        SourceErrorKind::Configuration,
+                        SourceErrorKind::Credentials,
                         format!(
                             "BioTime rejects a token it has just issued ({detail}) — check that user '{}' may use the API",
                             self.username
@@ -162,7 +162,7 @@ impl BiotimeClient {
             let now = Instant::now();
             if now < until {
                 return Err(self.error(
-                    SourceErrorKind::Configuration,
+                    SourceErrorKind::Credentials,
                     format!(
                         "the last login was refused; not trying again for {} s so that BioTime does not lock the account — fix username/password in [[device]] '{}'",
                         (until - now).as_secs(),
@@ -230,7 +230,7 @@ impl BiotimeClient {
                     self.device
                 )
             };
-            return Err(self.error(SourceErrorKind::Configuration, problem));
+            return Err(self.error(SourceErrorKind::Credentials, problem));
         }
         if matches!(
             status,

@@ -281,7 +281,7 @@ impl Source for BiotimeSource {
         let mut check = DeviceCheck::default();
         if let Err(error) = self.client.login().await {
             check.reachable = error.kind != SourceErrorKind::Unreachable;
-            check.auth_ok = check.reachable.then_some(false);
+            check.auth_ok = (error.kind == SourceErrorKind::Credentials).then_some(false);
             check.error = Some(error);
             return check;
         }

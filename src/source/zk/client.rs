@@ -50,6 +50,17 @@ pub enum ZkError {
 }
 
 impl ZkError {
+    /// Whether nothing answered at all (no reply in time, or the port refused).
+    pub fn is_unanswered(&self) -> bool {
+        match self {
+            ZkError::Timeout { .. } | ZkError::Connect { .. } => true,
+            ZkError::Transport(TransportError::Io(error)) => {
+                error.kind() == std::io::ErrorKind::ConnectionRefused
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the terminal dropped the connection (closed or reset it).
     pub fn is_dropped_connection(&self) -> bool {
         use std::io::ErrorKind;

@@ -29,6 +29,7 @@ pub use config::{DEFAULT_PORT, KIND, TransportChoice, ZkConfig, default_timeout}
 pub use transport::{TransportError, TransportKind};
 
 use self::codec::attendance::{self, AttendanceLayout};
+use self::codec::packet::PacketError;
 use self::log::{LogCursor, LogRead, UserTable};
 use crate::punch::DeviceLabel;
 use crate::source::{
@@ -77,6 +78,10 @@ impl ZkSource {
     fn error(&self, error: ZkError) -> SourceError {
         let who = self.who();
         let (kind, message) = match error {
+            ZkError::Transport(TransportError::Framing(PacketError::Http(line))) => (
+                SourceErrorKind::Configuration,
+                format!("{who}: {}", PacketError::Http(line)),
+            ),
             ZkError::Connect { transport, source } => (
                 SourceErrorKind::Unreachable,
                 format!(
@@ -103,7 +108,7 @@ impl ZkSource {
                 ),
             ),
             ZkError::CommKeyRejected => (
-                SourceErrorKind::Configuration,
+                SourceErrorKind::Credentials,
                 format!(
                     "{who}: comm key rejected — set comm_key in [[device]] '{}' to the value in the terminal's menu (System → Comm → Comm Key)",
                     self.label.name
@@ -140,15 +145,35 @@ impl ZkSource {
         let address = self.resolve().await?;
         let open =
             |kind| Connection::open(address, kind, self.config.comm_key, self.config.timeout);
-        let result = match self.config.transport {
+        match self.config.transport {
             TransportChoice::Tcp => open(TransportKind::Tcp).await,
             TransportChoice::Udp => open(TransportKind::Udp).await,
             TransportChoice::Auto => match open(TransportKind::Tcp).await {
-                Err(ZkError::Connect { .. }) => open(TransportKind::Udp).await,
+                Err(ZkError::Connect { source: tcp, .. }) => match open(TransportKind::Udp).await {
+                    Err(udp) if udp.is_unanswered() => {
+                        return Err(self.nothing_listens(&tcp, &udp));
+                    }
+                    other => other,
+                },
                 other => other,
             },
+        }
+        .map_err(|error| self.error(error))
+    }
+
+    /// Neither TCP nor UDP got an answer (`transport = "auto"`).
+    fn nothing_listens(&self, tcp: &std::io::Error, udp: &ZkError) -> SourceError {
+        let udp = match udp {
+            ZkError::Timeout { .. } => "no answer".to_owned(),
+            other => other.to_string(),
         };
-        result.map_err(|error| self.error(error))
+        SourceError::new(
+            SourceErrorKind::Unreachable,
+            format!(
+                "{}: nothing answers there, over TCP ({tcp}) or UDP ({udp}) — check the address and port (the terminal's Comm menu shows its IP; 4370 is the usual port), that the terminal is switched on and on this network, and that no firewall blocks port 4370",
+                self.who()
+            ),
+        )
     }
 
     /// Reads serial, counters and the whole log (and the user table when records name
@@ -396,7 +421,7 @@ impl Source for ZkSource {
             Ok(connection) => connection,
             Err(error) => {
                 check.reachable = error.kind != SourceErrorKind::Unreachable;
-                check.auth_ok = check.reachable.then_some(false);
+                check.auth_ok = (error.kind == SourceErrorKind::Credentials).then_some(false);
                 check.error = Some(error);
                 return check;
             }

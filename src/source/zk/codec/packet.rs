@@ -67,8 +67,15 @@ pub mod code {
 pub enum PacketError {
     #[error("a packet of {0} bytes is shorter than its 8-byte header")]
     Short(usize),
-    #[error("the TCP wrapper does not start with 50 50 82 7D (got {0:02x?})")]
+    #[error(
+        "the answer is not a ZK packet: it starts with the bytes {} where a terminal sends 50 50 82 7D",
+        hex_bytes(.0)
+    )]
     BadMagic([u8; 4]),
+    #[error(
+        "a web server answered (\"{0}…\"), not a terminal — if this is BioTime, use kind = \"biotime\" with url = \"http://HOST:PORT\"; a terminal's ZK port is usually 4370"
+    )]
+    Http(String),
     #[error("the TCP wrapper announces {0} bytes, more than any real packet")]
     TooLong(usize),
     #[error("the TCP wrapper announces {0} bytes, less than a header")]
@@ -178,6 +185,15 @@ pub fn checksum(bytes: &[u8]) -> u16 {
     !(sum as u16)
 }
 
+/// `50 50 82 7D`.
+fn hex_bytes(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|byte| format!("{byte:02X}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Cuts the first complete TCP frame off a receive buffer: `Ok(Some((packet, used)))`
 /// when `buffer` holds one (`used` bytes, wrapper included), `Ok(None)` when more bytes
 /// are needed, an error when the bytes cannot be a frame.
@@ -187,6 +203,11 @@ pub fn take_tcp_frame(buffer: &[u8]) -> Result<Option<(Packet, usize)>, PacketEr
     };
     let magic = [wrapper[0], wrapper[1], wrapper[2], wrapper[3]];
     if magic != TCP_MAGIC {
+        if buffer.starts_with(b"HTTP/") {
+            let line = buffer.split(|byte| *byte == b'\r' || *byte == b'\n').next();
+            let line = String::from_utf8_lossy(line.unwrap_or_default());
+            return Err(PacketError::Http(line.chars().take(40).collect()));
+        }
         return Err(PacketError::BadMagic(magic));
     }
     let length = u32::from_le_bytes([wrapper[4], wrapper[5], wrapper[6], wrapper[7]]) as usize;
