@@ -71,6 +71,8 @@ pub struct SyncArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write an iclock-sync.toml for your devices: `init --zk 192.168.1.201`, `--biotime URL`.
+    Init(crate::commands::init::InitArgs),
     /// Rebuild or extend the dedup cache from the audit files output/logs_*.json.
     BuildCache,
     /// Check each configured device: reachable, credentials, punch count, clock.

@@ -58,6 +58,7 @@ fn main() -> ExitCode {
                 commands::devices::run(cli.config, &environment, &output).await
             }
             Some(Command::Demo(args)) => commands::demo::run(&args, &output).await,
+            Some(Command::Init(args)) => commands::init::run(&args, &output),
             Some(Command::Simulate(simulator)) => commands::simulate::run(simulator).await,
             Some(Command::UserControl(action)) => {
                 commands::user_control::run(&action, cli.config, &environment, &output).await

@@ -3,6 +3,7 @@
 pub mod build_cache;
 pub mod demo;
 pub mod devices;
+pub mod init;
 pub mod signals;
 pub mod simulate;
 pub mod sync;

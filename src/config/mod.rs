@@ -575,35 +575,43 @@ timezone = "Indian/Maldives"
 path = "punches.db"
 "#;
 
-    /// The example every user starts from parses, its commented-out sinks included.
+    /// The example every user starts from parses as it is, and with every commented
+    /// option switched on.
     #[test]
     fn the_example_config_is_valid() {
         let example = include_str!("../../iclock-sync.example.toml");
         let uncommented = example
-            .replace("# [sink.firestore]", "[sink.firestore]")
-            .replace("# [sink.frappe]", "[sink.frappe]")
-            .replace("# [[sink.frappe.shift_type]]", "[[sink.frappe.shift_type]]")
             .lines()
             .map(|line| match line.strip_prefix("# ") {
-                Some(setting) if setting.contains(" = ") && !setting.starts_with("${") => setting,
+                Some(setting)
+                    if setting.starts_with('[')
+                        || (setting.contains(" = ") && !setting.starts_with(' ')) =>
+                {
+                    setting
+                }
                 _ => line,
             })
             .collect::<Vec<_>>()
             .join("\n");
         let variables = |name: &str| Some(format!("value of {name}"));
-        for text in [example, uncommented.as_str()] {
-            let config = parse("iclock-sync.example.toml", text, false, &variables)
-                .unwrap_or_else(|error| panic!("{error}"));
-            assert_eq!(config.devices.len(), 2);
-        }
-        let config = parse("iclock-sync.example.toml", &uncommented, false, &variables).unwrap();
+        let config = parse("iclock-sync.example.toml", example, false, &variables)
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(
+            config.devices.len(),
+            1,
+            "one terminal, and no BioTime to configure"
+        );
+        assert!(config.sinks.is_empty());
+        let config = parse("iclock-sync.example.toml", &uncommented, false, &variables)
+            .unwrap_or_else(|error| panic!("{error}\n{uncommented}"));
+        assert_eq!(config.devices.len(), 2);
         let firestore = config
             .sink::<FirestoreConfig>()
             .expect("the Firestore example");
         assert_eq!(firestore.concurrency(), 8);
         assert_eq!(firestore.retry_for(), Duration::from_secs(60));
         let frappe = config.sink::<FrappeConfig>().expect("the Frappe example");
-        assert_eq!(frappe.shift_types[0].devices.len(), 2);
+        assert_eq!(frappe.shift_types[0].devices, ["Main gate"]);
         assert_eq!(config.devices[0].interval, Some(Duration::from_secs(900)));
     }
 

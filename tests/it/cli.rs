@@ -372,3 +372,43 @@ async fn relative_paths_in_a_config_file_start_from_its_folder() {
             .exists()
     );
 }
+
+/// A school with only terminals: `init --zk ADDRESS` writes a configuration that works
+/// as written (no BioTime password asked for), and is not overwritten by accident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_writes_a_configuration_for_the_terminals_a_school_has() {
+    use crate::support::zk::{layout, profile, terminal};
+    let sim = terminal(
+        iclock_sync::source::zk::TransportKind::Tcp,
+        profile("SNINIT", layout(40), 0),
+        25,
+        0,
+        47,
+    )
+    .await;
+    let workspace = Workspace::new();
+    let address = sim.address().to_string();
+
+    let init = workspace.run(&["init", "--zk", &address]).await;
+    assert_eq!(init.code, Some(0), "{}", init.all_output());
+    assert!(
+        init.stdout.contains("iclock-sync devices"),
+        "{}",
+        init.stdout
+    );
+    assert!(
+        !workspace
+            .read("iclock-sync.toml")
+            .contains("\n[[device]]\nname = \"Head office\"")
+    );
+
+    let run = workspace.sync(&[], 0).await;
+    assert_eq!(run.device(0)["name"], "Main gate");
+    assert_eq!(run.device(0)["delivered"], 25);
+
+    let again = workspace.run(&["init", "--zk", &address]).await;
+    assert_eq!(again.code, Some(2));
+    assert!(again.stderr.contains("exists already"), "{}", again.stderr);
+    let nothing = workspace.run(&["init", "--force"]).await;
+    assert_eq!(nothing.code, Some(2), "init needs to know the devices");
+}
