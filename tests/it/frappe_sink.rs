@@ -302,7 +302,11 @@ async fn a_key_revoked_mid_run_stops_the_sink_and_only_what_was_created_counts()
         .collect();
     let sim = uploaded(rows).await;
     let workspace = workspace();
-    workspace.configure(&[sim.url()], "", &sink(&frappe, "concurrency = 1"));
+    workspace.configure(
+        &[sim.url()],
+        "",
+        &sink(&frappe, "batch_size = 1\nconcurrency = 1"),
+    );
 
     let run = workspace.sync(&[], 1).await;
 
@@ -350,7 +354,11 @@ async fn the_cursor_does_not_move_past_a_punch_that_failed_transiently() {
     ])
     .await;
     let workspace = workspace();
-    workspace.configure(&[sim.url()], "", &sink(&frappe, "retry_for = \"1s\""));
+    workspace.configure(
+        &[sim.url()],
+        "",
+        &sink(&frappe, "batch_size = 1\nretry_for = \"1s\""),
+    );
 
     let failed = workspace.sync(&[], 1).await;
 
@@ -436,7 +444,8 @@ async fn an_erpnext_13_site_and_a_multi_site_bench_are_both_reached() {
     .await;
     let sim = uploaded(vec![row("1001", "2026-03-02 08:00:00", 0)]).await;
     let workspace = workspace();
-    workspace.configure(&[sim.url()], "", &sink(&legacy, ""));
+    // One by one (batch_size = 1): the method path is what is tested here.
+    workspace.configure(&[sim.url()], "", &sink(&legacy, "batch_size = 1\n"));
 
     let without_host = workspace.run(&[]).await;
     assert_eq!(without_host.code, Some(2), "{}", without_host.all_output());
@@ -451,7 +460,7 @@ async fn an_erpnext_13_site_and_a_multi_site_bench_are_both_reached() {
     workspace.configure(
         &[sim.url()],
         "",
-        &sink(&legacy, "host = \"hr.example.com\""),
+        &sink(&legacy, "batch_size = 1\nhost = \"hr.example.com\""),
     );
     let run = workspace.sync(&[], 0).await;
     assert_eq!(run.summary()["sinks"][0]["delivered"], 1);
@@ -594,4 +603,54 @@ async fn a_shift_types_watermark_never_moves_back() {
         notes.contains("already has checkins complete up to 2099-12-31 23:00:00; left as it is"),
         "{notes}"
     );
+}
+
+/// Punches of active employees go to Frappe in batches through `insert_many`; a batch
+/// Frappe refuses as a whole (here: another writer created one of its checkins first)
+/// is sent again one by one, each judged on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkins_go_in_batches_and_a_refused_batch_is_sent_one_by_one() {
+    let frappe = start(
+        iclock_sync::simulate::frappe::company(300),
+        SiteOptions::default(),
+    )
+    .await;
+    frappe.edit(|site| {
+        for employee in &mut site.employees {
+            employee.status = "Active".into();
+        }
+    });
+    let sim = simulator(options(), crate::support::punches(250, 12)).await;
+    let workspace = workspace();
+    workspace.configure(&[sim.url()], "", &sink(&frappe, ""));
+
+    let run = workspace.sync(&[], 0).await;
+
+    assert_eq!(run.summary()["sinks"][0]["delivered"], 250);
+    let stats = frappe.stats();
+    assert_eq!(stats.bulk_requests, 3, "batches of 100, 100 and 50");
+    assert_eq!(stats.method_calls, 0);
+    let checkins = frappe.checkins();
+    assert_eq!(checkins.len(), 250);
+    assert!(checkins.iter().all(|c| !c.employee_name.is_empty()));
+
+    let now = wall_time_ago(chrono::Duration::minutes(1));
+    let later: Vec<SimTransaction> = (0..10)
+        .map(|index| row(&(1010 + index).to_string(), &now, 0))
+        .collect();
+    sim.upload(later);
+    frappe.set_faults(Faults {
+        raced_bulk_inserts: 1,
+        ..Faults::default()
+    });
+
+    let next = workspace.sync(&[], 0).await;
+
+    let report = &next.summary()["sinks"][0];
+    assert_eq!(report["delivered"], 9, "{report}");
+    assert_eq!(report["already"], 1, "{report}");
+    let stats = frappe.stats();
+    assert_eq!(stats.bulk_requests, 4);
+    assert_eq!(stats.method_calls, 10, "the refused batch, one by one");
+    assert_eq!(frappe.checkins().len(), 260, "nothing twice");
 }

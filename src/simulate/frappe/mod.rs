@@ -55,6 +55,8 @@ pub struct SiteOptions {
     pub site_host: Option<String>,
     /// Server time per request.
     pub latency: Duration,
+    /// Server time per document of an `insert_many` request, on top of `latency`.
+    pub document_cost: Duration,
     /// Include `exception` and `exc` in error bodies (sites in developer mode).
     pub tracebacks: bool,
 }
@@ -71,6 +73,7 @@ impl Default for SiteOptions {
             legacy_erpnext: false,
             site_host: None,
             latency: Duration::ZERO,
+            document_cost: Duration::ZERO,
             tracebacks: true,
         }
     }
@@ -95,6 +98,9 @@ pub struct Faults {
     pub deadlocks: u32,
     /// The next N creates lose the database connection: 500 `OperationalError`.
     pub lost_connections: u32,
+    /// The next N `insert_many` requests find their first checkin already written by
+    /// another client (a second install, a person): the request fails as a duplicate.
+    pub raced_bulk_inserts: u32,
 }
 
 impl Faults {
@@ -135,6 +141,8 @@ pub struct FrappeStats {
     /// Create requests (method or resource) that got past auth.
     pub creates: u64,
     pub created: u64,
+    /// `frappe.client.insert_many` requests.
+    pub bulk_requests: u64,
     /// Calls of the `hrms.` method, and of the `erpnext.` one on a legacy site.
     pub method_calls: u64,
     pub legacy_calls: u64,
@@ -180,6 +188,15 @@ impl Shared {
 
     fn take_database_failure(&self) -> Option<(&'static str, &'static str)> {
         self.lock().faults.take_database_failure()
+    }
+
+    fn take_raced_bulk_insert(&self) -> bool {
+        let mut state = self.lock();
+        let raced = state.faults.raced_bulk_inserts > 0;
+        if raced {
+            state.faults.raced_bulk_inserts -= 1;
+        }
+        raced
     }
 
     fn take_unavailable(&self) -> bool {
@@ -360,9 +377,13 @@ pub struct FrappeSimulatorArgs {
     pub api_key: String,
     #[arg(long, default_value = "sync-secret")]
     pub api_secret: String,
-    /// Server time per request (a real site takes 10–50 ms to insert a checkin).
+    /// Server time per request (a real site takes about 30 ms for one checkin).
     #[arg(long, default_value = "0s", value_parser = duration::parse)]
     pub latency: Duration,
+    /// Server time per document of an insert_many request, on top of --latency
+    /// (a real site takes 10–13 ms).
+    #[arg(long, default_value = "0s", value_parser = duration::parse)]
+    pub document_cost: Duration,
     /// Behave like ERPNext 13 (the checkin method under `erpnext.`).
     #[arg(long)]
     pub legacy_erpnext: bool,
@@ -385,6 +406,7 @@ impl FrappeSimulatorArgs {
             )],
             legacy_erpnext: self.legacy_erpnext,
             latency: self.latency,
+            document_cost: self.document_cost,
             tracebacks: !self.no_tracebacks,
             ..SiteOptions::default()
         }

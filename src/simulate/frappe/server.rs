@@ -20,6 +20,9 @@ use super::{Shared, SiteOptions};
 const ADD_LOG: &str =
     "hr.doctype.employee_checkin.employee_checkin.add_log_based_on_employee_field";
 const HR_ROLES: [&str; 3] = ["HR User", "HR Manager", "System Manager"];
+const INSERT_MANY: &str = "frappe.client.insert_many";
+/// Frappe's limit on `insert_many`.
+const INSERT_MANY_LIMIT: usize = 200;
 
 /// Who is calling.
 struct Caller {
@@ -282,6 +285,9 @@ async fn call(
     if command == "frappe.auth.get_logged_user" {
         return Ok(Answer::Message(json!(caller.user)));
     }
+    if command == INSERT_MANY {
+        return insert_many(shared, options, query, body, caller).await;
+    }
     let served = match command.split_once('.') {
         Some(("hrms", rest)) if rest == ADD_LOG && !options.legacy_erpnext => true,
         Some(("erpnext", rest)) if rest == ADD_LOG && options.legacy_erpnext => true,
@@ -388,6 +394,115 @@ async fn create(
     let created = shared.site(|site| site.insert(checkin, &caller.user));
     shared.record(|stats| stats.created += 1);
     Ok(Answer::Created(created.document()))
+}
+
+/// `frappe.client.insert_many`: every document is validated and inserted in order in one
+/// transaction, so one failure (a duplicate, an Inactive employee) fails the request
+/// and commits none of it, and the answer does not say which document failed. Costs
+/// the site's per-document time for each.
+async fn insert_many(
+    shared: &Shared,
+    options: &SiteOptions,
+    query: &[(String, String)],
+    body: &Bytes,
+    caller: &Caller,
+) -> Result<Answer, Failure> {
+    caller.may(&HR_ROLES, "Employee Checkin")?;
+    let arguments = request_object(body, query)?;
+    let docs: Vec<Value> = match arguments.get("docs") {
+        Some(Value::Array(docs)) => docs.clone(),
+        Some(Value::String(text)) => serde_json::from_str(text).map_err(|_| {
+            Failure::crash(
+                "JSONDecodeError",
+                "json.decoder.JSONDecodeError: docs".into(),
+            )
+        })?,
+        _ => {
+            return Err(Failure::crash(
+                "TypeError",
+                "TypeError: insert_many() missing 1 required positional argument: 'docs'".into(),
+            ));
+        }
+    };
+    if docs.len() > INSERT_MANY_LIMIT {
+        return Err(Failure::new(
+            417,
+            "ValidationError",
+            "frappe.exceptions",
+            &format!("Only {INSERT_MANY_LIMIT} inserts allowed in one request"),
+        ));
+    }
+    let checkins: Vec<NewCheckin> = docs
+        .iter()
+        .map(|doc| {
+            let empty = Map::new();
+            let doc = doc.as_object().unwrap_or(&empty);
+            NewCheckin {
+                employee: text(doc, "employee"),
+                timestamp: text(doc, "time"),
+                ..new_checkin(doc)
+            }
+        })
+        .collect();
+    shared.record(|stats| {
+        stats.bulk_requests += 1;
+        stats.creates += checkins.len() as u64;
+        stats.timestamps.extend(
+            checkins
+                .iter()
+                .map(|c| c.timestamp.clone().unwrap_or_default()),
+        );
+    });
+    // A document that crashes the server crashes the whole request.
+    let faults = shared.faults();
+    if let Some(pin) = &faults.crash_for_pin {
+        let employee = shared.site(|site| {
+            site.employee_by_field("attendance_device_id", pin)
+                .map(|employee| employee.name.clone())
+                .ok()
+        });
+        if checkins
+            .iter()
+            .any(|c| c.employee.is_some() && c.employee == employee)
+        {
+            return Err(Failure::crash(
+                "TypeError",
+                "TypeError: unsupported operand type(s) for -: 'NoneType' and 'datetime.datetime'"
+                    .into(),
+            ));
+        }
+    }
+    if let Some((exc_type, error)) = shared.take_database_failure() {
+        tokio::time::sleep(options.latency).await;
+        return Err(Failure::crash(
+            exc_type,
+            format!("frappe.exceptions.{exc_type}: {error}"),
+        ));
+    }
+    if shared.take_raced_bulk_insert()
+        && let Some(first) = checkins.first()
+    {
+        let first = first.clone();
+        shared.site(|site| site.insert(first, "someone-else@example.com"));
+    }
+    tokio::time::sleep(options.document_cost * checkins.len() as u32).await;
+    let names = shared.site(|site| {
+        // In order, each seeing the ones before it; any failure rolls all back.
+        let savepoint = site.savepoint();
+        let names = checkins
+            .into_iter()
+            .map(|checkin| {
+                site.check(&checkin)?;
+                Ok(site.insert(checkin, &caller.user).name)
+            })
+            .collect::<Result<Vec<String>, Failure>>();
+        if names.is_err() {
+            site.roll_back(savepoint);
+        }
+        names
+    })?;
+    shared.record(|stats| stats.created += names.len() as u64);
+    Ok(Answer::Message(json!(names)))
 }
 
 fn new_checkin(document: &Map<String, Value>) -> NewCheckin {

@@ -332,6 +332,17 @@ impl Site {
         created
     }
 
+    /// Where the checkins stand now, to go back to if a transaction fails.
+    pub fn savepoint(&self) -> (usize, u64) {
+        (self.checkins.len(), self.next_checkin)
+    }
+
+    /// Undoes every insert since `savepoint`.
+    pub fn roll_back(&mut self, (checkins, next_checkin): (usize, u64)) {
+        self.checkins.truncate(checkins);
+        self.next_checkin = next_checkin;
+    }
+
     fn next_name(&self) -> String {
         format!("EMP-CKIN-11-2026-{:06}", self.next_checkin)
     }

@@ -180,6 +180,24 @@ impl FrappeClient {
         }
     }
 
+    /// `frappe.client.insert_many` with `docs` (at most 200); the created names, in
+    /// order. All or nothing: any failing document fails the request.
+    pub async fn insert_many(&self, docs: &[Value]) -> Result<Vec<String>, CallError> {
+        let path = "/api/method/frappe.client.insert_many";
+        let body = serde_json::json!({ "docs": docs });
+        let mut answer = self.send(Method::POST, path, Some(&body), true).await?;
+        Ok(answer["message"]
+            .take()
+            .as_array()
+            .map(|names| {
+                names
+                    .iter()
+                    .map(|name| name.as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// One request, retried while the failure is one that passes (when `patient`;
     /// otherwise such a failure is reported at once and the site not marked out of
     /// reach).

@@ -139,6 +139,7 @@ pub struct RawFrappeConfig {
     skip_auto_attendance: bool,
     timezone: Option<String>,
     concurrency: Option<usize>,
+    batch_size: Option<usize>,
     #[serde(default, with = "duration::serde_text_option")]
     retry_for: Option<Duration>,
     #[serde(default, with = "duration::serde_text_option")]
@@ -171,6 +172,8 @@ pub struct FrappeConfig {
     /// The site's time zone; `None`: the device's wall time is sent as it is.
     pub timezone: Option<Tz>,
     pub concurrency: usize,
+    /// Checkins per `insert_many` request (1: one `add_log` call per checkin).
+    pub batch_size: usize,
     pub retry_for: Duration,
     pub timeout: Duration,
     pub user_control: Vec<Target>,
@@ -182,6 +185,7 @@ pub struct FrappeConfig {
 
 pub const DEFAULT_EMPLOYEE_FIELD: &str = "attendance_device_id";
 pub const DEFAULT_DEVICE_ID: &str = "{terminal}";
+pub const DEFAULT_BATCH_SIZE: usize = 100;
 const PLACEHOLDERS: [&str; 4] = ["{terminal}", "{serial}", "{device}", "{location}"];
 
 impl RawFrappeConfig {
@@ -268,6 +272,14 @@ impl RawFrappeConfig {
                 "set concurrency = 4 (or remove the key)",
             ));
         }
+        let batch_size = self.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+        if !(1..=200).contains(&batch_size) {
+            return Err(section.error(
+                Some("batch_size"),
+                format!("{batch_size} is out of range"),
+                "use 1 to 200 (Frappe takes at most 200 per request; 100 is a good choice, 1 sends each checkin on its own)",
+            ));
+        }
         for mapping in &self.shift_type {
             if let Some(unknown) = mapping
                 .devices
@@ -301,6 +313,7 @@ impl RawFrappeConfig {
             skip_auto_attendance: self.skip_auto_attendance,
             timezone,
             concurrency,
+            batch_size,
             retry_for: self.retry_for.unwrap_or(Duration::from_secs(60)),
             timeout: self.timeout.unwrap_or(Duration::from_secs(30)),
             user_control: self.user_control,

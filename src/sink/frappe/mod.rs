@@ -3,10 +3,10 @@
 //! Per batch: the punch state decides the log type (or that the punch is skipped); the
 //! PINs are looked up as Employees in bulk (unknown PIN: "unmapped", reported by PIN,
 //! the rest goes on); checkins that already exist at that employee, time and log type
-//! are "already present"; the rest are created with HRMS's
-//! `add_log_based_on_employee_field`, several at once but never two for the same
-//! employee and time together — Frappe has no unique index, so parallel duplicates
-//! would both land. Frappe's own duplicate answer also counts as already present. The
+//! are "already present"; the rest are created — in bulk with `insert_many` (see
+//! [`bulk`]) or one by one with HRMS's `add_log_based_on_employee_field` — several
+//! requests at once but never two for the same employee and time together: Frappe has
+//! no unique index, so parallel duplicates would both land. Frappe's own duplicate answer also counts as already present. The
 //! time sent is always the naive wall time in the site's zone, never ISO with an
 //! offset (which makes Frappe fail with a 500).
 //!
@@ -18,6 +18,7 @@
 //! follows the devices mapped to them.
 
 mod answer;
+mod bulk;
 mod checkins;
 mod client;
 mod config;
@@ -31,6 +32,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use serde_json::json;
 
 pub use client::{CallError, FrappeClient};
@@ -266,6 +268,13 @@ impl FrappeSink {
             .collect()
     }
 
+    /// Where the punch's device stands, when configured.
+    fn coordinates(&self, punch: &Punch) -> Option<(f64, f64)> {
+        self.devices
+            .get(&*punch.device.name)
+            .and_then(|facts| facts.coordinates)
+    }
+
     /// Creates one checkin; the outcome and, when created, the checkin's name.
     async fn create(&self, plan: &Planned<'_>) -> (SinkOutcome, Option<String>) {
         if let Some(reason) = self.stopped() {
@@ -282,11 +291,7 @@ impl FrappeSink {
         if let Some(log_type) = plan.log_type {
             arguments["log_type"] = json!(log_type);
         }
-        if let Some((latitude, longitude)) = self
-            .devices
-            .get(&*punch.device.name)
-            .and_then(|facts| facts.coordinates)
-        {
+        if let Some((latitude, longitude)) = self.coordinates(punch) {
             arguments["latitude"] = json!(latitude);
             arguments["longitude"] = json!(longitude);
         }
@@ -518,9 +523,25 @@ impl Sink for FrappeSink {
                     .push(position);
             }
         }
+        // A punch alone at its employee and time, of an active employee, can go in
+        // bulk; the rest (IN and OUT in one second, Inactive employees) one by one.
+        let (single, grouped): (Vec<Vec<usize>>, Vec<Vec<usize>>) =
+            groups.into_values().partition(|group| {
+                self.config.batch_size > 1
+                    && group.len() == 1
+                    && planned[group[0]].employee.status != "Inactive"
+            });
+        let single: Vec<usize> = single.into_iter().flatten().collect();
+        let mut requests: Vec<BoxFuture<'_, Vec<(usize, SinkOutcome, Option<String>)>>> =
+            Vec::new();
+        for chunk in single.chunks(self.config.batch_size.max(1)) {
+            requests.push(Box::pin(self.create_in_bulk(&planned, chunk.to_vec())));
+        }
+        for group in grouped {
+            requests.push(Box::pin(self.create_group(&planned, group)));
+        }
         let results: Vec<Vec<(usize, SinkOutcome, Option<String>)>> =
-            futures::stream::iter(groups.into_values())
-                .map(|group| self.create_group(&planned, group))
+            futures::stream::iter(requests)
                 .buffer_unordered(self.config.concurrency)
                 .collect()
                 .await;
