@@ -244,11 +244,35 @@ pub fn ids_in(file: &Path) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// Deletes the audit files in `output_dir` (either tool's) whose cycle began longer
+/// than `keep` before `now`; returns those deleted. Files whose name has no date are
+/// left alone.
+pub fn prune(output_dir: &Path, keep: std::time::Duration, now: DateTime<Local>) -> Vec<PathBuf> {
+    let Ok(keep) = chrono::Duration::from_std(keep) else {
+        return Vec::new();
+    };
+    let oldest = now.naive_local() - keep;
+    files_in(output_dir)
+        .into_iter()
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|name| name.strip_prefix("logs_"))
+                .and_then(|rest| rest.get(..19))
+                .and_then(|stamp| {
+                    chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d_%H-%M-%S").ok()
+                })
+                .is_some_and(|began| began < oldest)
+        })
+        .filter(|path| fs::remove_file(path).is_ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::punch::{DeviceLabel, PunchId, SourceKind};
-    use chrono::NaiveDateTime;
+    use chrono::{NaiveDateTime, TimeZone};
     use std::sync::Arc;
 
     fn punch(user: &str, time: &str) -> Punch {
@@ -269,6 +293,34 @@ mod tests {
             source: SourceKind::Biotime,
             source_key: "biotime:x#1".into(),
         }
+    }
+
+    #[test]
+    fn audit_files_past_their_retention_are_deleted_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "logs_2026-01-01_08-00-00.json",
+            "logs_2026-06-30_08-00-00_1.json",
+            "logs_2026-12-01_08-00-00.json",
+            "logs_undated.json",
+            "quarantine.jsonl",
+        ] {
+            std::fs::write(dir.path().join(name), "[]").unwrap();
+        }
+        let now = chrono::Local
+            .with_ymd_and_hms(2026, 12, 4, 12, 0, 0)
+            .unwrap();
+        let deleted = prune(
+            dir.path(),
+            std::time::Duration::from_secs(183 * 86_400),
+            now,
+        );
+        let names: Vec<String> = deleted
+            .iter()
+            .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["logs_2026-01-01_08-00-00.json"]);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
     }
 
     #[test]

@@ -14,13 +14,15 @@ use crate::duration;
     version,
     about = "Delivers ZKTeco attendance punches to your systems, each exactly once.",
     long_about = "Delivers ZKTeco attendance punches to your systems, each exactly once.\n\n\
-        Reads punches from the devices in iclock-sync.toml (BioTime servers), drops the ones \
-        already delivered, writes the rest to every configured sink (by default a SQLite \
-        database, output/attendance.db) and records what every sink acknowledged.\n\n\
+        Reads punches from the devices in iclock-sync.toml (ZKTeco terminals over the ZK \
+        protocol, BioTime servers over their API), drops the ones already delivered, writes \
+        the rest to every configured sink (by default a SQLite database, \
+        output/attendance.db) and records what every sink acknowledged.\n\n\
         Exit codes: 0 everything delivered; 1 some punches not delivered or a device could not \
         be read (retried next run); 2 configuration error (file, key, credentials); \
         3 another iclock-sync is running on the same cache.",
-    after_help = "Try `iclock-sync demo` to see it work without any configuration."
+    after_help = "Try `iclock-sync demo` to see it work without any configuration, and \
+        `iclock-sync init --zk ADDRESS` to write a configuration for your terminals."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -31,20 +33,54 @@ pub struct Cli {
 
     /// Configuration file [default: ./iclock-sync.toml]; `.env` beside it is read too, and
     /// relative paths in it start from its folder.
-    #[arg(long, global = true, value_name = "PATH", env = "ICLOCK_SYNC_CONFIG")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "ICLOCK_SYNC_CONFIG",
+        help_heading = GLOBAL
+    )]
     pub config: Option<PathBuf>,
 
     /// More detail on stderr (-vv for HTTP-level detail).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet", help_heading = GLOBAL)]
     pub verbose: u8,
 
     /// Only warnings and errors; the summary is printed only when something failed.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
 
     /// Print the summary as JSON on stdout (for scripts and monitoring).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
+
+    /// Colour on a terminal: FAILED rows and errors in red. `auto` colours only a
+    /// terminal, and never when NO_COLOR is set.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, help_heading = GLOBAL)]
+    pub color: ColorChoice,
+}
+
+/// The heading of the options every command takes.
+const GLOBAL: &str = "Global options";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour a stream that `is_terminal` or not.
+    pub fn enabled(self, is_terminal: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                is_terminal && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -77,7 +113,7 @@ pub enum Command {
     BuildCache,
     /// Check each configured device: reachable, credentials, punch count, clock.
     Devices,
-    /// Start a simulated BioTime server and sync it into output/demo/attendance.db.
+    /// Start a simulated terminal and BioTime server and sync them into output/demo/attendance.db.
     Demo(DemoArgs),
     /// Run a device simulator (used by the demo, the tests and the benchmarks).
     #[command(subcommand)]
@@ -85,6 +121,13 @@ pub enum Command {
     /// What post-checkin user control switched ([sink.frappe] user_control), and undoing it.
     #[command(subcommand)]
     UserControl(UserControlAction),
+    /// Print shell completions to stdout: `iclock-sync completions bash > /etc/bash_completion.d/iclock-sync`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: `iclock-sync man > iclock-sync.1`.
+    Man,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -3,7 +3,10 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use clap::CommandFactory;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
 
 use iclock_sync::cli::{Cli, Command};
 use iclock_sync::commands;
@@ -63,6 +66,24 @@ fn main() -> ExitCode {
             Some(Command::UserControl(action)) => {
                 commands::user_control::run(&action, cli.config, &environment, &output).await
             }
+            Some(Command::Completions { shell }) => {
+                clap_complete::generate(
+                    shell,
+                    &mut Cli::command(),
+                    "iclock-sync",
+                    &mut std::io::stdout(),
+                );
+                Exit::Success
+            }
+            Some(Command::Man) => {
+                match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                    Ok(()) => Exit::Success,
+                    Err(error) => output.error(
+                        &format!("cannot write the man page: {error}"),
+                        Exit::Incomplete,
+                    ),
+                }
+            }
         }
     });
     exit.into()
@@ -82,7 +103,21 @@ fn init_logging(cli: &Cli, environment: Option<&Environment>) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(cli.color.enabled(std::io::stderr().is_terminal()))
+        .with_timer(LocalTime)
         .with_target(false)
         .init();
+}
+
+/// Log lines stamped in this computer's time, to the second, as people read them.
+struct LocalTime;
+
+impl FormatTime for LocalTime {
+    fn format_time(&self, writer: &mut Writer<'_>) -> std::fmt::Result {
+        write!(
+            writer,
+            "{}",
+            chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
+        )
+    }
 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::cli::Cli;
 use crate::exit::Exit;
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use crate::progress::TerminalObserver;
@@ -16,6 +17,8 @@ pub struct Output {
     pub json: bool,
     pub quiet: bool,
     pub verbose: bool,
+    /// Colour the summary (stdout is a terminal and colour is wanted).
+    pub color: bool,
 }
 
 impl Output {
@@ -24,6 +27,7 @@ impl Output {
             json: cli.json,
             quiet: cli.quiet,
             verbose: cli.verbose > 0,
+            color: cli.color.enabled(std::io::stdout().is_terminal()),
         }
     }
 
@@ -37,7 +41,12 @@ impl Output {
         if self.json {
             self.json_line(report);
         } else if !self.quiet || report.exit() != Exit::Success {
-            print!("{}", text::render(report, self.verbose));
+            let summary = text::render(report, self.verbose);
+            if self.color {
+                print!("{}", text::paint(&summary));
+            } else {
+                print!("{summary}");
+            }
         }
     }
 

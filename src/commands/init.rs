@@ -204,6 +204,7 @@ const SYNC: &str = r##"
 # output_dir = "output"
 # max_future_skew = "1d"             # punches further ahead than this are quarantined
 # parallel_devices = 4               # devices read at the same time
+# audit_retention = "183d"           # audit files older than this are deleted, or "forever"
 "##;
 
 const ZK_DEFAULTS: &str = r##"# transport = "auto"                 # "tcp", "udp", or "auto" (TCP, then UDP)

@@ -20,7 +20,12 @@ pub struct SyncSettings {
     pub max_future_skew: Duration,
     /// How many devices are read at the same time.
     pub parallel_devices: usize,
+    /// Audit files older than this are deleted; `None` keeps them for ever.
+    pub audit_retention: Option<Duration>,
 }
+
+/// Half a year of audit files.
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(183 * 86_400);
 
 impl Default for SyncSettings {
     fn default() -> SyncSettings {
@@ -30,6 +35,7 @@ impl Default for SyncSettings {
             output_dir: PathBuf::from("output"),
             max_future_skew: Duration::from_secs(86_400),
             parallel_devices: 4,
+            audit_retention: Some(DEFAULT_AUDIT_RETENTION),
         }
     }
 }
@@ -42,6 +48,7 @@ struct RawSync {
     output_dir: Option<PathBuf>,
     max_future_skew: Option<String>,
     parallel_devices: Option<usize>,
+    audit_retention: Option<String>,
 }
 
 /// Reads `[sync]` (absent: `None`); relative folders start from the file's folder.
@@ -69,11 +76,28 @@ pub fn parse(section: &Section, value: Option<toml::Value>) -> Result<SyncSettin
             "set parallel_devices = 4 (or remove the key)",
         ));
     }
+    let audit_retention = match raw.audit_retention.as_deref().map(str::trim) {
+        None => defaults.audit_retention,
+        Some("forever") => None,
+        Some(text) => Some(
+            duration::parse(text)
+                .ok()
+                .filter(|keep| *keep >= Duration::from_secs(86_400))
+                .ok_or_else(|| {
+                    section.error(
+                        Some("audit_retention"),
+                        format!("'{text}' is not a retention"),
+                        "write how long audit files are kept, at least a day, e.g. \"365d\", or \"forever\"",
+                    )
+                })?,
+        ),
+    };
     Ok(SyncSettings {
         id_scheme: raw.id_scheme.unwrap_or(defaults.id_scheme),
         cache_dir: section.path(&raw.cache_dir.unwrap_or(defaults.cache_dir)),
         output_dir: section.path(&raw.output_dir.unwrap_or(defaults.output_dir)),
         max_future_skew,
         parallel_devices,
+        audit_retention,
     })
 }

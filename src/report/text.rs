@@ -311,6 +311,28 @@ fn table(out: &mut String, headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// The summary with what failed in red (and what is incomplete in yellow), for a
+/// terminal that shows colour.
+pub fn paint(text: &str) -> String {
+    const RED: &str = "\x1b[31m";
+    const YELLOW: &str = "\x1b[33m";
+    const RESET: &str = "\x1b[0m";
+    text.lines()
+        .map(|line| {
+            if let Some(at) = line.find("FAILED (") {
+                format!("{}{RED}{}{RESET}", &line[..at], &line[at..])
+            } else if let Some(at) = line.find("not all delivered") {
+                format!("{}{YELLOW}{}{RESET}", &line[..at], &line[at..])
+            } else if let Some(rest) = line.strip_prefix("  error:") {
+                format!("  {RED}error:{RESET}{rest}")
+            } else {
+                line.to_owned()
+            }
+        })
+        .map(|line| line + "\n")
+        .collect()
+}
+
 /// `1234567` → `1,234,567`.
 pub fn thousands(number: u64) -> String {
     let digits = number.to_string();

@@ -353,6 +353,16 @@ impl Engine {
                         device.note = note;
                     }
                     finish_sinks(sinks, &mut sources, settings, &mut report).await;
+                    if let Some(keep) = settings.audit_retention {
+                        let pruned = audit::prune(&settings.output_dir, keep, started);
+                        if !pruned.is_empty() {
+                            tracing::info!(
+                                "deleted {} audit file(s) older than audit_retention ({})",
+                                pruned.len(),
+                                crate::duration::display(keep)
+                            );
+                        }
+                    }
                 }
                 Err(error) => report.problems.push(error.to_string()),
             }

@@ -41,7 +41,8 @@ async fn a_corrupt_cache_is_moved_aside_and_rebuilt_and_the_sync_goes_on() {
     // What the Python tool's non-atomic write leaves after a crash.
     workspace.write("cache/uploaded_ids_cache.json", "[\n    \"c45d4288f29e9f");
     // An unreadable audit file that the rebuild must skip with a warning.
-    workspace.write("output/logs_2020-01-01_00-00-00.json", "[{\"doc_id\": ");
+    let stamp = chrono::Local::now().format("%Y-%m-%d_%H-%M-%S");
+    workspace.write(&format!("output/logs_{stamp}_9.json"), "[{\"doc_id\": ");
     std::fs::remove_file(workspace.path("cache/cursors.json")).unwrap();
     sim.upload(vec![row("3", "2026-01-05 08:02:00", 0)]);
 

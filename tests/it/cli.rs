@@ -412,3 +412,48 @@ async fn init_writes_a_configuration_for_the_terminals_a_school_has() {
     let nothing = workspace.run(&["init", "--force"]).await;
     assert_eq!(nothing.code, Some(2), "init needs to know the devices");
 }
+
+/// Shell completions and a man page come from the command line's own definition; the
+/// summary colours what failed when asked to (or on a terminal without NO_COLOR), and
+/// log lines carry this computer's time to the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_man_page_colour_and_log_times() {
+    let workspace = Workspace::new();
+    let bash = workspace.run(&["completions", "bash"]).await;
+    assert_eq!(bash.code, Some(0), "{}", bash.all_output());
+    assert!(
+        bash.stdout.contains("complete -F _iclock__sync"),
+        "{}",
+        bash.stdout
+    );
+    assert!(bash.stdout.contains("--dry-run"));
+    let man = workspace.run(&["man"]).await;
+    assert_eq!(man.code, Some(0), "{}", man.all_output());
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH iclock-sync"),
+        "{}",
+        man.stdout
+    );
+
+    workspace.configure(&["http://127.0.0.1:9".into()], "timeout = \"1s\"", "");
+    let colour = workspace.run(&["--color", "always", "-v"]).await;
+    assert_eq!(colour.code, Some(1));
+    assert!(
+        colour.stdout.contains("\u{1b}[31mFAILED (unreachable)"),
+        "{}",
+        colour.stdout
+    );
+    let plain = workspace.run(&["--color", "never", "-v"]).await;
+    assert!(!plain.stdout.contains('\u{1b}'), "{}", plain.stdout);
+    let stamped = plain
+        .stderr
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or_default();
+    let stamp = stamped.get(..19).unwrap_or_default();
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S").is_ok()
+            && stamped.get(19..20) == Some(" "),
+        "{stamped}"
+    );
+}

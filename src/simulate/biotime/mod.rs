@@ -45,8 +45,10 @@ pub struct SimulatorArgs {
     /// Seed for the generated data (same seed, same data).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The user the API accepts.
     #[arg(long, default_value = "admin")]
     pub username: String,
+    /// That user's password.
     #[arg(long, default_value = "admin")]
     pub password: String,
     /// JWT lifetime (e.g. 5s to watch refreshes).

@@ -373,8 +373,10 @@ pub struct FrappeSimulatorArgs {
     /// Employees, with PINs 1000, 1001, … as the BioTime simulator uses.
     #[arg(long, default_value_t = 300)]
     pub employees: u32,
+    /// The API key the site accepts (its user has the HR roles and System Manager).
     #[arg(long, default_value = "sync-key")]
     pub api_key: String,
+    /// That key's secret.
     #[arg(long, default_value = "sync-secret")]
     pub api_secret: String,
     /// Server time per request (a real site takes about 30 ms for one checkin).
