@@ -5,6 +5,24 @@
 //! The flow (see `sync`): `source` → `normalize` (IDs, plausibility, `quarantine`) →
 //! `cache` → every `sink` → record what all acknowledged (`cache`, `audit`,
 //! `cursor_store`).
+//!
+//! # Layout
+//!
+//! | module | what |
+//! |---|---|
+//! | `cli`, `commands` | the command line, one file per subcommand; signals handled there |
+//! | `config` | loading `iclock-sync.toml` and `.env`; a table of kinds hands each section to its source or sink; shared types (`ConfigError`, `Secret`, `section`) import nothing else |
+//! | `source` | where punches come from: `zk` (terminals, port 4370), `biotime` (the REST API) |
+//! | `sink` | where they go: `sqlite`, `firestore`, `frappe`; each answers per punch |
+//! | `sync` | the engine: a cycle over devices and sinks, hosted by whoever passes it a shutdown and an observer |
+//! | `normalize`, `punch`, `device_text` | from a source's record to a `Punch` with its ID, or to the quarantine |
+//! | `cache`, `cache_repair`, `audit`, `cursor_store`, `quarantine`, `atomic_file`, `instance_lock` | what is recorded on disk, and how safely |
+//! | `report`, `output`, `progress` | the summary, JSON, the progress line |
+//! | `http_client`, `tls` | one way to build HTTP clients, one crypto provider, HTTPS for what we serve |
+//! | `simulate` | terminal, BioTime and Frappe simulators for the demo, tests and benchmarks |
+//! | `user_control` | switching people on and off after their checkins, and undoing it |
+//!
+//! The protocols the code relies on are described in `docs/`.
 
 pub mod atomic_file;
 pub mod audit;

@@ -1,5 +1,5 @@
 //! The Frappe sink against the simulated Frappe HR site (no real site can run here;
-//! the simulator reproduces spec/frappe-observed.json): punches from the BioTime
+//! the simulator reproduces what docs/frappe.md records): punches from the BioTime
 //! simulator become Employee Checkins, every kind of answer is handled per record, and
 //! nothing is lost or sent twice.
 

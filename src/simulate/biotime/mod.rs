@@ -1,4 +1,4 @@
-//! A simulated BioTime server: the REST behaviour the connector relies on (spec part A)
+//! A simulated BioTime server: the REST behaviour the connector relies on (docs/biotime-api.md)
 //! on a real local port. Both login routes, JWT expiry, the DRF 400/401/403/404 bodies,
 //! page-number paging whose `next` names a different (internal) host, `page_size` and
 //! `limit`, `start_time`/`end_time`/`ordering`, late uploads and loose types. Tests

@@ -1,6 +1,6 @@
 //! A simulated Frappe HR site (Frappe 15 + ERPNext + HRMS, or ERPNext 13 with the
-//! checkin method under `erpnext.`), reproducing what `spec/frappe.md` and
-//! `spec/frappe-observed.json` record of a real one: token auth and its 401/403 bodies,
+//! checkin method under `erpnext.`), reproducing what `docs/frappe.md`
+//! records of a real one: token auth and its 401/403 bodies,
 //! the method and resource envelopes, the (employee, time, log type) duplicate rule with
 //! seconds truncated and no unique index (concurrent duplicates both land), only
 //! Inactive employees blocked, 500 for timestamps with an offset, and the link bug of

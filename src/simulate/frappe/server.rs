@@ -1,5 +1,5 @@
 //! The simulated site's HTTP side, answering as Frappe 15 does (see
-//! `spec/frappe-observed.json`): `token key:secret` (or Basic) auth with its 401 and
+//! `docs/frappe.md`): `token key:secret` (or Basic) auth with its 401 and
 //! 403 bodies, the `{"message": …}` envelope of `/api/method` and the `{"data": …}` one
 //! of `/api/resource`, `_server_messages` encoded twice, 417 for validation errors,
 //! 500 for what crashes the server, and a missing method named as Frappe names it.

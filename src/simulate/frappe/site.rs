@@ -1,5 +1,5 @@
 //! The simulated site's documents and the rules Frappe HR enforces on them, as
-//! `spec/frappe.md` and `frappe-observed.json` record: what makes a checkin a duplicate,
+//! `docs/frappe.md` records: what makes a checkin a duplicate,
 //! which employees are blocked, which timestamps crash the server, how long a device
 //! id may be, and how lists are filtered.
 

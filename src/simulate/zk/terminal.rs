@@ -8,6 +8,7 @@ use crate::source::zk::codec::attendance::{self, AttendanceLayout, AttendanceRec
 use crate::source::zk::codec::commkey;
 use crate::source::zk::codec::counters::Counters;
 use crate::source::zk::codec::event::AttendanceEvent;
+use crate::source::zk::codec::le::Fields;
 use crate::source::zk::codec::messages;
 use crate::source::zk::codec::packet::{Packet, code};
 use crate::source::zk::codec::time::DeviceTime;
@@ -300,19 +301,13 @@ impl Terminal {
                     .to_le_bytes()
                     .to_vec(),
             ),
-            code::SET_TIME => match request
-                .payload
-                .get(..4)
-                .and_then(|bytes| bytes.try_into().ok())
+            code::SET_TIME => match Fields(&request.payload)
+                .exact_u32(0)
+                .and_then(|packed| DeviceTime::from_packed(packed).to_datetime())
             {
-                Some(bytes) => {
-                    match DeviceTime::from_packed(u32::from_le_bytes(bytes)).to_datetime() {
-                        Some(time) => {
-                            self.clock_offset = time - Local::now().naive_local();
-                            reply(code::ACK_OK, Vec::new())
-                        }
-                        None => reply(code::ACK_ERROR, Vec::new()),
-                    }
+                Some(time) => {
+                    self.clock_offset = time - Local::now().naive_local();
+                    reply(code::ACK_OK, Vec::new())
                 }
                 None => reply(code::ACK_ERROR, Vec::new()),
             },
@@ -335,10 +330,7 @@ impl Terminal {
                 }
             }
             code::DELETE_USER => {
-                let uid = request
-                    .payload
-                    .get(..2)
-                    .map(|bytes| u16::from_le_bytes([bytes[0], bytes[1]]));
+                let uid = Fields(&request.payload).exact_u16(0);
                 self.users.retain(|user| Some(user.uid) != uid);
                 reply(code::ACK_OK, Vec::new())
             }
@@ -348,11 +340,7 @@ impl Terminal {
                 reply(code::ACK_OK, Vec::new())
             }
             code::REG_EVENT => {
-                session.events = request
-                    .payload
-                    .get(..4)
-                    .and_then(|bytes| bytes.try_into().ok())
-                    .map_or(0, u32::from_le_bytes);
+                session.events = Fields(&request.payload).exact_u32(0).unwrap_or(0);
                 reply(code::ACK_OK, Vec::new())
             }
             code::PREPARE_BUFFER => return (self.prepare_buffer(session, request), Then::Continue),

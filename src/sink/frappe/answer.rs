@@ -1,4 +1,4 @@
-//! What a Frappe error answer says, read the way `spec/frappe.md` describes: the
+//! What a Frappe error answer says, read the way `docs/frappe.md` describes: the
 //! `exc_type`, and `_server_messages` — a JSON string holding a list of JSON strings,
 //! each an object with a `message` — decoded twice and stripped of HTML, so that the
 //! user reads "This employee already has a log with the same timestamp." and not a
@@ -183,7 +183,7 @@ pub fn strip_html(text: &str) -> String {
 mod tests {
     use super::*;
 
-    /// `11-addlog-duplicate.txt` of spec/frappe-observed.json.
+    /// What a real site answered to a duplicate add_log call.
     const DUPLICATE: &str = r#"{"exc_type": "ValidationError", "exception": "frappe.exceptions.ValidationError: This employee already has a log with the same timestamp.", "_server_messages": "[\"{\\\"message\\\": \\\"This employee already has a log with the same timestamp.<Br><a href=\\\\\\\"/app/Form/Employee Checkin/EMP-CKIN-11-2026-000001\\\\\\\" style=\\\\\\\"font-weight: bold;\\\\\\\">Employee Checkin Alice</a>\\\", \\\"title\\\": \\\"Message\\\", \\\"indicator\\\": \\\"red\\\", \\\"raise_exception\\\": 1}\"]"}"#;
 
     #[test]

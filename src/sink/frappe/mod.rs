@@ -10,7 +10,7 @@
 //! time sent is always the naive wall time in the site's zone, never ISO with an
 //! offset (which makes Frappe fail with a 500).
 //!
-//! Every answer is classified per record as `spec/frappe.md` tabulates: validation
+//! Every answer is classified per record as `docs/frappe.md` tabulates: validation
 //! errors reject that record with Frappe's decoded message; 401 and 403 stop the sink
 //! for the cycle with the fix; 429/502/503/504 and dropped connections are retried for
 //! `retry_for`, then left for the next cycle. Optionally (`user_control`), a created

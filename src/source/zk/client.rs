@@ -1,5 +1,5 @@
 //! A session with one terminal: connect (with the comm key), ask, and read its tables
-//! with the buffered-read protocol (spec C.4, C.7).
+//! with the buffered-read protocol (docs/zk-protocol.md: "The comm key", "Bulk reads").
 //!
 //! Every request carries the next reply number and the reply must echo it; anything
 //! else that arrives (a live event, a late packet from a retried request) is set aside.
@@ -13,6 +13,7 @@ use chrono::NaiveDateTime;
 use super::codec::commkey;
 use super::codec::counters::Counters;
 use super::codec::event::AttendanceEvent;
+use super::codec::le::Fields;
 use super::codec::messages;
 use super::codec::packet::{Packet, code};
 use super::codec::time::DeviceTime;
@@ -248,12 +249,10 @@ impl Connection {
         let answer = self
             .request(code::GET_TIME, Vec::new(), "the device time")
             .await?;
-        let bytes: [u8; 4] = answer
-            .payload
-            .get(..4)
-            .and_then(|bytes| bytes.try_into().ok())
+        let packed = Fields(&answer.payload)
+            .exact_u32(0)
             .ok_or_else(|| ZkError::Protocol("the device time answer is too short".into()))?;
-        Ok(DeviceTime::from_packed(u32::from_le_bytes(bytes)))
+        Ok(DeviceTime::from_packed(packed))
     }
 
     /// Sets the device clock (wall time in the device's zone).

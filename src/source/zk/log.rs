@@ -165,7 +165,7 @@ impl UserTable {
     }
 }
 
-/// `zk:{serial}:{PIN}:{packed time}:{state}:{verify}` — the pull dedupe key of spec D.3.
+/// `zk:{serial}:{PIN}:{packed time}:{state}:{verify}` — the key a record is known by across reads.
 fn source_key(serial: &str, user_id: &str, record: &AttendanceRecord) -> String {
     format!(
         "zk:{serial}:{user_id}:{:08x}:{}:{}",

@@ -1,5 +1,5 @@
 //! Attendance records in the device's log, in every size firmware uses, and how to tell
-//! which one a device sends (spec C.8).
+//! which one a device sends (docs/zk-protocol.md, "Attendance records").
 //!
 //! A read of the log (PREPARE_BUFFER for ATTLOG_RRQ) yields `u32 total` then the
 //! records back to back. The record size is `total / count` (count from
@@ -38,6 +38,7 @@
 
 use std::ops::RangeInclusive;
 
+use super::le::Fields;
 use super::time::DeviceTime;
 
 /// How a device lays out its attendance records.
@@ -131,7 +132,7 @@ pub fn split_log(buffer: &[u8]) -> Result<&[u8], LogError> {
     let (prefix, records) = buffer
         .split_first_chunk::<4>()
         .ok_or(LogError::NoPrefix(buffer.len()))?;
-    let total = u32::from_le_bytes(*prefix) as usize;
+    let total = Fields(prefix).u32(0) as usize;
     Ok(&records[..total.min(records.len())])
 }
 
@@ -249,16 +250,8 @@ pub fn decode(
 /// Decodes one record; `record` must be `layout.size()` bytes (shorter input reads as
 /// zeros rather than panicking).
 pub fn decode_record(record: &[u8], layout: AttendanceLayout) -> AttendanceRecord {
-    let byte = |index: usize| record.get(index).copied().unwrap_or(0);
-    let u16_at = |index: usize| u16::from_le_bytes([byte(index), byte(index + 1)]);
-    let u32_at = |index: usize| {
-        u32::from_le_bytes([
-            byte(index),
-            byte(index + 1),
-            byte(index + 2),
-            byte(index + 3),
-        ])
-    };
+    let fields = Fields(record);
+    let (byte, u16_at, u32_at) = (|at| fields.u8(at), |at| fields.u16(at), |at| fields.u32(at));
     match layout {
         AttendanceLayout::Pin { .. } => {
             let pin = record.get(2..26).unwrap_or_default();

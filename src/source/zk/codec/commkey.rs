@@ -1,5 +1,5 @@
 //! The comm key ("device password", 0–999999) as sent in CMD_AUTH: mixed with the
-//! session id so the key never crosses the wire as is (spec C.4, the vendor's MakeKey).
+//! session id so the key never crosses the wire as is (docs/zk-protocol.md, "The comm key"; the vendor's MakeKey).
 
 /// The "ticks" constant every known client uses.
 const TICKS: u8 = 50;

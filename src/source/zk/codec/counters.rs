@@ -1,6 +1,8 @@
 //! GET_FREE_SIZES: how many users, fingerprints and punches a device holds, and its
-//! capacities (spec C.5). The reply is an array of LE i32; most firmware sends 20 of
+//! capacities (docs/zk-protocol.md, "Counters"). The reply is an array of LE i32; most firmware sends 20 of
 //! them (80 bytes), face units 23. Some models send fewer, or zeros.
+
+use super::le::Fields;
 
 /// The counters we use. Missing fields read as 0.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,14 +29,7 @@ const FACE_CAPACITY: usize = 22;
 
 impl Counters {
     pub fn decode(payload: &[u8]) -> Counters {
-        let field = |index: usize| {
-            payload
-                .get(index * 4..index * 4 + 4)
-                .map(|bytes| {
-                    i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]).max(0) as u32
-                })
-                .unwrap_or(0)
-        };
+        let field = |index: usize| Fields(payload).i32(index * 4).max(0) as u32;
         Counters {
             users: field(USERS),
             fingers: field(FINGERS),

@@ -1,5 +1,5 @@
 //! Live attendance events: what a device sends, unasked, on each punch after REG_EVENT
-//! (spec C.11). The packet's command is REG_EVENT, its session field the event code
+//! (docs/zk-protocol.md, "Live events"). The packet's command is REG_EVENT, its session field the event code
 //! (1 = attendance), its reply number 0; the client answers each with ACK_OK.
 //!
 //! | payload | layout |
@@ -11,6 +11,7 @@
 //! | 36, 37, 52+ | as 32, then unknown bytes |
 
 use super::attendance::Identity;
+use super::le::Fields;
 use super::time::DeviceTime;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,17 +26,8 @@ impl AttendanceEvent {
     pub fn decode(payload: &[u8]) -> Option<AttendanceEvent> {
         let six = |at: usize| -> Option<[u8; 6]> { payload.get(at..at + 6)?.try_into().ok() };
         let (identity, rest) = match payload.len() {
-            10 | 14 => (
-                Identity::Index(u16::from_le_bytes([payload[0], payload[1]])),
-                2,
-            ),
-            12 => (
-                Identity::Pin(
-                    u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]])
-                        .to_string(),
-                ),
-                4,
-            ),
+            10 | 14 => (Identity::Index(Fields(payload).u16(0)), 2),
+            12 => (Identity::Pin(Fields(payload).u32(0).to_string()), 4),
             32.. => {
                 let pin = payload
                     .get(..24)?

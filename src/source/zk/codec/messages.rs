@@ -1,6 +1,8 @@
 //! The small payloads of requests and replies: buffered reads (PREPARE_BUFFER /
 //! READ_BUFFER), option strings, and the prepare-data size.
 
+use super::le::Fields;
+
 /// PREPARE_BUFFER (1503) payload: `01 | u16 inner command | u32 fct | u32 ext`.
 pub fn prepare_buffer(inner: u16, fct: u32) -> Vec<u8> {
     let mut payload = vec![1];
@@ -12,9 +14,8 @@ pub fn prepare_buffer(inner: u16, fct: u32) -> Vec<u8> {
 
 /// Reads a PREPARE_BUFFER payload: `(inner command, fct)`.
 pub fn parse_prepare_buffer(payload: &[u8]) -> Option<(u16, u32)> {
-    let inner = u16::from_le_bytes(payload.get(1..3)?.try_into().ok()?);
-    let fct = u32::from_le_bytes(payload.get(3..7)?.try_into().ok()?);
-    Some((inner, fct))
+    let fields = Fields(payload);
+    Some((fields.exact_u16(1)?, fields.exact_u32(3)?))
 }
 
 /// The reply to PREPARE_BUFFER when the data does not fit one packet:
@@ -29,7 +30,7 @@ pub fn buffer_ready(size: u32) -> Vec<u8> {
 
 /// The size in a PREPARE_BUFFER acknowledgement.
 pub fn parse_buffer_ready(payload: &[u8]) -> Option<u32> {
-    Some(u32::from_le_bytes(payload.get(1..5)?.try_into().ok()?))
+    Fields(payload).exact_u32(1)
 }
 
 /// READ_BUFFER (1504) payload: `u32 offset | u32 length`.
@@ -38,9 +39,8 @@ pub fn read_buffer(offset: u32, length: u32) -> Vec<u8> {
 }
 
 pub fn parse_read_buffer(payload: &[u8]) -> Option<(u32, u32)> {
-    let offset = u32::from_le_bytes(payload.get(0..4)?.try_into().ok()?);
-    let length = u32::from_le_bytes(payload.get(4..8)?.try_into().ok()?);
-    Some((offset, length))
+    let fields = Fields(payload);
+    Some((fields.exact_u32(0)?, fields.exact_u32(4)?))
 }
 
 /// PREPARE_DATA payload announcing `length` bytes: `u32 length | u32 0` (clients such as
@@ -50,7 +50,7 @@ pub fn prepare_data(length: u32) -> Vec<u8> {
 }
 
 pub fn parse_prepare_data(payload: &[u8]) -> Option<u32> {
-    Some(u32::from_le_bytes(payload.get(0..4)?.try_into().ok()?))
+    Fields(payload).exact_u32(0)
 }
 
 /// OPTIONS_RRQ payload: the key, NUL terminated.

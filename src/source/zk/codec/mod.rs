@@ -2,12 +2,13 @@
 //! and the terminal simulator, so the simulator is not a second, drifting copy. Every
 //! function here is pure and total: truncated, oversized or hostile bytes give an error
 //! or a best-effort value, never a panic (each module has property tests for that).
-//! Layouts and vectors follow `spec/protocols.md` part C.
+//! Layouts and vectors follow `docs/zk-protocol.md`.
 
 pub mod attendance;
 pub mod commkey;
 pub mod counters;
 pub mod event;
+pub mod le;
 pub mod messages;
 pub mod packet;
 pub mod time;

@@ -5,9 +5,11 @@
 //! TCP:  [50 50 82 7D][length u32] + the same packet (length = 8 + payload)
 //! ```
 //! All integers little-endian. The checksum is the one's-complement sum of the packet's
-//! 16-bit words with the checksum field zeroed (spec C.2).
+//! 16-bit words with the checksum field zeroed (docs/zk-protocol.md, "Packets").
 
 use std::fmt;
+
+use super::le::Fields;
 
 /// The TCP wrapper's magic: the LE u16s 0x5050 and 0x7D82.
 pub const TCP_MAGIC: [u8; 4] = [0x50, 0x50, 0x82, 0x7D];
@@ -17,7 +19,7 @@ pub const TCP_WRAPPER_LEN: usize = 8;
 /// anything far bigger is garbage or hostile, and must not make us allocate it.
 pub const MAX_PACKET_LEN: usize = 4 * 1024 * 1024;
 
-/// Command and reply codes (spec C.3).
+/// Command and reply codes (docs/zk-protocol.md, "Commands we use").
 pub mod code {
     pub const CONNECT: u16 = 1000;
     pub const EXIT: u16 = 1001;
@@ -145,7 +147,7 @@ impl Packet {
         let (header, payload) = bytes
             .split_first_chunk::<HEADER_LEN>()
             .ok_or(PacketError::Short(bytes.len()))?;
-        let word = |index: usize| u16::from_le_bytes([header[index], header[index + 1]]);
+        let word = |at: usize| Fields(header).u16(at);
         Ok(Packet {
             command: word(0),
             session: word(4),
@@ -159,7 +161,7 @@ impl Packet {
         if bytes.len() < HEADER_LEN {
             return false;
         }
-        let sent = u16::from_le_bytes([bytes[2], bytes[3]]);
+        let sent = Fields(bytes).u16(2);
         let mut zeroed = bytes.to_vec();
         zeroed[2] = 0;
         zeroed[3] = 0;
@@ -210,7 +212,7 @@ pub fn take_tcp_frame(buffer: &[u8]) -> Result<Option<(Packet, usize)>, PacketEr
         }
         return Err(PacketError::BadMagic(magic));
     }
-    let length = u32::from_le_bytes([wrapper[4], wrapper[5], wrapper[6], wrapper[7]]) as usize;
+    let length = Fields(wrapper).u32(4) as usize;
     if length > MAX_PACKET_LEN {
         return Err(PacketError::TooLong(length));
     }

@@ -1,5 +1,5 @@
 //! Device time: the packed u32 of records and GET/SET_TIME, and the 6-byte form of live
-//! events (spec C.6).
+//! events (docs/zk-protocol.md, "Time").
 //!
 //! The packed calendar gives every month 31 days, so it can express dates that do not
 //! exist (February 30th). Decoding never fails; it yields the fields as stored, and

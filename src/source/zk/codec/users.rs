@@ -1,4 +1,4 @@
-//! User records: 72 bytes on TFT firmware, 28 on older units (spec C.9).
+//! User records: 72 bytes on TFT firmware, 28 on older units (docs/zk-protocol.md, "User records").
 //!
 //! | bytes (72) | field | bytes (28) | field |
 //! |---|---|---|---|
@@ -13,6 +13,8 @@
 //!
 //! A user is disabled by rewriting its record with bit 0 of the privilege byte set
 //! (the vendor SDK's `SSR_EnableUser`); the other bytes are sent back exactly as read.
+
+use super::le::Fields;
 
 /// How a device lays out its user records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,15 +116,8 @@ impl UserRecord {
 
 /// Decodes one record (shorter input reads as zeros rather than panicking).
 pub fn decode_user(record: &[u8], layout: UserLayout) -> UserRecord {
-    let byte = |index: usize| record.get(index).copied().unwrap_or(0);
-    let u32_at = |index: usize| {
-        u32::from_le_bytes([
-            byte(index),
-            byte(index + 1),
-            byte(index + 2),
-            byte(index + 3),
-        ])
-    };
+    let fields = Fields(record);
+    let u32_at = |at| fields.u32(at);
     let text = |from: usize, to: usize| {
         let field = record.get(from..to).unwrap_or_default();
         text_of(field.split(|b| *b == 0).next().unwrap_or_default())
@@ -134,8 +129,8 @@ pub fn decode_user(record: &[u8], layout: UserLayout) -> UserRecord {
     let mut raw = record.get(..layout.size()).unwrap_or(record).to_vec();
     raw.resize(layout.size(), 0);
     UserRecord {
-        uid: u16::from_le_bytes([byte(0), byte(1)]),
-        privilege: byte(2),
+        uid: fields.u16(0),
+        privilege: fields.u8(2),
         name: name.trim().to_owned(),
         card,
         user_id: user_id.trim().to_owned(),
