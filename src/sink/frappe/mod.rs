@@ -4,7 +4,7 @@
 //! PINs are looked up as Employees in bulk (unknown PIN: "unmapped", reported by PIN,
 //! the rest goes on); checkins that already exist at that employee, time and log type
 //! are "already present"; the rest are created — in bulk with `insert_many` (see
-//! [`bulk`]) or one by one with HRMS's `add_log_based_on_employee_field` — several
+//! `bulk`) or one by one with HRMS's `add_log_based_on_employee_field` — several
 //! requests at once but never two for the same employee and time together: Frappe has
 //! no unique index, so parallel duplicates would both land. Frappe's own duplicate answer also counts as already present. The
 //! time sent is always the naive wall time in the site's zone, never ISO with an

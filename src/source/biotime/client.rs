@@ -442,7 +442,7 @@ fn header_time(response: &Response) -> Option<DateTime<Utc>> {
 /// clock that is off does not make us refresh too late). The `Date` header drops the
 /// fraction of a second, so the server may already be up to a second further on: one
 /// second is taken off to stay on the safe side. A token that claims to live longer
-/// than [`MAX_TOKEN_LIFETIME`] (a broken or hostile server: `exp = 1e19`, a `Date` in
+/// than `MAX_TOKEN_LIFETIME` (a broken or hostile server: `exp = 1e19`, a `Date` in
 /// 1970) is taken to live that long.
 pub fn jwt_lifetime(token: &str, server_now: Option<DateTime<Utc>>) -> Option<Duration> {
     let payload = token.split('.').nth(1)?;

@@ -2,7 +2,7 @@
 //!
 //! The protocol has no "read since": every cycle reads the whole attendance log, and a
 //! cursor over the log's handled prefix keeps unchanged history from being decoded and
-//! checked again (see [`log`]).
+//! checked again (see `log`).
 //!
 //! While reading, the terminal is disabled (keypad locked) so no punch lands mid-read,
 //! and it is enabled again whatever happens — over a new connection if the old one

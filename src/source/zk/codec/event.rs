@@ -7,7 +7,7 @@
 //! | 10 | uid u16, verify, state, time6 |
 //! | 12 | user id u32, verify, state, time6 |
 //! | 14 | as 10, then 4 unknown bytes |
-//! | 32 | user id ASCII[24], verify, state, time6 |
+//! | 32 | user id ASCII (24 bytes), verify, state, time6 |
 //! | 36, 37, 52+ | as 32, then unknown bytes |
 
 use super::attendance::Identity;
