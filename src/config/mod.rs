@@ -795,6 +795,20 @@ path = "punches.db"
     }
 
     #[test]
+    fn an_invalid_comm_key_in_the_env_is_an_error_not_ignored() {
+        let vars = |name: &str| match name {
+            "DEVICE_IPS" => Some("192.168.1.201".to_owned()),
+            "DEVICE_COMM_KEY" => Some("12345x".to_owned()),
+            _ => None,
+        };
+        let message = from_environment(&vars).unwrap_err().to_string();
+        assert!(
+            message.starts_with(".env: DEVICE_COMM_KEY '12345x' is not a comm key"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn a_biotime_device_can_come_from_the_environment_alone() {
         let vars = |name: &str| match name {
             "BIOTIME_URL" => Some("http://10.0.0.5:8081".to_owned()),

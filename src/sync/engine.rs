@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Local;
+use chrono::{DateTime, Local};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
@@ -270,66 +270,16 @@ impl Engine {
             ..CycleReport::default()
         };
 
-        // Record what was acknowledged — once every sink confirms that what it
-        // acknowledged is stored: quarantine, audit (sealed), cache, audit (published),
-        // then cursors. If a step fails, the later ones are skipped so nothing claims
-        // more than is durably recorded.
-        let mut recorded = !*dry_run;
-        if recorded {
-            for (sink, sink_report) in sinks.iter().zip(&report.sinks) {
-                if let Err(problem) = sink.confirm().await {
-                    report.problems.push(format!(
-                        "sink {} ({}): {problem}; nothing from this cycle is recorded as delivered, it is sent again next cycle",
-                        sink_report.name, sink_report.target
-                    ));
-                    recorded = false;
-                }
-            }
-        }
-        if recorded && let Err(error) = ledger.quarantine.sync() {
-            report.problems.push(format!(
-                "cannot save the quarantine file {}: {error}",
-                report.quarantine_file
-            ));
-            recorded = false;
-        }
-        let mut sealed = None;
-        if recorded {
-            match ledger.audit.seal() {
-                Ok(audit) => sealed = audit,
-                Err(error) => {
-                    report
-                        .problems
-                        .push(format!("cannot save the audit file: {error}"));
-                    recorded = false;
-                }
-            }
-        }
-        if recorded {
-            crash_point::reached(crash_point::BEFORE_CACHE_SAVE);
-            if let Err(error) = ledger.cache.save() {
-                report.problems.push(error.to_string());
-                recorded = false;
-            }
-        }
-        if !recorded {
-            // Not recorded: the next cycle must not trust this one's acknowledgements.
-            ledger.cache.forget_unsaved();
-        }
+        let recorded = !*dry_run
+            && record(
+                sinks,
+                ledger.cache,
+                ledger.quarantine,
+                ledger.audit,
+                &mut report,
+            )
+            .await;
         report.recorded = recorded;
-        if let Some(sealed) = sealed.filter(|_| recorded) {
-            match sealed.publish() {
-                Ok((path, entries)) => {
-                    report.audit_file = Some(path.display().to_string());
-                    report.audit_entries = entries;
-                }
-                // The punches are delivered and recorded in the cache; only this
-                // cycle's listing is lost, and the summary says so.
-                Err(error) => report
-                    .problems
-                    .push(format!("cannot save the audit file: {error}")),
-            }
-        }
         let mut sources: Vec<&mut Box<dyn Source>> =
             sources.into_iter().map(|(source, _)| source).collect();
         for (source, settlement) in sources.iter_mut().zip(settlements) {
@@ -344,26 +294,7 @@ impl Engine {
         if recorded {
             crash_point::reached(crash_point::BEFORE_CURSOR_SAVE);
             match cursors.save() {
-                Ok(()) => {
-                    let notes = futures::future::join_all(
-                        sources.iter_mut().map(|source| source.after_recorded()),
-                    )
-                    .await;
-                    for (device, note) in report.devices.iter_mut().zip(notes) {
-                        device.note = note;
-                    }
-                    finish_sinks(sinks, &mut sources, settings, &mut report).await;
-                    if let Some(keep) = settings.audit_retention {
-                        let pruned = audit::prune(&settings.output_dir, keep, started);
-                        if !pruned.is_empty() {
-                            tracing::info!(
-                                "deleted {} audit file(s) older than audit_retention ({})",
-                                pruned.len(),
-                                crate::duration::display(keep)
-                            );
-                        }
-                    }
-                }
+                Ok(()) => after_recorded(sinks, &mut sources, settings, started, &mut report).await,
                 Err(error) => report.problems.push(error.to_string()),
             }
         }
@@ -373,6 +304,101 @@ impl Engine {
         report.exit_code = report.exit().code();
         observer.finished(&report);
         report
+    }
+}
+
+/// Records what the sinks acknowledged — once every sink confirms that it is stored:
+/// quarantine, audit file (sealed), cache, audit file (published). A failed step skips
+/// the later ones, so nothing claims more than is durably recorded; the cursors follow
+/// only when this returns true.
+async fn record(
+    sinks: &[Box<dyn Sink>],
+    cache: &mut DedupCache,
+    quarantine: &mut Quarantine,
+    audit: AuditLog,
+    report: &mut CycleReport,
+) -> bool {
+    let mut recorded = true;
+    for (sink, sink_report) in sinks.iter().zip(&report.sinks) {
+        if let Err(problem) = sink.confirm().await {
+            report.problems.push(format!(
+                "sink {} ({}): {problem}; nothing from this cycle is recorded as delivered, it is sent again next cycle",
+                sink_report.name, sink_report.target
+            ));
+            recorded = false;
+        }
+    }
+    if recorded && let Err(error) = quarantine.sync() {
+        report.problems.push(format!(
+            "cannot save the quarantine file {}: {error}",
+            report.quarantine_file
+        ));
+        recorded = false;
+    }
+    let mut sealed = None;
+    if recorded {
+        match audit.seal() {
+            Ok(audit) => sealed = audit,
+            Err(error) => {
+                report
+                    .problems
+                    .push(format!("cannot save the audit file: {error}"));
+                recorded = false;
+            }
+        }
+    }
+    if recorded {
+        crash_point::reached(crash_point::BEFORE_CACHE_SAVE);
+        if let Err(error) = cache.save() {
+            report.problems.push(error.to_string());
+            recorded = false;
+        }
+    }
+    if !recorded {
+        // The next cycle must not trust this one's acknowledgements.
+        cache.forget_unsaved();
+        return false;
+    }
+    if let Some(sealed) = sealed {
+        match sealed.publish() {
+            Ok((path, entries)) => {
+                report.audit_file = Some(path.display().to_string());
+                report.audit_entries = entries;
+            }
+            // The punches are delivered and recorded in the cache; only this cycle's
+            // listing is lost, and the summary says so.
+            Err(error) => report
+                .problems
+                .push(format!("cannot save the audit file: {error}")),
+        }
+    }
+    true
+}
+
+/// Once the cycle and its cursors are recorded: the devices' after-steps (a log
+/// cleared), the sinks' (watermarks, user switches), and old audit files pruned.
+async fn after_recorded(
+    sinks: &[Box<dyn Sink>],
+    sources: &mut [&mut Box<dyn Source>],
+    settings: &SyncSettings,
+    started: DateTime<Local>,
+    report: &mut CycleReport,
+) {
+    let notes =
+        futures::future::join_all(sources.iter_mut().map(|source| source.after_recorded())).await;
+    for (device, note) in report.devices.iter_mut().zip(notes) {
+        device.note = note;
+    }
+    finish_sinks(sinks, sources, settings, report).await;
+    if let Some(keep) = settings.audit_retention {
+        let pruned = audit::prune(&settings.output_dir, keep, started);
+        if !pruned.is_empty() {
+            tracing::info!(
+                "deleted {} audit file(s) older than audit_retention ({})",
+                pruned.len(),
+                crate::duration::display(keep)
+            );
+        }
     }
 }
 
