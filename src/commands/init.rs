@@ -263,7 +263,8 @@ const FRAPPE: &str = r##"
 # log_types = { 2 = "skip", 3 = "skip" }  # by punch state; defaults 0/3/4 IN, 1/2/5 OUT
 # device_id = "{terminal}"           # or "{serial}", "{device}", "{location}"
 # skip_auto_attendance = false
-# concurrency = 4
+# concurrency = 4                    # requests at once
+# batch_size = 100                   # checkins per insert_many request; 1 = one by one
 # retry_for = "60s"
 # user_control = []                  # ["frappe_user"], ["device"]: on at IN, off at OUT
 #
