@@ -38,6 +38,7 @@ pub mod duration;
 pub mod exit;
 pub mod http_client;
 pub mod instance_lock;
+pub mod ledger;
 pub mod normalize;
 pub mod output;
 pub mod progress;

@@ -83,6 +83,14 @@ impl SourceKind {
             SourceKind::Zk => "zk",
         }
     }
+
+    pub fn parse(text: &str) -> Option<SourceKind> {
+        match text {
+            "biotime" => Some(SourceKind::Biotime),
+            "zk" => Some(SourceKind::Zk),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for SourceKind {

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use crate::atomic_file;
 use crate::cli::{DemoArgs, SyncArgs};
 use crate::config::section::Document;
-use crate::config::{self, Config, Environment, Secret, SyncSettings};
+use crate::config::{self, Config, Environment, LedgerSettings, Secret, SyncSettings};
 use crate::exit::Exit;
 use crate::output::Output;
 use crate::punch::IdScheme;
@@ -112,6 +112,7 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
             output_dir: OUTPUT_DIR.into(),
             ..SyncSettings::default()
         },
+        ledger: LedgerSettings::default(),
         devices: vec![
             DeviceConfig {
                 name: "Demo terminal".into(),

@@ -18,6 +18,7 @@ mod env_expand;
 pub mod environment;
 pub mod error;
 mod kinds;
+pub mod ledger;
 pub mod secret;
 pub mod section;
 pub mod sync;
@@ -30,6 +31,7 @@ use chrono_tz::Tz;
 
 pub use environment::Environment;
 pub use error::ConfigError;
+pub use ledger::LedgerSettings;
 pub use secret::Secret;
 pub use sync::SyncSettings;
 
@@ -46,6 +48,7 @@ pub struct Config {
     /// The file it came from (`iclock-sync.toml`, `.env`) and its folder.
     pub document: Document,
     pub sync: SyncSettings,
+    pub ledger: LedgerSettings,
     pub devices: Vec<DeviceConfig>,
     /// The configured sinks; none means the embedded SQLite store.
     pub sinks: Vec<Arc<dyn SinkConfig>>,
@@ -213,6 +216,10 @@ fn from_value(document: Document, value: toml::Value) -> Result<Config, ConfigEr
         &document.section("[sync]", 0, "[sync]"),
         table.remove("sync"),
     )?;
+    let ledger = ledger::parse(
+        &document.section("[ledger]", 0, "[ledger]"),
+        table.remove("ledger"),
+    )?;
     let device_tables = match table.remove("device") {
         None => Vec::new(),
         Some(toml::Value::Array(items)) => items,
@@ -252,12 +259,13 @@ fn from_value(document: Document, value: toml::Value) -> Result<Config, ConfigEr
         return Err(top.error(
             Some(unknown),
             format!("`{unknown}` is not a section or key of the configuration"),
-            "the file holds [sync], [[device]] and [sink.NAME] sections (see README.md)",
+            "the file holds [sync], [ledger], [[device]] and [sink.NAME] sections (see README.md)",
         ));
     }
     Ok(Config {
         document,
         sync,
+        ledger,
         devices,
         sinks,
         environment: Environment::default(),

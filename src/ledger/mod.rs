@@ -1,0 +1,294 @@
+//! The ledger: the tool's own durable state, between reading and delivering. Every
+//! punch read is journaled once — with a pending delivery for every sink and the
+//! device's cursor, in one transaction — before any sink sees it; each sink then drains
+//! its own pending punches and its answers land here. So a pushing terminal can be told
+//! "OK" once its punches are journaled, a sink that is down holds back neither reading
+//! nor the other sinks and catches up from here, and `status`, `retry`, `punches` (and
+//! later an API) read one place.
+//!
+//! The engine uses the [`Ledger`] trait; [`SqliteLedger`] is the embedded
+//! implementation (one file in the cache folder). A shared PostgreSQL ledger can follow
+//! behind the same trait.
+//!
+//! Delivery states: open (pending, or failed and due again at a time) and settled
+//! (delivered, already present, skipped, withheld, rejected, unmapped). Rejected and
+//! unmapped punches stay settled until `retry` opens them again.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use sqlite::{LEDGER_FILE_NAME, SqliteLedger};
+
+use crate::punch::Punch;
+use crate::quarantine::QuarantineEntry;
+use crate::sink::SinkOutcome;
+
+/// The ledger's number for a configured sink.
+pub type SinkId = i64;
+/// The ledger's number for a punch (its order of arrival).
+pub type Seq = i64;
+/// The ledger's number for a cycle.
+pub type CycleId = i64;
+
+/// Why the ledger could not do something; the text says what and where.
+#[derive(Debug, thiserror::Error)]
+#[error("the ledger {path}: {problem}")]
+pub struct LedgerError {
+    pub path: String,
+    pub problem: String,
+}
+
+/// A sink as configured now.
+#[derive(Debug, Clone)]
+pub struct SinkRegistration {
+    /// `sqlite`, `firestore`, … — what the sink is called in the ledger.
+    pub name: String,
+    /// Where it writes (for `status`).
+    pub target: String,
+    /// The store's own marker, when the sink has one: a changed identity means the store
+    /// was replaced or emptied.
+    pub identity: Option<String>,
+}
+
+/// A registered sink, and what registering it queued.
+#[derive(Debug, Clone)]
+pub struct RegisteredSink {
+    pub id: SinkId,
+    pub name: String,
+    /// Punches queued for it now: a new sink is offered the recent past, a replaced
+    /// store everything.
+    pub queued: u64,
+    /// Why they were queued, for the summary.
+    pub queued_because: Option<String>,
+}
+
+/// What one read of a device hands the ledger in one transaction.
+#[derive(Debug)]
+pub struct Journal<'a> {
+    pub device: &'a DeviceRecord,
+    pub punches: &'a [Punch],
+    pub quarantine: &'a [QuarantineEntry],
+    /// The device's new cursor, when this is the read's last batch.
+    pub cursor: Option<&'a Value>,
+    /// The sinks every new punch is queued for.
+    pub sinks: &'a [SinkId],
+}
+
+/// A device as the ledger describes it.
+#[derive(Debug, Clone)]
+pub struct DeviceRecord {
+    pub name: String,
+    pub kind: String,
+    pub location: String,
+}
+
+/// What journaling found.
+#[derive(Debug, Default)]
+pub struct Journaled {
+    /// Per punch, in order: new to the ledger (and queued for the sinks).
+    pub new: Vec<bool>,
+    /// Of the new ones, how many were delivered before the ledger existed.
+    pub delivered_before: u64,
+    /// Quarantine entries reported for the first time.
+    pub newly_quarantined: u64,
+}
+
+/// A punch waiting for a sink.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub seq: Seq,
+    pub punch: Punch,
+}
+
+/// How a sink stands.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SinkStanding {
+    pub name: String,
+    pub target: String,
+    pub pending: u64,
+    pub failing: u64,
+    /// When the next failed punch is due again.
+    pub next_retry: Option<String>,
+    pub delivered: u64,
+    pub delivered_today: u64,
+    pub rejected: u64,
+    pub unmapped: u64,
+    /// The most frequent reasons of rejected and unmapped punches, with their counts.
+    pub top_reasons: Vec<(String, u64)>,
+    /// The unmapped PINs, most frequent first.
+    pub unmapped_pins: Vec<(String, u64)>,
+}
+
+/// How a device stands.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeviceStanding {
+    pub name: String,
+    pub kind: String,
+    pub location: String,
+    pub last_read_at: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+    pub cursor: Option<Value>,
+    pub facts: Option<Value>,
+    pub punches: u64,
+    pub punches_today: u64,
+}
+
+/// Which punches `retry` opens again.
+#[derive(Debug, Clone, Default)]
+pub struct RetryFilter {
+    /// Only this sink's deliveries (by name).
+    pub sink: Option<String>,
+    /// Which settled states: rejected, unmapped, and/or failed (open ones made due now).
+    pub rejected: bool,
+    pub unmapped: bool,
+    pub failed: bool,
+    pub pin: Option<String>,
+    /// Punches read since then.
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// What `punches` looks for.
+#[derive(Debug, Clone, Default)]
+pub struct PunchQuery {
+    pub device: Option<String>,
+    pub pin: Option<String>,
+    /// Wall time, `YYYY-MM-DD HH:MM:SS`, from and up to (inclusive).
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub state: Option<i32>,
+    pub limit: usize,
+}
+
+/// A punch as `punches` shows it, with where it went.
+#[derive(Debug, Clone, Serialize)]
+pub struct PunchRecord {
+    pub id: String,
+    pub device: String,
+    pub serial: String,
+    pub user_id: String,
+    pub local_time: String,
+    pub timezone: String,
+    pub state: i32,
+    pub verify_mode: i32,
+    pub work_code: String,
+    pub source: String,
+    pub read_at: String,
+    /// Per sink: its state, and the reason where there is one.
+    pub sinks: Vec<(String, String, Option<String>)>,
+}
+
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// Where it is, for messages.
+    fn location(&self) -> String;
+
+    /// Registers the configured sinks (the others stop being drained, their history
+    /// kept) and queues what each has not had; see [`RegisteredSink`].
+    async fn register_sinks(
+        &self,
+        sinks: &[SinkRegistration],
+        backfill: Option<std::time::Duration>,
+    ) -> Result<Vec<RegisteredSink>, LedgerError>;
+
+    /// Queues for `sink` every punch read since `since` that it has not settled.
+    async fn backfill(&self, sink: &str, since: DateTime<Utc>) -> Result<u64, LedgerError>;
+
+    /// The device's stored cursor.
+    async fn cursor(&self, device: &str) -> Result<Option<Value>, LedgerError>;
+
+    /// Journals a batch: punches (inserted if absent, queued for every sink), quarantine
+    /// entries and, for a read's last batch, the cursor — in one transaction.
+    async fn journal(&self, journal: Journal<'_>) -> Result<Journaled, LedgerError>;
+
+    /// How the device's read went (`error`: why it failed), and what is known of it.
+    async fn device_read(
+        &self,
+        device: &DeviceRecord,
+        error: Option<&str>,
+        facts: Option<&Value>,
+    ) -> Result<(), LedgerError>;
+
+    /// Up to `limit` punches open for `sink` after `after` (a seq; 0 from the start),
+    /// in order of arrival: those due by `due_by`, or every open one when `None` (a
+    /// fresh run tries everything again).
+    async fn due(
+        &self,
+        sink: SinkId,
+        after: Seq,
+        limit: usize,
+        due_by: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Queued>, LedgerError>;
+
+    /// Records the sink's answers for punches it was handed (failed ones are due again
+    /// after a growing pause).
+    async fn settle(
+        &self,
+        sink: SinkId,
+        cycle: CycleId,
+        outcomes: &[(Seq, SinkOutcome)],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError>;
+
+    /// Opens again what `sink` was recorded to have taken in `cycle` (its store did
+    /// not keep it); returns how many.
+    async fn reopen_cycle(&self, sink: SinkId, cycle: CycleId) -> Result<u64, LedgerError>;
+
+    /// Punches open for `sink`: (open, of which failed and waiting, next due time).
+    async fn open_count(
+        &self,
+        sink: SinkId,
+    ) -> Result<(u64, u64, Option<DateTime<Utc>>), LedgerError>;
+
+    /// Of `seqs`, the IDs of the punches no active sink has open any more.
+    async fn settled_everywhere(&self, seqs: &[Seq]) -> Result<Vec<String>, LedgerError>;
+
+    async fn begin_cycle(&self, started_at: DateTime<Utc>) -> Result<CycleId, LedgerError>;
+
+    async fn finish_cycle(
+        &self,
+        cycle: CycleId,
+        report: &Value,
+        duration_ms: u64,
+        exit_code: u8,
+    ) -> Result<(), LedgerError>;
+
+    /// The reports of the last `count` cycles, newest first.
+    async fn cycles(&self, count: usize) -> Result<Vec<Value>, LedgerError>;
+
+    /// Records IDs delivered everywhere before the ledger existed (an older cache);
+    /// returns how many were new to it.
+    async fn import_delivered(&self, ids: &[String]) -> Result<u64, LedgerError>;
+
+    /// Stores a device's cursor (an import of an older cursor file).
+    async fn import_cursor(&self, device: &str, cursor: &Value) -> Result<(), LedgerError>;
+
+    /// Whether a one-time step was done; marking it done.
+    async fn milestone(&self, name: &str) -> Result<bool, LedgerError>;
+    async fn mark_milestone(&self, name: &str, detail: &str) -> Result<(), LedgerError>;
+
+    async fn sink_standings(&self) -> Result<Vec<SinkStanding>, LedgerError>;
+    async fn device_standings(&self) -> Result<Vec<DeviceStanding>, LedgerError>;
+    async fn quarantine_count(&self) -> Result<u64, LedgerError>;
+
+    /// Opens again the punches `filter` selects; returns how many.
+    async fn retry(&self, filter: &RetryFilter) -> Result<u64, LedgerError>;
+
+    async fn punches(&self, query: &PunchQuery) -> Result<Vec<PunchRecord>, LedgerError>;
+
+    /// Deletes punches read before `before` that every sink has settled; returns how
+    /// many.
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64, LedgerError>;
+}
+
+/// A shared handle.
+pub type SharedLedger = Arc<dyn Ledger>;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1038 @@
+//! The ledger in one SQLite file (`cache/ledger.db`), its schema created and upgraded by
+//! the versioned migrations in `migrations/ledger/`.
+//!
+//! Durability: WAL with `synchronous = FULL`, so a commit that journals a device's batch
+//! (and so may acknowledge a pushing terminal, or move a cursor) has reached the disk
+//! before it returns. Writes go in multi-row statements inside one transaction per
+//! batch, and the page cache is large enough that a batch's index pages are written
+//! once per commit rather than spilled and rewritten.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
+
+use super::{
+    CycleId, DeviceRecord, DeviceStanding, Journal, Journaled, Ledger, LedgerError, PunchQuery,
+    PunchRecord, Queued, RegisteredSink, RetryFilter, Seq, SinkId, SinkRegistration, SinkStanding,
+};
+use crate::punch::{
+    DeviceLabel, Punch, PunchId, SourceKind, WALL_TIME_FORMAT, utc_text, wall_time_text,
+};
+use crate::sink::SinkOutcome;
+
+pub const LEDGER_FILE_NAME: &str = "ledger.db";
+
+/// Rows per multi-row statement: under SQLite's 32,766 parameters at 14 per punch.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Delivery states as stored.
+mod state {
+    pub const PENDING: i64 = 0;
+    pub const FAILED: i64 = 1;
+    pub const DELIVERED: i64 = 2;
+    pub const ALREADY: i64 = 3;
+    pub const SKIPPED: i64 = 4;
+    pub const WITHHELD: i64 = 5;
+    pub const REJECTED: i64 = 6;
+    pub const UNMAPPED: i64 = 7;
+
+    pub fn name(state: i64) -> &'static str {
+        match state {
+            PENDING => "pending",
+            FAILED => "failed",
+            DELIVERED => "delivered",
+            ALREADY => "already",
+            SKIPPED => "skipped",
+            WITHHELD => "withheld",
+            REJECTED => "rejected",
+            UNMAPPED => "unmapped",
+            _ => "unknown",
+        }
+    }
+}
+
+pub struct SqliteLedger {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl SqliteLedger {
+    /// Opens (creating and migrating as needed) the ledger at `path`. `read_only` opens
+    /// an existing one for looking only.
+    pub async fn open(path: &Path, read_only: bool) -> Result<SqliteLedger, LedgerError> {
+        let error = |problem: String| LedgerError {
+            path: path.display().to_string(),
+            problem,
+        };
+        if !read_only && let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|cause| {
+                error(format!(
+                    "cannot create the folder {}: {cause} — check cache_dir in [sync]",
+                    dir.display()
+                ))
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(|cause| error(cause.to_string()))?
+            .filename(path)
+            .create_if_missing(!read_only)
+            .read_only(read_only)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", "-8192");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|cause| {
+                error(format!(
+                    "cannot open it: {cause} — check that cache_dir in [sync] is writable"
+                ))
+            })?;
+        if !read_only {
+            sqlx::migrate!("./migrations/ledger")
+                .run(&pool)
+                .await
+                .map_err(|cause| {
+                    error(format!(
+                        "cannot create or upgrade its tables: {cause} — it may belong to a newer iclock-sync"
+                    ))
+                })?;
+        }
+        Ok(SqliteLedger {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Closes it, checkpointing the WAL into the file.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn error(&self, cause: impl std::fmt::Display) -> LedgerError {
+        LedgerError {
+            path: self.path.display().to_string(),
+            problem: cause.to_string(),
+        }
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, LedgerError> {
+        self.pool.begin().await.map_err(|error| self.error(error))
+    }
+
+    async fn active_sinks(&self) -> Result<Vec<SinkId>, LedgerError> {
+        sqlx::query_scalar("SELECT id FROM sinks WHERE active = 1 ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|error| self.error(error))
+    }
+}
+
+/// `?, ?, …` for `count` rows of `columns` parameters.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
+}
+
+fn now_text() -> String {
+    utc_text(Utc::now())
+}
+
+/// Queues `seqs` for `sink` (pending), leaving settled rows as they are.
+async fn queue(
+    tx: &mut Transaction<'static, Sqlite>,
+    sink: SinkId,
+    seqs: &[Seq],
+    state: i64,
+    reason: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    for chunk in seqs.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO deliveries (sink_id, seq, state, reason) VALUES {} ON CONFLICT(sink_id, seq) DO NOTHING",
+            placeholders(chunk.len(), 4)
+        );
+        let mut query =
+            sqlx::query(AssertSqlSafe(sql)).persistent(chunk.len() == ROWS_PER_STATEMENT);
+        for seq in chunk {
+            query = query.bind(sink).bind(*seq).bind(state).bind(reason);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// A punch from a row of `punches` (columns in [`PUNCH_COLUMNS`] order, after `skip`).
+fn punch_of(
+    row: &SqliteRow,
+    skip: usize,
+    labels: &mut HashMap<(String, String), Arc<DeviceLabel>>,
+) -> Result<Punch, sqlx::Error> {
+    let text = |index: usize| row.try_get::<String, _>(skip + index);
+    let device: String = text(1)?;
+    let timezone: String = text(2)?;
+    let label = labels
+        .entry((device.clone(), timezone.clone()))
+        .or_insert_with(|| {
+            Arc::new(DeviceLabel {
+                name: Arc::from(device.as_str()),
+                timezone: timezone.parse().unwrap_or(chrono_tz::UTC),
+            })
+        })
+        .clone();
+    let local_time = NaiveDateTime::parse_from_str(&text(6)?, WALL_TIME_FORMAT)
+        .map_err(|error| sqlx::Error::Decode(error.into()))?;
+    Ok(Punch {
+        id: PunchId::from_stored(text(0)?),
+        device: label,
+        serial: Arc::from(text(3)?.as_str()),
+        terminal: Arc::from(text(4)?.as_str()),
+        user_id: text(5)?,
+        local_time,
+        state: row.try_get(skip + 7)?,
+        verify_mode: row.try_get(skip + 8)?,
+        work_code: text(9)?,
+        source: SourceKind::parse(&text(10)?).unwrap_or(SourceKind::Biotime),
+        source_key: text(11)?,
+    })
+}
+
+const PUNCH_COLUMNS: &str = "p.id, p.device, p.timezone, p.serial, p.terminal, p.user_id, \
+                             p.local_time, p.state, p.verify_mode, p.work_code, p.source, p.source_key";
+
+#[async_trait]
+impl Ledger for SqliteLedger {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    async fn register_sinks(
+        &self,
+        sinks: &[SinkRegistration],
+        backfill: Option<Duration>,
+    ) -> Result<Vec<RegisteredSink>, LedgerError> {
+        let mut tx = self.begin().await?;
+        let result: Result<Vec<RegisteredSink>, sqlx::Error> = async {
+            let any_punch: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM punches)")
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE sinks SET active = 0")
+                .execute(&mut *tx)
+                .await?;
+            let mut registered = Vec::new();
+            for sink in sinks {
+                let known: Option<(i64, Option<String>)> =
+                    sqlx::query_as("SELECT id, identity FROM sinks WHERE name = ?")
+                        .bind(&sink.name)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let (id, queued_because, since) = match known {
+                    None => {
+                        let id: i64 = sqlx::query_scalar(
+                            "INSERT INTO sinks (name, target, identity, added_at) VALUES (?, ?, ?, ?) RETURNING id",
+                        )
+                        .bind(&sink.name)
+                        .bind(&sink.target)
+                        .bind(&sink.identity)
+                        .bind(now_text())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        let since = backfill
+                            .and_then(|window| chrono::Duration::from_std(window).ok())
+                            .map(|window| Utc::now() - window);
+                        let because = any_punch.then(|| {
+                            "a new sink: offered the punches of the backfill window ([ledger] backfill)"
+                                .to_owned()
+                        });
+                        (id, because, since.filter(|_| any_punch))
+                    }
+                    Some((id, identity)) => {
+                        sqlx::query(
+                            "UPDATE sinks SET active = 1, target = ?, identity = COALESCE(?, identity) WHERE id = ?",
+                        )
+                        .bind(&sink.target)
+                        .bind(&sink.identity)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                        let replaced = matches!((&identity, &sink.identity), (Some(was), Some(now)) if was != now);
+                        if replaced {
+                            // The store was replaced or emptied: nothing it was given counts.
+                            sqlx::query(
+                                "UPDATE deliveries SET state = 0, reason = NULL, attempts = 0, due_at = NULL, cycle = NULL WHERE sink_id = ?",
+                            )
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        (
+                            id,
+                            replaced.then(|| {
+                                "its store was replaced or emptied (a new identity): everything is sent again"
+                                    .to_owned()
+                            }),
+                            replaced.then_some(DateTime::<Utc>::MIN_UTC),
+                        )
+                    }
+                };
+                let queued = match since {
+                    Some(since) => {
+                        sqlx::query(
+                            "INSERT INTO deliveries (sink_id, seq, state) SELECT ?, seq, 0 FROM punches WHERE read_at >= ? ON CONFLICT(sink_id, seq) DO NOTHING",
+                        )
+                        .bind(id)
+                        .bind(utc_text(since))
+                        .execute(&mut *tx)
+                        .await?;
+                        sqlx::query_scalar::<_, i64>(
+                            "SELECT COUNT(*) FROM deliveries WHERE sink_id = ? AND state <= 1",
+                        )
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .max(0) as u64
+                    }
+                    None => 0,
+                };
+                registered.push(RegisteredSink {
+                    id,
+                    name: sink.name.clone(),
+                    queued,
+                    queued_because: queued_because.filter(|_| queued > 0),
+                });
+            }
+            Ok(registered)
+        }
+        .await;
+        let registered = result.map_err(|error| self.error(error))?;
+        tx.commit().await.map_err(|error| self.error(error))?;
+        Ok(registered)
+    }
+
+    async fn backfill(&self, sink: &str, since: DateTime<Utc>) -> Result<u64, LedgerError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM sinks WHERE name = ?")
+            .bind(sink)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|error| self.error(error))?;
+        let Some(id) = id else {
+            return Err(self.error(format!(
+                "no sink named '{sink}' has run yet — run a sync once with it configured"
+            )));
+        };
+        let done = sqlx::query(
+            "INSERT INTO deliveries (sink_id, seq, state) SELECT ?, seq, 0 FROM punches WHERE read_at >= ? ON CONFLICT(sink_id, seq) DO NOTHING",
+        )
+        .bind(id)
+        .bind(utc_text(since))
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn cursor(&self, device: &str) -> Result<Option<Value>, LedgerError> {
+        let text: Option<Option<String>> =
+            sqlx::query_scalar("SELECT cursor FROM devices WHERE name = ?")
+                .bind(device)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|error| self.error(error))?;
+        Ok(text
+            .flatten()
+            .and_then(|text| serde_json::from_str(&text).ok()))
+    }
+
+    async fn journal(&self, journal: Journal<'_>) -> Result<Journaled, LedgerError> {
+        let mut tx = self.begin().await?;
+        let result: Result<Journaled, sqlx::Error> = async {
+            let device = journal.device;
+            sqlx::query(
+                "INSERT INTO devices (name, kind, location) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, location = excluded.location",
+            )
+            .bind(&device.name)
+            .bind(&device.kind)
+            .bind(&device.location)
+            .execute(&mut *tx)
+            .await?;
+            let read_at = now_text();
+            let mut new_seqs: HashMap<&str, Seq> = HashMap::new();
+            for chunk in journal.punches.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO punches (id, device, timezone, serial, terminal, user_id, local_time, state, verify_mode, work_code, source, source_key, read_at) VALUES {} ON CONFLICT(id) DO NOTHING RETURNING seq, id",
+                    placeholders(chunk.len(), 13)
+                );
+                let mut query =
+                    sqlx::query(AssertSqlSafe(sql)).persistent(chunk.len() == ROWS_PER_STATEMENT);
+                for punch in chunk {
+                    query = query
+                        .bind(punch.id.as_str())
+                        .bind(&*punch.device.name)
+                        .bind(punch.device.timezone.name())
+                        .bind(&*punch.serial)
+                        .bind(&*punch.terminal)
+                        .bind(&punch.user_id)
+                        .bind(punch.local_time_text())
+                        .bind(punch.state)
+                        .bind(punch.verify_mode)
+                        .bind(&punch.work_code)
+                        .bind(punch.source.as_str())
+                        .bind(&punch.source_key)
+                        .bind(&read_at);
+                }
+                for row in query.fetch_all(&mut *tx).await? {
+                    let seq: i64 = row.try_get(0)?;
+                    let id: String = row.try_get(1)?;
+                    if let Some(punch) = chunk.iter().find(|punch| punch.id.as_str() == id) {
+                        new_seqs.insert(punch.id.as_str(), seq);
+                    }
+                }
+            }
+            // Which of the new ones were delivered before the ledger existed.
+            let mut before: HashSet<String> = HashSet::new();
+            let any_before: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM delivered_before)")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if any_before && !new_seqs.is_empty() {
+                let ids: Vec<&str> = new_seqs.keys().copied().collect();
+                for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                    let sql = format!(
+                        "SELECT id FROM delivered_before WHERE id IN ({})",
+                        vec!["?"; chunk.len()].join(", ")
+                    );
+                    let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+                    for id in chunk {
+                        query = query.bind(*id);
+                    }
+                    before.extend(query.fetch_all(&mut *tx).await?);
+                }
+            }
+            let (earlier, queued): (Vec<Seq>, Vec<Seq>) = {
+                let mut seqs: Vec<(&str, Seq)> = new_seqs.iter().map(|(id, seq)| (*id, *seq)).collect();
+                seqs.sort_unstable_by_key(|(_, seq)| *seq);
+                let (earlier, queued): (Vec<_>, Vec<_>) =
+                    seqs.into_iter().partition(|(id, _)| before.contains(*id));
+                (
+                    earlier.into_iter().map(|(_, seq)| seq).collect(),
+                    queued.into_iter().map(|(_, seq)| seq).collect(),
+                )
+            };
+            for sink in journal.sinks {
+                queue(&mut tx, *sink, &queued, 0, None).await?;
+                queue(&mut tx, *sink, &earlier, 3, Some("delivered before the ledger")).await?;
+            }
+            let mut newly_quarantined = 0;
+            for entry in journal.quarantine {
+                let done = sqlx::query(
+                    "INSERT INTO quarantine (source_key, device, reason, record, quarantined_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(source_key) DO NOTHING",
+                )
+                .bind(&entry.source_key)
+                .bind(&entry.device)
+                .bind(&entry.reason)
+                .bind(entry.record.to_string())
+                .bind(&read_at)
+                .execute(&mut *tx)
+                .await?;
+                newly_quarantined += done.rows_affected();
+            }
+            if let Some(cursor) = journal.cursor {
+                sqlx::query("UPDATE devices SET cursor = ? WHERE name = ?")
+                    .bind(cursor.to_string())
+                    .bind(&device.name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let mut seen = HashSet::new();
+            let new = journal
+                .punches
+                .iter()
+                .map(|punch| new_seqs.contains_key(punch.id.as_str()) && seen.insert(punch.id.as_str()))
+                .collect();
+            Ok(Journaled {
+                new,
+                delivered_before: earlier.len() as u64,
+                newly_quarantined,
+            })
+        }
+        .await;
+        let journaled = result.map_err(|error| self.error(error))?;
+        tx.commit().await.map_err(|error| self.error(error))?;
+        Ok(journaled)
+    }
+
+    async fn device_read(
+        &self,
+        device: &DeviceRecord,
+        error: Option<&str>,
+        facts: Option<&Value>,
+    ) -> Result<(), LedgerError> {
+        let now = now_text();
+        let sql = match error {
+            None => {
+                "INSERT INTO devices (name, kind, location, last_read_at, facts) VALUES (?1, ?2, ?3, ?4, ?6) ON CONFLICT(name) DO UPDATE SET kind = ?2, location = ?3, last_read_at = ?4, facts = COALESCE(?6, facts)"
+            }
+            Some(_) => {
+                "INSERT INTO devices (name, kind, location, last_error, last_error_at, facts) VALUES (?1, ?2, ?3, ?5, ?4, ?6) ON CONFLICT(name) DO UPDATE SET kind = ?2, location = ?3, last_error = ?5, last_error_at = ?4, facts = COALESCE(?6, facts)"
+            }
+        };
+        sqlx::query(sql)
+            .bind(&device.name)
+            .bind(&device.kind)
+            .bind(&device.location)
+            .bind(now)
+            .bind(error)
+            .bind(facts.map(Value::to_string))
+            .execute(&self.pool)
+            .await
+            .map_err(|error| self.error(error))?;
+        Ok(())
+    }
+
+    async fn due(
+        &self,
+        sink: SinkId,
+        after: Seq,
+        limit: usize,
+        due_by: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Queued>, LedgerError> {
+        let sql = format!(
+            "SELECT d.seq, {PUNCH_COLUMNS} FROM deliveries d JOIN punches p ON p.seq = d.seq \
+             WHERE d.sink_id = ?1 AND d.state <= 1 AND d.seq > ?2 \
+             AND (?3 IS NULL OR d.due_at IS NULL OR d.due_at <= ?3) ORDER BY d.seq LIMIT ?4"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(sink)
+            .bind(after)
+            .bind(due_by.map(utc_text))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|error| self.error(error))?;
+        let mut labels = HashMap::new();
+        rows.iter()
+            .map(|row| {
+                Ok(Queued {
+                    seq: row.try_get(0)?,
+                    punch: punch_of(row, 1, &mut labels)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(|error| self.error(error))
+    }
+
+    async fn settle(
+        &self,
+        sink: SinkId,
+        cycle: CycleId,
+        outcomes: &[(Seq, SinkOutcome)],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let mut plain: HashMap<i64, Vec<Seq>> = HashMap::new();
+        let mut explained: Vec<(Seq, i64, &str)> = Vec::new();
+        let mut failed: Vec<(Seq, &str)> = Vec::new();
+        for (seq, outcome) in outcomes {
+            match outcome {
+                SinkOutcome::Delivered => plain.entry(state::DELIVERED).or_default().push(*seq),
+                SinkOutcome::AlreadyPresent => plain.entry(state::ALREADY).or_default().push(*seq),
+                SinkOutcome::Skipped => plain.entry(state::SKIPPED).or_default().push(*seq),
+                SinkOutcome::Withheld(reason) => explained.push((*seq, state::WITHHELD, reason)),
+                SinkOutcome::Rejected(reason) => explained.push((*seq, state::REJECTED, reason)),
+                SinkOutcome::Unmapped(reason) => explained.push((*seq, state::UNMAPPED, reason)),
+                SinkOutcome::Failed(reason) => failed.push((*seq, reason)),
+            }
+        }
+        let mut tx = self.begin().await?;
+        let result: Result<(), sqlx::Error> = async {
+            for (state, seqs) in &plain {
+                for chunk in seqs.chunks(ROWS_PER_STATEMENT) {
+                    let sql = format!(
+                        "UPDATE deliveries SET state = ?, reason = NULL, due_at = NULL, cycle = ? WHERE sink_id = ? AND seq IN ({})",
+                        vec!["?"; chunk.len()].join(", ")
+                    );
+                    let mut query = sqlx::query(AssertSqlSafe(sql))
+                        .persistent(chunk.len() == ROWS_PER_STATEMENT)
+                        .bind(*state)
+                        .bind(cycle)
+                        .bind(sink);
+                    for seq in chunk {
+                        query = query.bind(*seq);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+            }
+            for (seq, state, reason) in explained {
+                sqlx::query(
+                    "UPDATE deliveries SET state = ?, reason = ?, due_at = NULL, cycle = ? WHERE sink_id = ? AND seq = ?",
+                )
+                .bind(state)
+                .bind(reason)
+                .bind(cycle)
+                .bind(sink)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+            }
+            // The pause before the next attempt doubles from 30 s up to an hour.
+            for (seq, reason) in failed {
+                sqlx::query(
+                    "UPDATE deliveries SET state = 1, reason = ?, attempts = attempts + 1, \
+                     due_at = strftime('%Y-%m-%dT%H:%M:%SZ', ?, '+' || min(3600, 30 * (1 << min(attempts, 7))) || ' seconds') \
+                     WHERE sink_id = ? AND seq = ?",
+                )
+                .bind(reason)
+                .bind(utc_text(now))
+                .bind(sink)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Ok(())
+        }
+        .await;
+        result.map_err(|error| self.error(error))?;
+        tx.commit().await.map_err(|error| self.error(error))
+    }
+
+    async fn reopen_cycle(&self, sink: SinkId, cycle: CycleId) -> Result<u64, LedgerError> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET state = 0, cycle = NULL WHERE sink_id = ? AND cycle = ? AND state = 2",
+        )
+        .bind(sink)
+        .bind(cycle)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn open_count(
+        &self,
+        sink: SinkId,
+    ) -> Result<(u64, u64, Option<DateTime<Utc>>), LedgerError> {
+        let (open, failing, next): (i64, Option<i64>, Option<String>) = sqlx::query_as(
+            "SELECT COUNT(*), SUM(state = 1), MIN(CASE WHEN state = 1 THEN due_at END) FROM deliveries WHERE sink_id = ? AND state <= 1",
+        )
+        .bind(sink)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        let next = next.and_then(|text| {
+            DateTime::parse_from_rfc3339(&text)
+                .ok()
+                .map(|time| time.with_timezone(&Utc))
+        });
+        Ok((open.max(0) as u64, failing.unwrap_or(0).max(0) as u64, next))
+    }
+
+    async fn settled_everywhere(&self, seqs: &[Seq]) -> Result<Vec<String>, LedgerError> {
+        let sinks = self.active_sinks().await?;
+        let sink_list = if sinks.is_empty() {
+            "NULL".to_owned()
+        } else {
+            sinks
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut ids = Vec::new();
+        for chunk in seqs.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT p.id FROM punches p WHERE p.seq IN ({}) AND NOT EXISTS \
+                 (SELECT 1 FROM deliveries d WHERE d.sink_id IN ({sink_list}) AND d.seq = p.seq AND d.state <= 1)",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+            for seq in chunk {
+                query = query.bind(*seq);
+            }
+            ids.extend(
+                query
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|error| self.error(error))?,
+            );
+        }
+        Ok(ids)
+    }
+
+    async fn begin_cycle(&self, started_at: DateTime<Utc>) -> Result<CycleId, LedgerError> {
+        sqlx::query_scalar("INSERT INTO cycles (started_at) VALUES (?) RETURNING id")
+            .bind(utc_text(started_at))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|error| self.error(error))
+    }
+
+    async fn finish_cycle(
+        &self,
+        cycle: CycleId,
+        report: &Value,
+        duration_ms: u64,
+        exit_code: u8,
+    ) -> Result<(), LedgerError> {
+        sqlx::query("UPDATE cycles SET report = ?, duration_ms = ?, exit_code = ? WHERE id = ?")
+            .bind(report.to_string())
+            .bind(duration_ms as i64)
+            .bind(i64::from(exit_code))
+            .bind(cycle)
+            .execute(&self.pool)
+            .await
+            .map_err(|error| self.error(error))?;
+        Ok(())
+    }
+
+    async fn cycles(&self, count: usize) -> Result<Vec<Value>, LedgerError> {
+        let reports: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT report FROM cycles ORDER BY id DESC LIMIT ?")
+                .bind(count as i64)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|error| self.error(error))?;
+        Ok(reports
+            .into_iter()
+            .flatten()
+            .filter_map(|text| serde_json::from_str(&text).ok())
+            .collect())
+    }
+
+    async fn import_delivered(&self, ids: &[String]) -> Result<u64, LedgerError> {
+        let mut tx = self.begin().await?;
+        let mut added = 0;
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO delivered_before (id) VALUES {} ON CONFLICT(id) DO NOTHING",
+                placeholders(chunk.len(), 1)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id);
+            }
+            added += query
+                .execute(&mut *tx)
+                .await
+                .map_err(|error| self.error(error))?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(|error| self.error(error))?;
+        Ok(added)
+    }
+
+    async fn import_cursor(&self, device: &str, cursor: &Value) -> Result<(), LedgerError> {
+        sqlx::query(
+            "INSERT INTO devices (name, kind, location, cursor) VALUES (?1, '', '', ?2) ON CONFLICT(name) DO UPDATE SET cursor = ?2",
+        )
+        .bind(device)
+        .bind(cursor.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(())
+    }
+
+    async fn milestone(&self, name: &str) -> Result<bool, LedgerError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM milestones WHERE name = ?)")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|error| self.error(error))
+    }
+
+    async fn mark_milestone(&self, name: &str, detail: &str) -> Result<(), LedgerError> {
+        sqlx::query("INSERT OR REPLACE INTO milestones (name, done_at, detail) VALUES (?, ?, ?)")
+            .bind(name)
+            .bind(now_text())
+            .bind(detail)
+            .execute(&self.pool)
+            .await
+            .map_err(|error| self.error(error))?;
+        Ok(())
+    }
+
+    async fn sink_standings(&self) -> Result<Vec<SinkStanding>, LedgerError> {
+        let sinks: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT id, name, target FROM sinks WHERE active = 1 ORDER BY id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|error| self.error(error))?;
+        let today = wall_time_text(
+            chrono::Local::now()
+                .date_naive()
+                .and_time(Default::default()),
+        );
+        let mut standings = Vec::new();
+        for (id, name, target) in sinks {
+            let (pending, failing, next) = self.open_count(id).await?;
+            let refused: Vec<(i64, Option<String>, i64)> = sqlx::query_as(
+                "SELECT state, reason, COUNT(*) AS n FROM deliveries WHERE sink_id = ? AND state >= 6 GROUP BY state, reason ORDER BY n DESC",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|error| self.error(error))?;
+            let unmapped_pins: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT p.user_id, COUNT(*) AS n FROM deliveries d JOIN punches p ON p.seq = d.seq WHERE d.sink_id = ? AND d.state = 7 GROUP BY p.user_id ORDER BY n DESC LIMIT 20",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|error| self.error(error))?;
+            let delivered_today = self.delivered_in_reports_since(&name, &today).await?;
+            standings.push(SinkStanding {
+                name,
+                target,
+                pending: pending - failing,
+                failing,
+                next_retry: next.map(utc_text),
+                delivered: 0,
+                delivered_today,
+                rejected: refused
+                    .iter()
+                    .filter(|(state, ..)| *state == state::REJECTED)
+                    .map(|(.., n)| *n as u64)
+                    .sum(),
+                unmapped: refused
+                    .iter()
+                    .filter(|(state, ..)| *state == state::UNMAPPED)
+                    .map(|(.., n)| *n as u64)
+                    .sum(),
+                top_reasons: refused
+                    .iter()
+                    .take(5)
+                    .map(|(_, reason, n)| (reason.clone().unwrap_or_default(), *n as u64))
+                    .collect(),
+                unmapped_pins: unmapped_pins
+                    .into_iter()
+                    .map(|(pin, n)| (pin, n as u64))
+                    .collect(),
+            });
+        }
+        Ok(standings)
+    }
+
+    async fn device_standings(&self) -> Result<Vec<DeviceStanding>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT name, kind, location, cursor, last_read_at, last_error, last_error_at, facts FROM devices ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        let today = wall_time_text(
+            chrono::Local::now()
+                .date_naive()
+                .and_time(Default::default()),
+        );
+        let mut standings = Vec::new();
+        for row in rows {
+            let read = |index: usize| row.try_get::<Option<String>, _>(index).ok().flatten();
+            let name: String = row.try_get(0).map_err(|error| self.error(error))?;
+            let punches_today: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM punches WHERE device = ? AND local_time >= ?",
+            )
+            .bind(&name)
+            .bind(&today)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|error| self.error(error))?;
+            standings.push(DeviceStanding {
+                kind: read(1).unwrap_or_default(),
+                location: read(2).unwrap_or_default(),
+                cursor: read(3).and_then(|text| serde_json::from_str(&text).ok()),
+                last_read_at: read(4),
+                last_error: read(5),
+                last_error_at: read(6),
+                facts: read(7).and_then(|text| serde_json::from_str(&text).ok()),
+                punches: 0,
+                punches_today: punches_today.max(0) as u64,
+                name,
+            });
+        }
+        Ok(standings)
+    }
+
+    async fn quarantine_count(&self) -> Result<u64, LedgerError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quarantine")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|error| self.error(error))?;
+        Ok(count.max(0) as u64)
+    }
+
+    async fn retry(&self, filter: &RetryFilter) -> Result<u64, LedgerError> {
+        let mut states = Vec::new();
+        if filter.rejected {
+            states.push(state::REJECTED);
+        }
+        if filter.unmapped {
+            states.push(state::UNMAPPED);
+        }
+        if filter.failed {
+            states.push(state::FAILED);
+        }
+        if states.is_empty() {
+            states = vec![state::FAILED, state::REJECTED, state::UNMAPPED];
+        }
+        let state_list = states
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE deliveries SET state = 0, reason = NULL, due_at = NULL, cycle = NULL \
+             WHERE state IN ({state_list}) \
+             AND sink_id IN (SELECT id FROM sinks WHERE active = 1 AND (?1 IS NULL OR name = ?1)) \
+             AND (?2 IS NULL AND ?3 IS NULL OR seq IN (SELECT seq FROM punches WHERE (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR read_at >= ?3)))"
+        );
+        let done = sqlx::query(AssertSqlSafe(sql))
+            .bind(&filter.sink)
+            .bind(&filter.pin)
+            .bind(filter.since.map(utc_text))
+            .execute(&self.pool)
+            .await
+            .map_err(|error| self.error(error))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn punches(&self, query: &PunchQuery) -> Result<Vec<PunchRecord>, LedgerError> {
+        let sql = format!(
+            "SELECT p.seq, {PUNCH_COLUMNS}, p.read_at FROM punches p \
+             WHERE (?1 IS NULL OR p.device = ?1) AND (?2 IS NULL OR p.user_id = ?2) \
+             AND (?3 IS NULL OR p.local_time >= ?3) AND (?4 IS NULL OR p.local_time <= ?4) \
+             AND (?5 IS NULL OR p.state = ?5) ORDER BY p.local_time, p.seq LIMIT ?6"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(&query.device)
+            .bind(&query.pin)
+            .bind(&query.since)
+            .bind(&query.until)
+            .bind(query.state)
+            .bind(query.limit.max(1) as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|error| self.error(error))?;
+        let mut labels = HashMap::new();
+        let mut records = Vec::with_capacity(rows.len());
+        for row in rows {
+            let seq: i64 = row.try_get(0).map_err(|error| self.error(error))?;
+            let punch = punch_of(&row, 1, &mut labels).map_err(|error| self.error(error))?;
+            let read_at: String = row.try_get(13).map_err(|error| self.error(error))?;
+            let sinks: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+                "SELECT s.name, d.state, d.reason FROM deliveries d JOIN sinks s ON s.id = d.sink_id WHERE d.seq = ? AND d.sink_id IN (SELECT id FROM sinks) ORDER BY s.id",
+            )
+            .bind(seq)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|error| self.error(error))?;
+            records.push(PunchRecord {
+                id: punch.id.to_string(),
+                device: punch.device.name.to_string(),
+                serial: punch.serial.to_string(),
+                user_id: punch.user_id.clone(),
+                local_time: punch.local_time_text(),
+                timezone: punch.device.timezone.name().to_owned(),
+                state: punch.state,
+                verify_mode: punch.verify_mode,
+                work_code: punch.work_code.clone(),
+                source: punch.source.as_str().to_owned(),
+                read_at,
+                sinks: sinks
+                    .into_iter()
+                    .map(|(name, state, reason)| (name, state::name(state).to_owned(), reason))
+                    .collect(),
+            });
+        }
+        Ok(records)
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64, LedgerError> {
+        let sinks: Vec<i64> = sqlx::query_scalar("SELECT id FROM sinks")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|error| self.error(error))?;
+        let sink_list = if sinks.is_empty() {
+            "NULL".to_owned()
+        } else {
+            sinks
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut tx = self.begin().await?;
+        let prunable = format!(
+            "SELECT p.seq FROM punches p WHERE p.read_at < ?1 AND NOT EXISTS \
+             (SELECT 1 FROM deliveries d WHERE d.sink_id IN ({sink_list}) AND d.seq = p.seq AND d.state <= 1)"
+        );
+        let result: Result<u64, sqlx::Error> = async {
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE TEMP TABLE prunable AS {prunable}"
+            )))
+            .bind(utc_text(before))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM deliveries WHERE sink_id IN ({sink_list}) AND seq IN (SELECT seq FROM prunable)"
+            )))
+            .execute(&mut *tx)
+            .await?;
+            let done = sqlx::query("DELETE FROM punches WHERE seq IN (SELECT seq FROM prunable)")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DROP TABLE prunable").execute(&mut *tx).await?;
+            Ok(done.rows_affected())
+        }
+        .await;
+        let pruned = result.map_err(|error| self.error(error))?;
+        tx.commit().await.map_err(|error| self.error(error))?;
+        Ok(pruned)
+    }
+}
+
+impl SqliteLedger {
+    /// Punches `sink` delivered in the cycles that started since `since` (local wall
+    /// time), from the cycles' reports.
+    async fn delivered_in_reports_since(
+        &self,
+        sink: &str,
+        since: &str,
+    ) -> Result<u64, LedgerError> {
+        let since_utc = NaiveDateTime::parse_from_str(since, WALL_TIME_FORMAT)
+            .ok()
+            .and_then(|local| local.and_local_timezone(chrono::Local).earliest())
+            .map(|local| utc_text(local.with_timezone(&Utc)))
+            .unwrap_or_default();
+        let reports: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT report FROM cycles WHERE started_at >= ?")
+                .bind(since_utc)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|error| self.error(error))?;
+        Ok(reports
+            .into_iter()
+            .flatten()
+            .filter_map(|text| serde_json::from_str::<Value>(&text).ok())
+            .map(|report| {
+                report["sinks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|entry| entry["name"] == sink)
+                    .filter_map(|entry| entry["delivered"].as_u64())
+                    .sum::<u64>()
+            })
+            .sum())
+    }
+}
