@@ -1,5 +1,6 @@
 //! Audit files: `output/logs_YYYY-MM-DD_HH-MM-SS.json`, one per cycle that delivered
-//! anything, listing every punch all sinks acknowledged in that cycle.
+//! anything, listing the punches that cycle completed (every sink has them) and some
+//! sink wrote (rather than found already there).
 //!
 //! The shape is the Python iclock-sync's (a JSON array, 4-space indent, of
 //! `{doc_id, staffId, timestamp, status, workCode}` — `status` is the verify mode and
@@ -7,13 +8,10 @@
 //! `build-cache` read either tool's files. What the old shape cannot say (device, serial,
 //! time zone, true UTC instant, source) sits under one extra key, `details`.
 //!
-//! The file is streamed to a temp file as chunks are acknowledged, so memory does not
-//! grow with the size of a backlog. At the end of the cycle it is sealed (closed and
-//! fsynced), the dedup cache is saved, and only then is it renamed into place. A crash
-//! between those steps leaves a sealed temp file; [`recover`] publishes it at the next
-//! start if the cache holds all its IDs (the crash came after the cache was saved) and
-//! discards it otherwise (its punches are delivered — and audited — again). Either way
-//! every acknowledged punch is audited exactly once.
+//! The ledger's export writes them (`ledger::export`): streamed to a temp file, so memory
+//! does not grow with a backlog, then sealed (fsynced) and renamed into place. An export
+//! a crash interrupted is redone with the same file name, so each punch is audited once.
+//! [`recover`] finishes what an earlier version of this tool left behind.
 
 use std::fs;
 use std::io::{self, Write};
@@ -38,32 +36,33 @@ pub struct AuditLog {
     path: PathBuf,
     open: Option<(TempFile, Vec<u8>)>,
     entries: usize,
-    writable: bool,
+}
+
+/// A name for the audit file of a cycle that started at `started`, not yet taken in
+/// `output_dir`.
+pub fn file_name(output_dir: &Path, started: DateTime<Local>) -> String {
+    let stamp = started.format("%Y-%m-%d_%H-%M-%S");
+    let mut name = format!("logs_{stamp}.json");
+    let mut suffix = 1;
+    while output_dir.join(&name).exists() {
+        name = format!("logs_{stamp}_{suffix}.json");
+        suffix += 1;
+    }
+    name
 }
 
 impl AuditLog {
-    /// Prepares the audit file for a cycle that started at `started`. Nothing touches
-    /// the disk until the first punch is appended.
-    pub fn new(output_dir: &Path, started: DateTime<Local>, writable: bool) -> AuditLog {
-        let stamp = started.format("%Y-%m-%d_%H-%M-%S");
-        let mut path = output_dir.join(format!("logs_{stamp}.json"));
-        let mut suffix = 1;
-        while path.exists() {
-            path = output_dir.join(format!("logs_{stamp}_{suffix}.json"));
-            suffix += 1;
-        }
+    /// Prepares the audit file `path`. Nothing touches the disk until the first punch
+    /// is appended.
+    pub fn new(path: PathBuf) -> AuditLog {
         AuditLog {
             path,
             open: None,
             entries: 0,
-            writable,
         }
     }
 
     pub fn append(&mut self, punch: &Punch) -> io::Result<()> {
-        if !self.writable {
-            return Ok(());
-        }
         let (temp, buffer) = match &mut self.open {
             Some(open) => open,
             None => {
@@ -327,7 +326,7 @@ mod tests {
     fn the_file_has_the_python_shape_and_parses_back() {
         let dir = tempfile::tempdir().unwrap();
         let started = Local::now();
-        let mut audit = AuditLog::new(dir.path(), started, true);
+        let mut audit = AuditLog::new(dir.path().join(file_name(dir.path(), started)));
         audit.append(&punch("1", "2022-11-13 16:34:51")).unwrap();
         audit.append(&punch("2", "2022-11-13 16:35:00")).unwrap();
         let (path, count) = audit.seal().unwrap().unwrap().publish().unwrap();
@@ -352,7 +351,7 @@ mod tests {
     fn a_sealed_file_left_by_a_crash_is_published_only_if_the_cache_was_saved() {
         let dir = tempfile::tempdir().unwrap();
         let sealed = |dir: &Path| {
-            let mut audit = AuditLog::new(dir, Local::now(), true);
+            let mut audit = AuditLog::new(dir.join(file_name(dir, Local::now())));
             audit.append(&punch("1", "2022-11-13 16:34:51")).unwrap();
             let sealed = audit.seal().unwrap().unwrap();
             // The process dies here: the temp file outlives it.
@@ -384,7 +383,7 @@ mod tests {
     #[test]
     fn nothing_delivered_means_no_file() {
         let dir = tempfile::tempdir().unwrap();
-        let audit = AuditLog::new(dir.path(), Local::now(), true);
+        let audit = AuditLog::new(dir.path().join(file_name(dir.path(), Local::now())));
         assert!(audit.seal().unwrap().is_none());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

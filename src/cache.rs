@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::atomic_file::TempFile;
@@ -169,6 +169,132 @@ impl DedupCache {
     }
 }
 
+impl DedupCache {
+    /// Every ID, in no particular order.
+    pub fn ids(&self) -> impl Iterator<Item = String> + '_ {
+        let set = |ids: &'_ IdSet| {
+            ids.hex
+                .iter()
+                .map(|number| format!("{number:032x}"))
+                .chain(ids.other.iter().cloned())
+                .collect::<Vec<_>>()
+        };
+        set(&self.ids).into_iter().chain(set(&self.unsaved))
+    }
+}
+
+/// Adds IDs to a cache file in place, in the Python tool's layout, so that recording
+/// a cycle costs what the cycle delivered and not what the file holds: the file is cut
+/// back to where this tool left it and the new IDs go before its closing bracket.
+pub struct CacheAppend {
+    path: PathBuf,
+    file: fs::File,
+    buffer: Vec<u8>,
+    /// The array has no ID before the ones being added.
+    empty: bool,
+    length: u64,
+    added: u64,
+}
+
+impl CacheAppend {
+    /// Opens `path` as this tool left it, `length` bytes long (`None`: start a new file).
+    pub fn open(path: &Path, length: Option<u64>) -> Result<CacheAppend, CacheError> {
+        let corrupt = |detail: String| CacheError::Corrupt {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let write_error = |source: io::Error| CacheError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(write_error)?;
+        let (start, empty) = match length {
+            None => {
+                file.set_len(0).map_err(write_error)?;
+                (0, true)
+            }
+            Some(length) => {
+                let on_disk = file.metadata().map_err(write_error)?.len();
+                if on_disk < length {
+                    return Err(corrupt(format!(
+                        "it is {on_disk} bytes, shorter than the {length} this tool left"
+                    )));
+                }
+                let tail_start = length.saturating_sub(256);
+                let mut tail = vec![0; (length - tail_start) as usize];
+                file.seek(SeekFrom::Start(tail_start))
+                    .map_err(write_error)?;
+                file.read_exact(&mut tail).map_err(write_error)?;
+                let content = tail.trim_ascii_end();
+                let Some(before_bracket) = content.strip_suffix(b"]") else {
+                    return Err(corrupt("it does not end with ]".into()));
+                };
+                let kept = before_bracket.trim_ascii_end();
+                let empty = kept.ends_with(b"[");
+                (tail_start + kept.len() as u64, empty)
+            }
+        };
+        file.set_len(start).map_err(write_error)?;
+        file.seek(SeekFrom::Start(start)).map_err(write_error)?;
+        let mut buffer = Vec::with_capacity(64 * 1024);
+        if length.is_none() {
+            buffer.push(b'[');
+        }
+        Ok(CacheAppend {
+            path: path.to_path_buf(),
+            file,
+            buffer,
+            empty,
+            length: start,
+            added: 0,
+        })
+    }
+
+    pub fn push(&mut self, id: &str) -> Result<(), CacheError> {
+        self.buffer
+            .extend_from_slice(if self.empty { b"\n    " } else { b",\n    " });
+        // serde_json escapes exactly what JSON requires; IDs are hex in practice.
+        let _ = serde_json::to_writer(&mut self.buffer, id);
+        self.empty = false;
+        self.added += 1;
+        if self.buffer.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), CacheError> {
+        self.file
+            .write_all(&self.buffer)
+            .map_err(|source| CacheError::Write {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.length += self.buffer.len() as u64;
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// Closes the array and makes the file durable; returns its length and how many
+    /// IDs were added.
+    pub fn finish(mut self) -> Result<(u64, u64), CacheError> {
+        self.buffer
+            .extend_from_slice(if self.empty { b"]" } else { b"\n]" });
+        self.flush()?;
+        self.file.sync_all().map_err(|source| CacheError::Write {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok((self.length, self.added))
+    }
+}
+
 fn parse(bytes: &[u8]) -> Result<IdSet, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err("the file is empty; a crash during a non-atomic write leaves it so".into());
@@ -230,6 +356,47 @@ mod tests {
 
     const PYTHON_CACHE: &str =
         "[\n    \"c45d4288f29e9feb6751b7973c1625b7\",\n    \"00003e2c00a363fff3a25881ccb3e36e\"\n]";
+
+    #[test]
+    fn ids_are_appended_in_place_in_the_python_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CACHE_FILE_NAME);
+        std::fs::write(&path, PYTHON_CACHE).unwrap();
+        let mut append = CacheAppend::open(&path, Some(PYTHON_CACHE.len() as u64)).unwrap();
+        append.push("0123456789abcdef0123456789abcdef").unwrap();
+        let (length, added) = append.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            PYTHON_CACHE.replace("\n]", ",\n    \"0123456789abcdef0123456789abcdef\"\n]")
+        );
+        assert_eq!((length, added), (text.len() as u64, 1));
+
+        // Cut back to where it was left: what followed (an interrupted append) goes.
+        std::fs::write(&path, format!("{text}, \"garbage")).unwrap();
+        let mut append = CacheAppend::open(&path, Some(length)).unwrap();
+        append.push("ffffffffffffffffffffffffffffffff").unwrap();
+        append.finish().unwrap();
+        let ids: Vec<String> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(ids.len(), 4);
+    }
+
+    #[test]
+    fn a_new_or_empty_file_takes_its_first_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CACHE_FILE_NAME);
+        let (length, _) = CacheAppend::open(&path, None).unwrap().finish().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "[]");
+        let mut append = CacheAppend::open(&path, Some(length)).unwrap();
+        append.push("c45d4288f29e9feb6751b7973c1625b7").unwrap();
+        append.push("00003e2c00a363fff3a25881ccb3e36e").unwrap();
+        append.finish().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), PYTHON_CACHE);
+        assert!(
+            CacheAppend::open(&path, Some(10_000)).is_err(),
+            "a file shorter than this tool left it is not appended to"
+        );
+    }
 
     #[test]
     fn what_was_never_saved_can_be_forgotten() {

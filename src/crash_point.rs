@@ -9,12 +9,10 @@ use std::sync::OnceLock;
 
 pub const ENV: &str = "ICLOCK_SYNC_CRASH_AT";
 
-/// Every sink has acknowledged a batch; nothing about it is recorded locally yet.
+/// A sink has answered for a batch; its answers are not in the ledger yet.
 pub const AFTER_SINK_WRITE: &str = "after-sink-write";
-/// The cycle delivered everything; the dedup cache is about to be saved.
-pub const BEFORE_CACHE_SAVE: &str = "before-cache-save";
-/// The cache is saved; the cursors are about to be.
-pub const BEFORE_CURSOR_SAVE: &str = "before-cursor-save";
+/// An export's JSON cache and audit file are written; the ledger does not know yet.
+pub const BEFORE_EXPORT_RECORDED: &str = "before-export-recorded";
 
 pub fn reached(point: &str) {
     static TARGET: OnceLock<Option<String>> = OnceLock::new();

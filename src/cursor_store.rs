@@ -69,6 +69,14 @@ impl CursorStore {
         })
     }
 
+    /// Every device's cursor.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.file
+            .devices
+            .iter()
+            .map(|(device, cursor)| (device.as_str(), cursor))
+    }
+
     pub fn get(&self, device: &str) -> Option<&Value> {
         self.file.devices.get(device)
     }

@@ -35,6 +35,13 @@ const KEY_LIMIT: usize = 200;
 const REASON_LIMIT: usize = 1_000;
 const RECORD_LIMIT: usize = 4_096;
 
+impl QuarantineEntry {
+    /// The entry cut to the limits a hostile device cannot blow up.
+    pub fn bounded(self) -> QuarantineEntry {
+        bounded_entry(&self).unwrap_or(self)
+    }
+}
+
 /// `entry` cut to the limits, or `None` when it is within them.
 fn bounded_entry(entry: &QuarantineEntry) -> Option<QuarantineEntry> {
     let record = entry.record.to_string();

@@ -14,6 +14,7 @@
 //! (delivered, already present, skipped, withheld, rejected, unmapped). Rejected and
 //! unmapped punches stay settled until `retry` opens them again.
 
+pub mod export;
 mod sqlite;
 
 use std::sync::Arc;
@@ -184,6 +185,35 @@ pub struct PunchRecord {
     pub sinks: Vec<(String, String, Option<String>)>,
 }
 
+/// An export of the Python tool's files from the ledger (see `export`).
+#[derive(Debug, Clone)]
+pub struct Export {
+    pub id: i64,
+    /// The JSON cache's length before it (`None`: there was no file).
+    pub cache_length: Option<u64>,
+    /// How many IDs it then held.
+    pub cache_ids: u64,
+    /// The audit file it writes, a name in the output folder.
+    pub audit_file: String,
+    pub punches: u64,
+}
+
+/// A punch in an export.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    pub seq: Seq,
+    pub punch: Punch,
+    /// Some sink wrote it (rather than finding it there): it goes in the audit file.
+    pub written: bool,
+}
+
+/// The JSON cache file as this tool left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheFile {
+    pub length: u64,
+    pub ids: u64,
+}
+
 #[async_trait]
 pub trait Ledger: Send + Sync {
     /// Where it is, for messages.
@@ -246,8 +276,12 @@ pub trait Ledger: Send + Sync {
         sink: SinkId,
     ) -> Result<(u64, u64, Option<DateTime<Utc>>), LedgerError>;
 
-    /// Of `seqs`, the IDs of the punches no active sink has open any more.
-    async fn settled_everywhere(&self, seqs: &[Seq]) -> Result<Vec<String>, LedgerError>;
+    /// Per device, how many of its punches some active sink still has open.
+    async fn open_by_device(&self) -> Result<Vec<(String, u64)>, LedgerError>;
+
+    /// Of `ids`, which the ledger knows (read before, or delivered before it existed);
+    /// for dry runs, which write nothing.
+    async fn known(&self, ids: &[&str]) -> Result<Vec<bool>, LedgerError>;
 
     async fn begin_cycle(&self, started_at: DateTime<Utc>) -> Result<CycleId, LedgerError>;
 
@@ -272,6 +306,46 @@ pub trait Ledger: Send + Sync {
     /// Whether a one-time step was done; marking it done.
     async fn milestone(&self, name: &str) -> Result<bool, LedgerError>;
     async fn mark_milestone(&self, name: &str, detail: &str) -> Result<(), LedgerError>;
+
+    /// An export a crash interrupted, to be redone exactly.
+    async fn unfinished_export(&self) -> Result<Option<Export>, LedgerError>;
+
+    /// Starts an export of the punches every active sink has and that were not
+    /// exported yet (`None`: there are none). `cache_length`: the JSON cache's length
+    /// now (`None`: no file).
+    async fn start_export(
+        &self,
+        cache_length: Option<u64>,
+        audit_file: &str,
+    ) -> Result<Option<Export>, LedgerError>;
+
+    /// The punches of the export under way after `after`, in order, with whether some
+    /// sink wrote them (the audit file lists those).
+    async fn export_page(&self, after: Seq, limit: usize) -> Result<Vec<Exported>, LedgerError>;
+
+    /// The export is written; the JSON cache is now `cache` as this tool left it.
+    async fn finish_export(&self, export: i64, cache: CacheFile) -> Result<(), LedgerError>;
+
+    /// The JSON cache as this tool last left it.
+    async fn cache_file(&self) -> Result<Option<CacheFile>, LedgerError>;
+
+    /// Takes the JSON cache as it is now as this tool's (after importing it).
+    async fn adopt_cache_file(&self, cache: CacheFile) -> Result<(), LedgerError>;
+
+    /// IDs delivered before the ledger, after `after` in order, to write the JSON cache
+    /// afresh.
+    async fn delivered_before_page(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, LedgerError>;
+
+    /// Exported punches' IDs after `after` (a seq), in order, for the same.
+    async fn exported_page(
+        &self,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<(Seq, String)>, LedgerError>;
 
     async fn sink_standings(&self) -> Result<Vec<SinkStanding>, LedgerError>;
     async fn device_standings(&self) -> Result<Vec<DeviceStanding>, LedgerError>;

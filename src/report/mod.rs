@@ -43,22 +43,25 @@ pub struct DeviceReport {
     pub location: String,
     /// Records the source returned this cycle.
     pub fetched: u64,
-    /// Punches not in the dedup cache (sent to the sinks, or listed by a dry run).
+    /// Punches new to the ledger (queued for the sinks, or listed by a dry run).
     pub new: u64,
-    /// Punches skipped because the cache (or this batch) already had them.
+    /// Punches the ledger (or this read) already had, or that an earlier run's JSON
+    /// cache lists as delivered.
     pub already: u64,
     /// Records refused as implausible or undecodable.
     pub quarantined: u64,
     /// Of those, how many were reported for the first time.
     pub newly_quarantined: u64,
-    /// New punches every sink acknowledged, at least one of them by writing it now.
+    /// Of its punches drained this cycle (new or waiting from before): written by at
+    /// least one sink now.
     pub delivered: u64,
-    /// New punches every sink acknowledged without writing them: they were already
-    /// there (e.g. after the cache was lost, or written by another path).
+    /// Drained and found already there by every sink that took them (e.g. after the
+    /// ledger was lost, or written by another path).
     pub already_in_sinks: u64,
-    /// New punches some sink refused for good (including unmapped PINs).
+    /// Drained and refused for good by some sink (including unmapped PINs).
     pub rejected: u64,
-    /// New punches some sink could not take now; retried next cycle.
+    /// Its punches some sink has not taken yet, after this cycle; they wait in the
+    /// ledger and are retried.
     pub not_delivered: u64,
     pub interrupted: bool,
     pub error: Option<ReportedError>,
@@ -92,6 +95,12 @@ pub struct SinkReport {
     pub unmapped_users: Vec<String>,
     pub failed: u64,
     pub last_failure: Option<String>,
+    /// Punches waiting for it in the ledger after this cycle.
+    pub pending: u64,
+    /// When the next of them that failed is tried again.
+    pub next_retry: Option<String>,
+    /// Why it could not be opened this cycle (it is tried again each cycle).
+    pub down: Option<String>,
     /// What the sink did besides delivering (a watermark set, users switched).
     pub notes: Vec<String>,
 }
@@ -113,14 +122,17 @@ pub struct CycleReport {
     pub duration_ms: u64,
     pub dry_run: bool,
     pub interrupted: bool,
-    /// What the sinks acknowledged was recorded (cache, audit file, cursors); when not,
-    /// it is all sent again next cycle.
+    /// The ledger recorded the cycle; when not, what it read and delivered is read and
+    /// sent again next cycle.
     pub recorded: bool,
     pub devices: Vec<DeviceReport>,
     pub sinks: Vec<SinkReport>,
     /// The audit file written this cycle, and how many punches it lists.
     pub audit_file: Option<String>,
     pub audit_entries: usize,
+    /// The ledger, the tool's own state.
+    pub ledger_file: String,
+    /// The JSON cache of delivered IDs, kept in the Python tool's format.
     pub cache_file: String,
     pub cache_size: usize,
     pub quarantine_file: String,
@@ -144,6 +156,11 @@ impl CycleReport {
                 });
             }
             if device.not_delivered > 0 || device.rejected > 0 {
+                exit = exit.max(Exit::Incomplete);
+            }
+        }
+        for sink in &self.sinks {
+            if sink.pending > 0 || sink.down.is_some() {
                 exit = exit.max(Exit::Incomplete);
             }
         }

@@ -20,7 +20,12 @@ pub fn render(report: &CycleReport, verbose: bool) -> String {
         let status = match (&device.error, device.interrupted) {
             (Some(error), _) => format!("FAILED ({})", error.kind),
             (None, true) => "interrupted".to_owned(),
-            (None, false) if device.not_delivered > 0 => "not all delivered".to_owned(),
+            (None, false) if device.not_delivered > 0 => {
+                format!(
+                    "not all delivered ({} waiting)",
+                    thousands(device.not_delivered)
+                )
+            }
             (None, false) => "ok".to_owned(),
         };
         rows.push(vec![
@@ -62,9 +67,11 @@ pub fn render(report: &CycleReport, verbose: bool) -> String {
         .iter()
         .filter_map(|device| device.error.as_ref().map(|error| error.message.clone()))
         .chain(report.sinks.iter().filter_map(|sink| {
-            sink.last_failure
-                .as_ref()
-                .map(|failure| format!("sink {} ({}): {failure}", sink.name, sink.target))
+            sink.down.clone().or_else(|| {
+                sink.last_failure
+                    .as_ref()
+                    .map(|failure| format!("sink {} ({}): {failure}", sink.name, sink.target))
+            })
         }))
         .chain(report.problems.iter().cloned())
         .collect();
@@ -137,6 +144,9 @@ pub fn render(report: &CycleReport, verbose: bool) -> String {
             report.quarantine_file
         );
     }
+    if !report.ledger_file.is_empty() {
+        let _ = writeln!(out, "  ledger:      {}", report.ledger_file);
+    }
     let _ = writeln!(
         out,
         "  dedup cache: {} ({} IDs)",
@@ -144,6 +154,22 @@ pub fn render(report: &CycleReport, verbose: bool) -> String {
         thousands(report.cache_size as u64)
     );
     out
+}
+
+/// Punches still waiting for some sink after the cycle.
+fn waiting(report: &CycleReport) -> u64 {
+    let by_device: u64 = report
+        .devices
+        .iter()
+        .map(|device| device.not_delivered)
+        .sum();
+    let by_sink = report
+        .sinks
+        .iter()
+        .map(|sink| sink.pending)
+        .max()
+        .unwrap_or(0);
+    by_device.max(by_sink)
 }
 
 /// The sink table; the Skipped and Unmapped columns only when some sink has them.
@@ -159,6 +185,10 @@ fn sink_table(out: &mut String, report: &CycleReport) {
         headers.push("Unmapped");
     }
     headers.push("Failed");
+    let pending = report.sinks.iter().any(|sink| sink.pending > 0);
+    if pending {
+        headers.push("Waiting");
+    }
     let rows: Vec<Vec<String>> = report
         .sinks
         .iter()
@@ -176,6 +206,9 @@ fn sink_table(out: &mut String, report: &CycleReport) {
                 row.push(thousands(sink.unmapped));
             }
             row.push(thousands(sink.failed));
+            if pending {
+                row.push(thousands(sink.pending));
+            }
             row
         })
         .collect();
@@ -222,7 +255,7 @@ fn verdict(report: &CycleReport, took: &str) -> String {
         .iter()
         .filter(|device| device.error.is_some())
         .count();
-    let not_delivered: u64 = report.devices.iter().map(|d| d.not_delivered).sum();
+    let not_delivered = waiting(report);
     let refused: u64 = report.devices.iter().map(|d| d.rejected).sum();
     let mut line = if report.dry_run {
         format!(
@@ -237,7 +270,7 @@ fn verdict(report: &CycleReport, took: &str) -> String {
             )
         } else {
             format!(
-                "Sync finished in {took}: {} punch(es) written but not recorded as delivered (see below); they are sent again next cycle.",
+                "Sync finished in {took}: {} punch(es) written but not recorded in the ledger (see below); they are sent again next cycle.",
                 thousands(report.delivered())
             )
         };
@@ -253,7 +286,7 @@ fn verdict(report: &CycleReport, took: &str) -> String {
     if not_delivered > 0 {
         let _ = write!(
             line,
-            " {} not delivered (retried next run).",
+            " {} wait for a sink (retried next run).",
             thousands(not_delivered)
         );
     }

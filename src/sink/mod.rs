@@ -75,6 +75,9 @@ pub struct SinkError {
     pub target: String,
     pub problem: String,
     pub fix: String,
+    /// It could not be reached (down, the network): a failing sink whose punches
+    /// wait, not a configuration a person must change.
+    pub outage: bool,
 }
 
 #[async_trait]
@@ -84,6 +87,12 @@ pub trait Sink: Send + Sync {
 
     /// Where it writes, for summaries (a path or URL, never credentials).
     fn target(&self) -> String;
+
+    /// A mark of the store itself (a random token kept in it), so that a store
+    /// replaced or emptied is noticed and filled again; `None` when it has none.
+    async fn identity(&self) -> Option<String> {
+        None
+    }
 
     /// A cycle starts: forget what was learned during the last one.
     async fn begin_cycle(&self) {}
@@ -141,19 +150,4 @@ pub struct SinkKind {
     /// Reads the section; `devices` are the configured devices (a sink may refer to
     /// them by name).
     pub parse: ParseSink,
-}
-
-/// Opens every configured sink; with none configured, the embedded SQLite store.
-pub async fn open_all(
-    configs: &[Arc<dyn SinkConfig>],
-    context: &SinkContext<'_>,
-) -> Result<Vec<Box<dyn Sink>>, SinkError> {
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    if configs.is_empty() {
-        sinks.push(sqlite::SqliteConfig::default().open(context).await?);
-    }
-    for config in configs {
-        sinks.push(config.open(context).await?);
-    }
-    Ok(sinks)
 }

@@ -220,6 +220,12 @@ pub trait Source: Send {
         None
     }
 
+    /// What the last read learned of the device (serial, firmware, clock drift), for
+    /// `status`.
+    fn facts(&self) -> Option<Value> {
+        None
+    }
+
     /// Connectivity, credentials, counts and clock, for `iclock-sync devices`.
     async fn check(&mut self) -> DeviceCheck;
 
@@ -290,6 +296,11 @@ pub trait SourceConfig: std::fmt::Debug + Send + Sync + Any {
         label: Arc<DeviceLabel>,
         cursor: Option<&Value>,
     ) -> Result<Box<dyn Source>, SourceError>;
+
+    /// Whether a read clears the device's log once its punches are everywhere.
+    fn clears_after_sync(&self) -> bool {
+        false
+    }
 
     /// Whether post-checkin user control can switch people on this device; why not.
     fn user_control(&self) -> Result<(), &'static str> {

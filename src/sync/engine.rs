@@ -1,36 +1,43 @@
-//! The long-lived side of syncing: sources, sinks, cache, quarantine and cursors, opened
-//! once and reused by every cycle of `--loop`.
+//! The long-lived side of syncing: the ledger, sources and sinks, opened once and
+//! reused by every cycle of `--loop`; and the cycle itself — read every due device
+//! into the ledger, drain every sink from it, export the Python tool's files, then the
+//! after-steps (a terminal's log cleared, Frappe's shift watermarks, user switches).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Local};
+use chrono::{DateTime, Local, Utc};
 use futures::StreamExt;
-use tokio::sync::mpsc;
 
-use super::batch::{CycleContext, Ledger};
+use super::drain::{Drain, Tally};
 use super::observer::CycleObserver;
+use super::read::{DeviceRead, Known, ReadShared, Reader};
+use super::sinks::{self, SinkSlot, SinkState};
 use crate::atomic_file;
-use crate::audit::{self, AuditLog};
+use crate::audit;
 use crate::cache::{CACHE_FILE_NAME, CacheError, DedupCache};
-use crate::cache_repair;
-use crate::config::{Config, SyncSettings};
-use crate::crash_point;
+use crate::config::{Config, LedgerSettings, SyncSettings};
 use crate::cursor_store::{CURSOR_FILE_NAME, CursorStore, CursorStoreError};
 use crate::exit::Exit;
 use crate::instance_lock::{InstanceLock, LockError};
+use crate::ledger::export::{self, ExportError, ExportFiles};
+use crate::ledger::{LEDGER_FILE_NAME, Ledger, LedgerError, SqliteLedger};
 use crate::normalize::Normalizer;
 use crate::quarantine::{QUARANTINE_FILE_NAME, Quarantine};
-use crate::report::{CycleReport, DeviceReport, SinkReport};
+use crate::report::{CycleReport, SinkReport};
 use crate::shutdown::Shutdown;
-use crate::sink::{self, Sink, SinkError};
-use crate::source::{FetchEnd, FetchPlan, Fetched, ReadProgress, Settlement, Source, SourceError};
+use crate::sink::SinkError;
+use crate::source::{DeviceConfig, Source, SourceError};
 use crate::user_control::{SwitchLog, UserSwitch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error(transparent)]
@@ -52,13 +59,8 @@ impl EngineError {
     pub fn exit(&self) -> Exit {
         match self {
             EngineError::Lock(error) => error.exit(),
-            EngineError::Cache(CacheError::Corrupt { .. })
-            | EngineError::Cursors(CursorStoreError::Corrupt { .. })
-            | EngineError::Sink(_)
-            | EngineError::Source(_) => Exit::Configuration,
-            // A folder that cannot be used is not fixed by waiting for the next run.
-            EngineError::Quarantine { source, .. } if is_permanent(source) => Exit::Configuration,
-            _ => Exit::Incomplete,
+            EngineError::Quarantine { source, .. } if !is_permanent(source) => Exit::Incomplete,
+            _ => Exit::Configuration,
         }
     }
 }
@@ -76,25 +78,38 @@ fn is_permanent(error: &std::io::Error) -> bool {
     )
 }
 
+/// A configured device and its source (opened again from the ledger's cursor when a
+/// read could not be journaled after the source had moved on).
+struct DeviceSlot {
+    config: DeviceConfig,
+    source: Box<dyn Source>,
+    reopen: bool,
+}
+
 pub struct Engine {
     settings: SyncSettings,
+    ledger_settings: LedgerSettings,
+    config: Config,
     normalizer: Normalizer,
-    sources: Vec<Box<dyn Source>>,
-    /// Each source's `interval`, if it has its own.
-    intervals: Vec<Option<Duration>>,
-    /// Each source's `max_read_time`.
-    read_times: Vec<Duration>,
-    sinks: Vec<Box<dyn Sink>>,
-    cache: DedupCache,
+    devices: Vec<DeviceSlot>,
+    sinks: Vec<SinkSlot>,
+    /// `None` only for a dry run before any ledger exists.
+    ledger: Option<SqliteLedger>,
+    /// A dry run before any ledger exists compares with the JSON cache.
+    dry_cache: Option<DedupCache>,
     quarantine: Quarantine,
-    cursors: CursorStore,
+    files: ExportFiles,
     dry_run: bool,
+    /// Cycles run by this process (the first retries every failed punch at once).
+    cycles: u64,
+    /// When the ledger was last pruned.
+    pruned_at: Option<Instant>,
     _lock: Option<InstanceLock>,
 }
 
 impl Engine {
     /// Opens everything a cycle needs. A dry run takes no lock, opens no sink and
-    /// writes nothing.
+    /// writes nothing, the ledger included.
     pub async fn open(config: &Config, dry_run: bool) -> Result<Engine, EngineError> {
         let settings = config.sync.clone();
         let lock = if dry_run {
@@ -102,28 +117,24 @@ impl Engine {
         } else {
             Some(InstanceLock::acquire(&settings.cache_dir)?)
         };
-        let cache_path = settings.cache_dir.join(CACHE_FILE_NAME);
-        let cache = if dry_run {
-            DedupCache::load(&cache_path)?
-        } else {
-            let (cache, repair) = cache_repair::load_or_repair(&cache_path, &settings.output_dir)?;
-            if let Some(repair) = repair {
-                tracing::warn!(
-                    "the dedup cache was corrupt ({}); moved it to {} and rebuilt it from {} audit file(s) ({} IDs); nothing is lost, and what the sinks already hold is not sent twice",
-                    repair.detail,
-                    repair.moved_to.display(),
-                    repair.merged.files_read,
-                    repair.merged.ids_added,
-                );
-            }
-            cache
+        let ledger_path = settings.cache_dir.join(LEDGER_FILE_NAME);
+        let files = ExportFiles {
+            cache: settings.cache_dir.join(CACHE_FILE_NAME),
+            output_dir: settings.output_dir.clone(),
         };
-        if !dry_run {
-            audit::recover(&settings.output_dir, &cache);
+        let (ledger, dry_cache) = if dry_run {
+            if ledger_path.exists() {
+                (Some(SqliteLedger::open(&ledger_path, true).await?), None)
+            } else {
+                (None, Some(DedupCache::load(&files.cache)?))
+            }
+        } else {
             atomic_file::remove_stale_temp_files(&settings.cache_dir);
-            atomic_file::remove_stale_temp_files(&settings.output_dir);
-        }
-        let cursors = CursorStore::load(&settings.cache_dir.join(CURSOR_FILE_NAME))?;
+            let ledger = SqliteLedger::open(&ledger_path, false).await?;
+            export::reconcile(&ledger, &files).await?;
+            import_cursor_file(&ledger, &settings).await?;
+            (Some(ledger), None)
+        };
         let quarantine_path = settings.output_dir.join(QUARANTINE_FILE_NAME);
         let quarantine = Quarantine::open(&quarantine_path, !dry_run).map_err(|source| {
             EngineError::Quarantine {
@@ -131,54 +142,80 @@ impl Engine {
                 source,
             }
         })?;
-        let mut sources = Vec::new();
-        let mut intervals = Vec::new();
-        let mut read_times = Vec::new();
+        let mut devices = Vec::new();
         for device in &config.devices {
-            if device.enabled {
-                sources.push(device.open(cursors.get(&device.name))?);
-                intervals.push(device.interval);
-                read_times.push(device.max_read_time);
-            } else {
+            if !device.enabled {
                 tracing::info!(device = %device.name, "disabled in the configuration; skipped");
+                continue;
             }
+            let cursor = match &ledger {
+                Some(ledger) => ledger.cursor(&device.name).await?,
+                None => CursorStore::load(&settings.cache_dir.join(CURSOR_FILE_NAME))?
+                    .get(&device.name)
+                    .cloned(),
+            };
+            devices.push(DeviceSlot {
+                source: device.open(cursor.as_ref())?,
+                config: device.clone(),
+                reopen: false,
+            });
         }
-        let sinks = if dry_run {
-            Vec::new()
-        } else {
-            sink::open_all(&config.sinks, &config.sink_context()).await?
-        };
-        Ok(Engine {
+        let mut engine = Engine {
             normalizer: Normalizer {
                 scheme: settings.id_scheme,
                 max_future_skew: settings.max_future_skew,
             },
             settings,
-            sources,
-            intervals,
-            read_times,
-            sinks,
-            cache,
+            ledger_settings: config.ledger.clone(),
+            config: config.clone(),
+            devices,
+            sinks: Vec::new(),
+            ledger,
+            dry_cache,
             quarantine,
-            cursors,
+            files,
             dry_run,
+            cycles: 0,
+            pruned_at: None,
             _lock: lock,
-        })
+        };
+        if !dry_run {
+            engine.sinks = sinks::open(config, &config.sink_context()).await?;
+            if let Some(ledger) = &engine.ledger {
+                for registered in
+                    sinks::register(&mut engine.sinks, ledger, config.ledger.backfill).await?
+                {
+                    if let Some(because) = registered.queued_because {
+                        tracing::info!(
+                            "sink {}: queued {} punch(es) — {because}",
+                            registered.name,
+                            registered.queued
+                        );
+                    }
+                }
+            }
+        }
+        Ok(engine)
     }
 
-    /// Closes the sinks (call once, before exiting).
+    /// Closes the sinks and the ledger (call once, before exiting).
     pub async fn close(self) {
-        for sink in &self.sinks {
-            sink.close().await;
+        for slot in &self.sinks {
+            if let Some(sink) = slot.sink() {
+                sink.close().await;
+            }
+        }
+        if let Some(ledger) = &self.ledger {
+            ledger.close().await;
         }
     }
 
     /// How often each device is read in a loop whose interval is `default`, in the
     /// order [`Self::run_cycle`]'s `due` takes.
     pub fn intervals(&self, default: Duration) -> Vec<Duration> {
-        self.intervals
+        self.devices
             .iter()
-            .map(|interval| interval.unwrap_or(default))
+            .map(|device| device.config.interval.unwrap_or(default))
             .collect()
     }
 
@@ -193,225 +230,401 @@ impl Engine {
     ) -> CycleReport {
         let started = Local::now();
         let clock = Instant::now();
-        for sink in &self.sinks {
-            sink.begin_cycle().await;
+        let mut report = CycleReport {
+            started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            dry_run: self.dry_run,
+            quarantine_file: self.quarantine.path().display().to_string(),
+            cache_file: self.files.cache.display().to_string(),
+            ledger_file: self
+                .ledger
+                .as_ref()
+                .map(|ledger| ledger.location())
+                .unwrap_or_default(),
+            recorded: !self.dry_run,
+            ..CycleReport::default()
+        };
+        let cycle = match self.begin(started, &mut report).await {
+            Some(cycle) => cycle,
+            None if self.dry_run => 0,
+            None => return self.end(report, clock, observer, None).await,
+        };
+        self.read(since, due, shutdown, observer, &mut report).await;
+        report.interrupted = shutdown.is_requested();
+        if self.dry_run {
+            return self.end(report, clock, observer, None).await;
         }
-        let Engine {
-            settings,
-            normalizer,
-            sources,
-            read_times,
-            sinks,
-            cache,
-            quarantine,
-            cursors,
-            dry_run,
-            ..
-        } = self;
-        let context = CycleContext {
-            normalizer,
-            sinks,
-            dry_run: *dry_run,
-            observer: observer.as_ref(),
-            ledger: Mutex::new(Ledger {
-                cache,
-                quarantine,
-                audit: AuditLog::new(&settings.output_dir, started, !*dry_run),
-                sinks: sinks
-                    .iter()
-                    .map(|sink| SinkReport {
-                        name: sink.name().to_owned(),
-                        target: sink.target(),
-                        ..SinkReport::default()
-                    })
-                    .collect(),
+        let tally = self.drain(cycle, observer, &mut report).await;
+        self.standings(tally, &mut report).await;
+        self.export(started, &mut report).await;
+        self.after_cycle(started, &mut report).await;
+        self.end(report, clock, observer, Some(cycle)).await
+    }
+
+    /// Starts the cycle in the ledger, after trying again the sinks that are down.
+    async fn begin(&mut self, started: DateTime<Local>, report: &mut CycleReport) -> Option<i64> {
+        let ledger = self.ledger.as_ref().filter(|_| !self.dry_run)?;
+        if sinks::any_down(&self.sinks) {
+            let context = self.config.sink_context();
+            report
+                .problems
+                .extend(sinks::reopen(&mut self.sinks, &context).await);
+            if let Err(error) =
+                sinks::register(&mut self.sinks, ledger, self.ledger_settings.backfill).await
+            {
+                report.problems.push(error.to_string());
+            }
+        }
+        for slot in &self.sinks {
+            if let Some(sink) = slot.sink() {
+                sink.begin_cycle().await;
+            }
+        }
+        match ledger.begin_cycle(started.with_timezone(&Utc)).await {
+            Ok(cycle) => Some(cycle),
+            Err(error) => {
+                report.problems.push(format!(
+                    "{error} — nothing can be recorded; check free disk space and the cache folder"
+                ));
+                report.recorded = false;
+                None
+            }
+        }
+    }
+
+    /// Reads the due devices into the ledger, several at a time.
+    async fn read(
+        &mut self,
+        since: Option<Duration>,
+        due: Option<&[bool]>,
+        shutdown: &Shutdown,
+        observer: &Arc<dyn CycleObserver>,
+        report: &mut CycleReport,
+    ) {
+        let ledger: Option<&dyn Ledger> = self.ledger.as_ref().map(|ledger| ledger as &dyn Ledger);
+        for device in self.devices.iter_mut().filter(|device| device.reopen) {
+            let Some(ledger) = ledger.filter(|_| !self.dry_run) else {
+                continue;
+            };
+            match ledger.cursor(&device.config.name).await {
+                Ok(cursor) => match device.config.open(cursor.as_ref()) {
+                    Ok(source) => {
+                        device.source = source;
+                        device.reopen = false;
+                    }
+                    Err(error) => report.problems.push(error.to_string()),
+                },
+                Err(error) => report.problems.push(error.to_string()),
+            }
+        }
+        let sink_ids: Vec<i64> = self.sinks.iter().map(|slot| slot.id).collect();
+        let reader = Reader {
+            normalizer: &self.normalizer,
+            ledger: ledger.filter(|_| !self.dry_run),
+            sinks: &sink_ids,
+            known: match (&self.dry_cache, ledger) {
+                (Some(cache), _) => Some(Known::Cache(cache)),
+                (None, Some(ledger)) => Some(Known::Ledger(ledger)),
+                (None, None) => None,
+            },
+            shared: Mutex::new(ReadShared {
+                quarantine: &mut self.quarantine,
                 problems: Vec::new(),
                 would_upload: 0,
                 preview: Vec::new(),
             }),
         };
-        let mut sources: Vec<(&mut Box<dyn Source>, Duration)> = sources
-            .iter_mut()
-            .zip(read_times.iter().copied())
-            .enumerate()
-            .filter(|(index, _)| due.is_none_or(|due| due.get(*index).copied().unwrap_or(true)))
-            .map(|(_, source)| source)
-            .collect();
-        let results: Vec<(DeviceReport, Settlement)> = futures::stream::iter(sources.iter_mut())
-            .map(|(source, max_read_time)| {
-                run_device(
-                    source.as_mut(),
-                    &context,
-                    since,
-                    shutdown,
-                    *max_read_time,
-                    observer,
-                )
-            })
-            .buffered(settings.parallel_devices)
-            .collect()
-            .await;
-        let ledger = context
-            .ledger
+        let parallel = self.settings.parallel_devices;
+        let reads: Vec<(DeviceRead, &mut DeviceSlot)> = futures::stream::iter(
+            self.devices
+                .iter_mut()
+                .enumerate()
+                .filter(|(index, _)| due.is_none_or(|due| due.get(*index).copied().unwrap_or(true)))
+                .map(|(_, device)| device),
+        )
+        .map(|device| {
+            let reader = &reader;
+            async move {
+                let read = reader
+                    .read(
+                        device.source.as_mut(),
+                        since,
+                        shutdown,
+                        device.config.max_read_time,
+                        observer,
+                    )
+                    .await;
+                (read, device)
+            }
+        })
+        .buffered(parallel)
+        .collect()
+        .await;
+        for (read, device) in reads {
+            device.reopen |= read.reopen;
+            report.devices.push(read.report);
+        }
+        let shared = reader
+            .shared
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (devices, settlements): (Vec<DeviceReport>, Vec<Settlement>) =
-            results.into_iter().unzip();
-        let mut report = CycleReport {
-            started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-            dry_run: *dry_run,
-            interrupted: shutdown.is_requested(),
-            devices,
-            sinks: ledger.sinks,
-            problems: ledger.problems,
-            would_upload: ledger.would_upload,
-            preview: ledger.preview,
-            quarantine_file: ledger.quarantine.path().display().to_string(),
-            ..CycleReport::default()
-        };
+        report.problems.extend(shared.problems);
+        report.would_upload = shared.would_upload;
+        report.preview = shared.preview;
+    }
 
-        let recorded = !*dry_run
-            && record(
-                sinks,
-                ledger.cache,
-                ledger.quarantine,
-                ledger.audit,
-                &mut report,
-            )
-            .await;
-        report.recorded = recorded;
-        let mut sources: Vec<&mut Box<dyn Source>> =
-            sources.into_iter().map(|(source, _)| source).collect();
-        for (source, settlement) in sources.iter_mut().zip(settlements) {
-            let settlement = Settlement {
-                discard: !recorded,
-                ..settlement
-            };
-            if let Some(cursor) = source.settle(&settlement) {
-                cursors.set(&source.label().name, cursor);
+    /// Drains every sink from the ledger at the same time, each on its own.
+    async fn drain(
+        &mut self,
+        cycle: i64,
+        observer: &Arc<dyn CycleObserver>,
+        report: &mut CycleReport,
+    ) -> Tally {
+        let Some(ledger) = self.ledger.as_ref() else {
+            return Tally::default();
+        };
+        let quarantine = Mutex::new(&mut self.quarantine);
+        let drain = Drain {
+            ledger,
+            cycle,
+            due_by: (self.cycles > 0).then(Utc::now),
+            observer: observer.as_ref(),
+            tally: Mutex::new(Tally::default()),
+            quarantine: &quarantine,
+        };
+        let drained = futures::future::join_all(self.sinks.iter().map(|slot| {
+            let drain = &drain;
+            async move {
+                let mut sink_report = SinkReport {
+                    name: slot.name().to_owned(),
+                    target: slot.target(),
+                    ..SinkReport::default()
+                };
+                let problems = match &slot.state {
+                    SinkState::Open(sink) => {
+                        let mut problems = drain.drain(sink.as_ref(), slot.id, &mut sink_report).await;
+                        if sink_report.delivered > 0
+                            && let Err(problem) = sink.confirm().await
+                        {
+                            let reopened = ledger.reopen_cycle(slot.id, cycle).await.unwrap_or(0);
+                            problems.push(format!(
+                                "sink {} ({}): {problem}; the {reopened} punch(es) it took this cycle are sent again",
+                                sink_report.name, sink_report.target
+                            ));
+                        }
+                        problems
+                    }
+                    SinkState::Down(error) => {
+                        sink_report.down = Some(format!(
+                            "{error}; its punches wait in the ledger and it is tried again each cycle"
+                        ));
+                        Vec::new()
+                    }
+                };
+                (sink_report, problems)
             }
+        }))
+        .await;
+        for (sink_report, problems) in drained {
+            report.sinks.push(sink_report);
+            report.problems.extend(problems);
         }
-        if recorded {
-            crash_point::reached(crash_point::BEFORE_CURSOR_SAVE);
-            match cursors.save() {
-                Ok(()) => after_recorded(sinks, &mut sources, settings, started, &mut report).await,
+        self.cycles += 1;
+        drain
+            .tally
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What is still open, per sink and per device, and how each device's punches fared.
+    async fn standings(&self, tally: Tally, report: &mut CycleReport) {
+        let Some(ledger) = self.ledger.as_ref() else {
+            return;
+        };
+        for (slot, sink_report) in self.sinks.iter().zip(report.sinks.iter_mut()) {
+            match ledger.open_count(slot.id).await {
+                Ok((open, _, next)) => {
+                    sink_report.pending = open;
+                    sink_report.next_retry = next.map(crate::punch::utc_text);
+                }
                 Err(error) => report.problems.push(error.to_string()),
             }
         }
-        report.cache_file = ledger.cache.path().display().to_string();
-        report.cache_size = ledger.cache.len();
+        let mut by_device = tally.by_device();
+        for device in &mut report.devices {
+            if let Some((written, present, refused)) = by_device.remove(device.name.as_str()) {
+                device.delivered = written;
+                device.already_in_sinks = present;
+                device.rejected = refused;
+            }
+        }
+        match ledger.open_by_device().await {
+            Ok(open) => {
+                for (name, count) in open {
+                    if let Some(device) =
+                        report.devices.iter_mut().find(|device| device.name == name)
+                    {
+                        device.not_delivered = count;
+                    }
+                }
+            }
+            Err(error) => report.problems.push(error.to_string()),
+        }
+    }
+
+    /// Writes the JSON cache and the audit file from the ledger.
+    async fn export(&self, started: DateTime<Local>, report: &mut CycleReport) {
+        let Some(ledger) = self.ledger.as_ref() else {
+            return;
+        };
+        match export::export(ledger, &self.files, started).await {
+            Ok(exported) => {
+                if let Some((path, entries)) = exported.audit_file {
+                    report.audit_file = Some(path.display().to_string());
+                    report.audit_entries = entries;
+                }
+                report.cache_size = exported.cache_ids as usize;
+            }
+            Err(error) => report.problems.push(format!(
+                "{error}; the ledger holds every punch, the files are written next cycle"
+            )),
+        }
+    }
+
+    /// The devices' after-steps (a log cleared once all its punches are everywhere),
+    /// the sinks' (watermarks, user switches), old audit files and ledger rows pruned.
+    async fn after_cycle(&mut self, started: DateTime<Local>, report: &mut CycleReport) {
+        let read: Vec<&mut DeviceSlot> = self
+            .devices
+            .iter_mut()
+            .filter(|device| {
+                report
+                    .devices
+                    .iter()
+                    .any(|read| read.name == device.config.name)
+            })
+            .collect();
+        let mut read = read;
+        for device in read.iter_mut() {
+            let Some(device_report) = report
+                .devices
+                .iter_mut()
+                .find(|read| read.name == device.config.name)
+            else {
+                continue;
+            };
+            device_report.note = if device_report.not_delivered == 0 {
+                device.source.after_recorded().await
+            } else if device.config.source.clears_after_sync() {
+                Some(format!(
+                    "log not cleared: {} of its punches still wait for a sink",
+                    device_report.not_delivered
+                ))
+            } else {
+                None
+            };
+        }
+        finish_sinks(&self.sinks, &mut read, &self.settings, report).await;
+        if let Some(keep) = self.settings.audit_retention {
+            let pruned = audit::prune(&self.settings.output_dir, keep, started);
+            if !pruned.is_empty() {
+                tracing::info!(
+                    "deleted {} audit file(s) older than audit_retention ({})",
+                    pruned.len(),
+                    crate::duration::display(keep)
+                );
+            }
+        }
+        self.prune_ledger(report).await;
+    }
+
+    /// Deletes from the ledger what `[ledger] retain` no longer keeps, once a day.
+    async fn prune_ledger(&mut self, report: &mut CycleReport) {
+        let (Some(retain), Some(ledger)) = (self.ledger_settings.retain, self.ledger.as_ref())
+        else {
+            return;
+        };
+        const DAILY: Duration = Duration::from_secs(86_400);
+        if self.pruned_at.is_some_and(|at| at.elapsed() < DAILY) {
+            return;
+        }
+        self.pruned_at = Some(Instant::now());
+        let Ok(retain) = chrono::Duration::from_std(retain) else {
+            return;
+        };
+        match ledger.prune(Utc::now() - retain).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(
+                "deleted {pruned} punch(es) older than [ledger] retain from the ledger"
+            ),
+            Err(error) => report.problems.push(error.to_string()),
+        }
+    }
+
+    /// Closes the cycle: its report into the ledger, the exit code, the observer told.
+    async fn end(
+        &self,
+        mut report: CycleReport,
+        clock: Instant,
+        observer: &Arc<dyn CycleObserver>,
+        cycle: Option<i64>,
+    ) -> CycleReport {
         report.duration_ms = clock.elapsed().as_millis() as u64;
         report.exit_code = report.exit().code();
+        if let (Some(cycle), Some(ledger)) = (cycle, self.ledger.as_ref()) {
+            let value = serde_json::to_value(&report).unwrap_or_default();
+            if let Err(error) = ledger
+                .finish_cycle(cycle, &value, report.duration_ms, report.exit_code)
+                .await
+            {
+                tracing::warn!("{error}");
+            }
+        }
         observer.finished(&report);
         report
     }
 }
 
-/// Records what the sinks acknowledged — once every sink confirms that it is stored:
-/// quarantine, audit file (sealed), cache, audit file (published). A failed step skips
-/// the later ones, so nothing claims more than is durably recorded; the cursors follow
-/// only when this returns true.
-async fn record(
-    sinks: &[Box<dyn Sink>],
-    cache: &mut DedupCache,
-    quarantine: &mut Quarantine,
-    audit: AuditLog,
-    report: &mut CycleReport,
-) -> bool {
-    let mut recorded = true;
-    for (sink, sink_report) in sinks.iter().zip(&report.sinks) {
-        if let Err(problem) = sink.confirm().await {
-            report.problems.push(format!(
-                "sink {} ({}): {problem}; nothing from this cycle is recorded as delivered, it is sent again next cycle",
-                sink_report.name, sink_report.target
-            ));
-            recorded = false;
-        }
-    }
-    if recorded && let Err(error) = quarantine.sync() {
-        report.problems.push(format!(
-            "cannot save the quarantine file {}: {error}",
-            report.quarantine_file
-        ));
-        recorded = false;
-    }
-    let mut sealed = None;
-    if recorded {
-        match audit.seal() {
-            Ok(audit) => sealed = audit,
-            Err(error) => {
-                report
-                    .problems
-                    .push(format!("cannot save the audit file: {error}"));
-                recorded = false;
-            }
-        }
-    }
-    if recorded {
-        crash_point::reached(crash_point::BEFORE_CACHE_SAVE);
-        if let Err(error) = cache.save() {
-            report.problems.push(error.to_string());
-            recorded = false;
-        }
-    }
-    if !recorded {
-        // The next cycle must not trust this one's acknowledgements.
-        cache.forget_unsaved();
-        return false;
-    }
-    if let Some(sealed) = sealed {
-        match sealed.publish() {
-            Ok((path, entries)) => {
-                report.audit_file = Some(path.display().to_string());
-                report.audit_entries = entries;
-            }
-            // The punches are delivered and recorded in the cache; only this cycle's
-            // listing is lost, and the summary says so.
-            Err(error) => report
-                .problems
-                .push(format!("cannot save the audit file: {error}")),
-        }
-    }
-    true
-}
-
-/// Once the cycle and its cursors are recorded: the devices' after-steps (a log
-/// cleared), the sinks' (watermarks, user switches), and old audit files pruned.
-async fn after_recorded(
-    sinks: &[Box<dyn Sink>],
-    sources: &mut [&mut Box<dyn Source>],
+/// Imports the cursors an earlier version kept in `cache/cursors.json`, once.
+async fn import_cursor_file(
+    ledger: &dyn Ledger,
     settings: &SyncSettings,
-    started: DateTime<Local>,
-    report: &mut CycleReport,
-) {
-    let notes =
-        futures::future::join_all(sources.iter_mut().map(|source| source.after_recorded())).await;
-    for (device, note) in report.devices.iter_mut().zip(notes) {
-        device.note = note;
+) -> Result<(), EngineError> {
+    const MILESTONE: &str = "import-cursors-json";
+    if ledger.milestone(MILESTONE).await? {
+        return Ok(());
     }
-    finish_sinks(sinks, sources, settings, report).await;
-    if let Some(keep) = settings.audit_retention {
-        let pruned = audit::prune(&settings.output_dir, keep, started);
-        if !pruned.is_empty() {
-            tracing::info!(
-                "deleted {} audit file(s) older than audit_retention ({})",
-                pruned.len(),
-                crate::duration::display(keep)
-            );
+    let path = settings.cache_dir.join(CURSOR_FILE_NAME);
+    let store = CursorStore::load(&path)?;
+    let mut imported = 0;
+    for (device, cursor) in store.entries() {
+        if ledger.cursor(device).await?.is_none() {
+            ledger.import_cursor(device, cursor).await?;
+            imported += 1;
         }
     }
+    if imported > 0 {
+        tracing::info!(
+            "took the cursors of {imported} device(s) from {} into the ledger",
+            path.display()
+        );
+    }
+    ledger
+        .mark_milestone(MILESTONE, &format!("{imported} cursor(s)"))
+        .await?;
+    Ok(())
 }
 
-/// Lets every sink finish the recorded cycle, and has the devices apply the user
-/// switches the sinks ask for.
+/// Lets every sink finish the cycle, and has the devices apply the user switches the
+/// sinks ask for.
 async fn finish_sinks(
-    sinks: &[Box<dyn Sink>],
-    sources: &mut [&mut Box<dyn Source>],
+    sinks: &[SinkSlot],
+    devices: &mut [&mut DeviceSlot],
     settings: &SyncSettings,
     report: &mut CycleReport,
 ) {
     let mut switches: Vec<UserSwitch> = Vec::new();
-    for (sink, sink_report) in sinks.iter().zip(report.sinks.iter_mut()) {
+    for (slot, sink_report) in sinks.iter().zip(report.sinks.iter_mut()) {
+        let Some(sink) = slot.sink() else { continue };
         let end = sink.finish_cycle(&report.devices).await;
         sink_report.notes.extend(end.notes);
         switches.extend(end.switches);
@@ -420,96 +633,25 @@ async fn finish_sinks(
         return;
     }
     let log = SwitchLog::in_dir(&settings.output_dir);
-    for (source, device) in sources.iter_mut().zip(report.devices.iter_mut()) {
+    for device in devices.iter_mut() {
         let mine: Vec<UserSwitch> = switches
             .iter()
-            .filter(|switch| *switch.device == *source.label().name)
+            .filter(|switch| *switch.device == *device.config.name)
             .cloned()
             .collect();
         if mine.is_empty() {
             continue;
         }
-        let note = source.switch_users(&mine, &log).await;
-        device.note = Some(match device.note.take() {
-            Some(earlier) => format!("{earlier}; {note}"),
-            None => note,
-        });
+        let note = device.source.switch_users(&mine, &log).await;
+        if let Some(device_report) = report
+            .devices
+            .iter_mut()
+            .find(|read| read.name == device.config.name)
+        {
+            device_report.note = Some(match device_report.note.take() {
+                Some(earlier) => format!("{earlier}; {note}"),
+                None => note,
+            });
+        }
     }
-}
-
-/// How long past its deadline a source may take to stop cleanly before it is dropped.
-const READ_GRACE: Duration = Duration::from_secs(120);
-
-/// Pages a source may read ahead of delivery.
-const QUEUED_PAGES: usize = 8;
-/// Records handed to the sinks at once, at most (plus one page).
-const MAX_BATCH: usize = 8_000;
-
-/// Reads one device and delivers what it sends, batch by batch, while it is still
-/// reading (so memory holds a few pages, not the whole backlog).
-async fn run_device(
-    source: &mut dyn Source,
-    context: &CycleContext<'_>,
-    since: Option<Duration>,
-    shutdown: &Shutdown,
-    max_read_time: Duration,
-    observer: &Arc<dyn CycleObserver>,
-) -> (DeviceReport, Settlement) {
-    let label = std::sync::Arc::clone(source.label());
-    let mut report = DeviceReport::new(&label.name, source.kind(), source.location());
-    let who = format!("device '{}' ({})", label.name, source.location());
-    let mut plan = FetchPlan::new(since, shutdown.clone(), max_read_time);
-    let observer = Arc::clone(observer);
-    let name = label.name.to_string();
-    plan.progress = ReadProgress::new(move |done, total, unit| {
-        observer.reading(&name, done, total, unit);
-    });
-    let mut unhandled = Vec::new();
-    let (sender, mut receiver) = mpsc::channel::<Vec<Fetched>>(QUEUED_PAGES);
-    let plan = &plan;
-    let fetch = async move {
-        let sender = sender;
-        // Sources stop at the deadline themselves, cleaning up after them (a terminal
-        // is enabled again); this is the backstop if one does not.
-        let backstop = plan.deadline + READ_GRACE;
-        tokio::time::timeout_at(backstop, source.fetch(plan, &sender))
-            .await
-            .unwrap_or_else(|_| Err(plan.overran(&who)))
-    };
-    let deliver = async {
-        let mut position = 0;
-        while let Some(mut batch) = receiver.recv().await {
-            // Take whatever else is already waiting: when the device is faster than the
-            // sinks, batches grow and each sink transaction carries more.
-            while batch.len() < MAX_BATCH {
-                match receiver.try_recv() {
-                    Ok(more) => batch.extend(more),
-                    Err(_) => break,
-                }
-            }
-            let size = batch.len();
-            let failed = context.process(&label, batch, &mut report).await;
-            unhandled.extend(failed.into_iter().map(|offset| position + offset));
-            position += size;
-        }
-    };
-    let (fetched, ()) = tokio::join!(fetch, deliver);
-    let complete = match fetched {
-        Ok(FetchEnd::Complete) => true,
-        Ok(FetchEnd::Interrupted) => {
-            report.interrupted = true;
-            false
-        }
-        Err(error) => {
-            tracing::debug!(device = %label.name, "{error}");
-            report.error = Some((&error).into());
-            false
-        }
-    };
-    let settlement = Settlement {
-        complete,
-        unhandled,
-        discard: context.dry_run,
-    };
-    (report, settlement)
 }

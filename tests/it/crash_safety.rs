@@ -54,18 +54,13 @@ async fn crash_at(point: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_between_the_sink_write_and_the_cache_write_loses_and_duplicates_nothing() {
+async fn a_crash_between_the_sink_write_and_the_ledger_loses_and_duplicates_nothing() {
     crash_at(crash_point::AFTER_SINK_WRITE).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_just_before_the_cache_is_saved_loses_and_duplicates_nothing() {
-    crash_at(crash_point::BEFORE_CACHE_SAVE).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_between_the_cache_and_the_cursor_loses_and_duplicates_nothing() {
-    crash_at(crash_point::BEFORE_CURSOR_SAVE).await;
+async fn a_crash_before_an_export_is_recorded_loses_and_duplicates_nothing() {
+    crash_at(crash_point::BEFORE_EXPORT_RECORDED).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

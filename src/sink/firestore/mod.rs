@@ -64,6 +64,7 @@ impl FirestoreSink {
             target,
             problem,
             fix: fix.to_owned(),
+            outage: false,
         };
         let resolved = credentials::resolve(config, context, emulator.is_some())
             .await
@@ -94,16 +95,16 @@ impl FirestoreSink {
         let options = FirestoreDbOptions::new(resolved.project_id.clone())
             .with_database_id(config.database().to_owned())
             .with_firebase_api_url(api_url);
+        // With the credentials found, what fails here is the connection: Firestore
+        // is down or out of reach, and its punches wait.
         let db = FirestoreDb::with_options_auth(options, resolved.headers)
             .await
-            .map_err(|cause| {
-                error(
+            .map_err(|cause| SinkError {
+                outage: true,
+                ..error(
                     target.clone(),
-                    format!(
-                        "cannot set up the Firestore client with {}: {cause}",
-                        resolved.source
-                    ),
-                    "check project_id and the network path to Firestore",
+                    format!("cannot reach Firestore with {}: {cause}", resolved.source),
+                    "check the network path to Firestore (and project_id)",
                 )
             })?;
         let database = format!(

@@ -106,6 +106,7 @@ impl FrappeSink {
             target: target.clone(),
             problem,
             fix,
+            outage: false,
         };
         let client = FrappeClient::new(config)
             .map_err(|problem| error(problem, "check [sink.frappe]".into()))?;

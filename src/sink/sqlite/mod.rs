@@ -4,20 +4,21 @@
 //! Each batch is one transaction of multi-row `INSERT … ON CONFLICT(id) DO NOTHING
 //! RETURNING id`: the returned IDs were delivered now, the rest were already present.
 //! WAL with `synchronous=FULL` means a committed batch survives a power cut, which the
-//! cache and cursors rely on when they record it as done.
+//! ledger relies on when it records it as delivered.
 //!
 //! A store that failed once is not trusted again in the same cycle: after any I/O or
 //! database error every further batch fails at once (the next cycle tries afresh), and
-//! before the cycle is recorded a fresh connection counts the rows, which must be at
-//! least those there at the start plus those acknowledged since — so a commit that did
-//! not reach the file is never recorded as delivered.
+//! at the end of the cycle a fresh connection counts the rows added since it began,
+//! which must be at least those acknowledged — so a commit that did not reach the file
+//! is never recorded as delivered. A random identity kept in the file lets the ledger
+//! notice a file deleted or replaced, and fill the new one.
 
 mod config;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -39,7 +40,8 @@ pub const DEFAULT_FILE_NAME: &str = "attendance.db";
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// Schema versions, applied in order and recorded in `PRAGMA user_version`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE punches (
     id            TEXT PRIMARY KEY NOT NULL,  -- the punch ID under the configured scheme
     legacy_id     TEXT NOT NULL,              -- the Python tool's MD5 ID, for cross-reference
@@ -57,7 +59,17 @@ CREATE TABLE punches (
     received_at   TEXT NOT NULL               -- when iclock-sync stored it (UTC)
 );
 CREATE INDEX punches_by_user_time ON punches (user_id, local_time);
-"#];
+"#,
+    r#"
+-- The store's identity: a new file (the old one deleted or replaced) has a new one, so
+-- iclock-sync notices and fills it again from its ledger.
+CREATE TABLE iclock_sync_store (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+);
+INSERT INTO iclock_sync_store (key, value) VALUES ('identity', lower(hex(randomblob(16))));
+"#,
+];
 
 const COLUMNS: &str = "id, legacy_id, device_name, device_serial, user_id, local_time, timezone, \
                        utc_time, punch_state, verify_mode, work_code, source, source_key, received_at";
@@ -69,8 +81,8 @@ pub struct SqliteSink {
     options: SqliteConnectOptions,
     /// Why the store failed this cycle, if it did.
     failure: Mutex<Option<String>>,
-    /// Rows at the start of the cycle, and rows inserted since.
-    rows_at_start: AtomicU64,
+    /// The highest row number at the start of the cycle, and rows inserted since.
+    last_row_at_start: AtomicI64,
     inserted: AtomicU64,
 }
 
@@ -82,6 +94,7 @@ impl SqliteSink {
             target: path.display().to_string(),
             problem,
             fix: fix.to_owned(),
+            outage: false,
         };
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|cause| {
@@ -119,7 +132,7 @@ impl SqliteSink {
             path: path.to_path_buf(),
             options,
             failure: Mutex::new(None),
-            rows_at_start: AtomicU64::new(0),
+            last_row_at_start: AtomicI64::new(0),
             inserted: AtomicU64::new(0),
         })
     }
@@ -139,14 +152,16 @@ impl SqliteSink {
             .get_or_insert(reason);
     }
 
-    /// Counts the rows through a connection of its own, as a later reader would.
-    async fn count_afresh(&self) -> Result<u64, sqlx::Error> {
+    /// Runs `sql` (one number back) through a connection of its own, as a later
+    /// reader would.
+    async fn ask_afresh(&self, sql: &'static str, bind: i64) -> Result<i64, sqlx::Error> {
         let mut connection = self.options.clone().read_only(true).connect().await?;
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM punches")
+        let answer: Option<i64> = sqlx::query_scalar(sql)
+            .bind(bind)
             .fetch_one(&mut connection)
             .await?;
         let _ = connection.close().await;
-        Ok(count.max(0) as u64)
+        Ok(answer.unwrap_or(0))
     }
 
     async fn insert(&self, batch: &[Punch]) -> Result<HashSet<String>, sqlx::Error> {
@@ -221,8 +236,11 @@ impl Sink for SqliteSink {
     async fn begin_cycle(&self) {
         *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
         self.inserted.store(0, Ordering::SeqCst);
-        match self.count_afresh().await {
-            Ok(rows) => self.rows_at_start.store(rows, Ordering::SeqCst),
+        match self
+            .ask_afresh("SELECT MAX(rowid) + ? FROM punches", 0)
+            .await
+        {
+            Ok(last) => self.last_row_at_start.store(last, Ordering::SeqCst),
             Err(error) => self.fail(format!("cannot read the database: {error}")),
         }
     }
@@ -261,17 +279,32 @@ impl Sink for SqliteSink {
         }
     }
 
+    /// Counts, through a fresh connection, the rows added since the cycle began (new
+    /// rows take row numbers above the highest, so this costs what the cycle wrote).
     async fn confirm(&self) -> Result<(), String> {
-        let expected =
-            self.rows_at_start.load(Ordering::SeqCst) + self.inserted.load(Ordering::SeqCst);
-        match self.count_afresh().await {
+        let expected = self.inserted.load(Ordering::SeqCst) as i64;
+        if expected == 0 {
+            return Ok(());
+        }
+        let since = self.last_row_at_start.load(Ordering::SeqCst);
+        match self
+            .ask_afresh("SELECT COUNT(*) FROM punches WHERE rowid > ?", since)
+            .await
+        {
             Ok(rows) if rows >= expected => Ok(()),
             Ok(rows) => Err(format!(
-                "the database holds {rows} punches, {} fewer than it acknowledged this cycle — the disk or the file system lost writes",
-                expected - rows
+                "the database shows {rows} of the {expected} punches it acknowledged this cycle — the disk or the file system lost writes"
             )),
             Err(error) => Err(format!("cannot read the database back: {error}")),
         }
+    }
+
+    async fn identity(&self) -> Option<String> {
+        sqlx::query_scalar("SELECT value FROM iclock_sync_store WHERE key = 'identity'")
+            .fetch_optional(&self.pool)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Closing the last connection checkpoints the WAL into the database file, so the

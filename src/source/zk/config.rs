@@ -58,6 +58,10 @@ impl SourceConfig for ZkConfig {
         self.address.clone()
     }
 
+    fn clears_after_sync(&self) -> bool {
+        self.clear_after_sync
+    }
+
     fn open(
         &self,
         label: Arc<DeviceLabel>,

@@ -23,8 +23,9 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 
 use super::{
-    CycleId, DeviceRecord, DeviceStanding, Journal, Journaled, Ledger, LedgerError, PunchQuery,
-    PunchRecord, Queued, RegisteredSink, RetryFilter, Seq, SinkId, SinkRegistration, SinkStanding,
+    CacheFile, CycleId, DeviceRecord, DeviceStanding, Export, Exported, Journal, Journaled, Ledger,
+    LedgerError, PunchQuery, PunchRecord, Queued, RegisteredSink, RetryFilter, Seq, SinkId,
+    SinkRegistration, SinkStanding,
 };
 use crate::punch::{
     DeviceLabel, Punch, PunchId, SourceKind, WALL_TIME_FORMAT, utc_text, wall_time_text,
@@ -139,6 +140,17 @@ impl SqliteLedger {
             .await
             .map_err(|error| self.error(error))
     }
+}
+
+/// `1, 2, 3` for an `IN (…)` of sink IDs (`NULL` when there are none: matches nothing).
+fn id_list(ids: &[i64]) -> String {
+    if ids.is_empty() {
+        return "NULL".to_owned();
+    }
+    ids.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `?, ?, …` for `count` rows of `columns` parameters.
@@ -431,8 +443,20 @@ impl Ledger for SqliteLedger {
                 )
             };
             for sink in journal.sinks {
-                queue(&mut tx, *sink, &queued, 0, None).await?;
-                queue(&mut tx, *sink, &earlier, 3, Some("delivered before the ledger")).await?;
+                queue(&mut tx, *sink, &queued, state::PENDING, None).await?;
+                queue(&mut tx, *sink, &earlier, state::ALREADY, Some("delivered before the ledger")).await?;
+            }
+            // Those are in the JSON cache already: never exported again.
+            for chunk in earlier.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "UPDATE punches SET exported = 2 WHERE seq IN ({})",
+                    vec!["?"; chunk.len()].join(", ")
+                );
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                for seq in chunk {
+                    query = query.bind(*seq);
+                }
+                query.execute(&mut *tx).await?;
             }
             let mut newly_quarantined = 0;
             for entry in journal.quarantine {
@@ -637,36 +661,39 @@ impl Ledger for SqliteLedger {
         Ok((open.max(0) as u64, failing.unwrap_or(0).max(0) as u64, next))
     }
 
-    async fn settled_everywhere(&self, seqs: &[Seq]) -> Result<Vec<String>, LedgerError> {
-        let sinks = self.active_sinks().await?;
-        let sink_list = if sinks.is_empty() {
-            "NULL".to_owned()
-        } else {
-            sinks
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let mut ids = Vec::new();
-        for chunk in seqs.chunks(ROWS_PER_STATEMENT) {
+    async fn open_by_device(&self) -> Result<Vec<(String, u64)>, LedgerError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT p.device, COUNT(DISTINCT d.seq) FROM deliveries d JOIN punches p ON p.seq = d.seq \
+             WHERE d.state <= 1 AND d.sink_id IN (SELECT id FROM sinks WHERE active = 1) GROUP BY p.device",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(rows
+            .into_iter()
+            .map(|(device, count)| (device, count.max(0) as u64))
+            .collect())
+    }
+
+    async fn known(&self, ids: &[&str]) -> Result<Vec<bool>, LedgerError> {
+        let mut known = HashSet::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let list = vec!["?"; chunk.len()].join(", ");
             let sql = format!(
-                "SELECT p.id FROM punches p WHERE p.seq IN ({}) AND NOT EXISTS \
-                 (SELECT 1 FROM deliveries d WHERE d.sink_id IN ({sink_list}) AND d.seq = p.seq AND d.state <= 1)",
-                vec!["?"; chunk.len()].join(", ")
+                "SELECT id FROM punches WHERE id IN ({list}) UNION SELECT id FROM delivered_before WHERE id IN ({list})"
             );
             let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
-            for seq in chunk {
-                query = query.bind(*seq);
+            for id in chunk.iter().chain(chunk) {
+                query = query.bind(*id);
             }
-            ids.extend(
+            known.extend(
                 query
                     .fetch_all(&self.pool)
                     .await
                     .map_err(|error| self.error(error))?,
             );
         }
-        Ok(ids)
+        Ok(ids.iter().map(|id| known.contains(*id)).collect())
     }
 
     async fn begin_cycle(&self, started_at: DateTime<Utc>) -> Result<CycleId, LedgerError> {
@@ -760,6 +787,184 @@ impl Ledger for SqliteLedger {
             .await
             .map_err(|error| self.error(error))?;
         Ok(())
+    }
+
+    async fn unfinished_export(&self) -> Result<Option<Export>, LedgerError> {
+        let row: Option<(i64, Option<i64>, Option<i64>, String, i64)> = sqlx::query_as(
+            "SELECT e.id, e.cache_length, \
+             (SELECT cache_ids FROM exports WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1), \
+             e.audit_file, e.punches FROM exports e WHERE e.finished_at IS NULL ORDER BY e.id LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(row.map(
+            |(id, cache_length, cache_ids, audit_file, punches)| Export {
+                id,
+                cache_length: cache_length.map(|length| length.max(0) as u64),
+                cache_ids: cache_ids.unwrap_or(0).max(0) as u64,
+                audit_file,
+                punches: punches.max(0) as u64,
+            },
+        ))
+    }
+
+    async fn start_export(
+        &self,
+        cache_length: Option<u64>,
+        audit_file: &str,
+    ) -> Result<Option<Export>, LedgerError> {
+        let sinks = self.active_sinks().await?;
+        let sink_list = id_list(&sinks);
+        let mut tx = self.begin().await?;
+        let result: Result<Option<Export>, sqlx::Error> = async {
+            let marked = sqlx::query(AssertSqlSafe(format!(
+                "UPDATE punches SET exported = -1 WHERE exported <= 0 AND exported = 0 AND NOT EXISTS \
+                 (SELECT 1 FROM deliveries d WHERE d.sink_id IN ({sink_list}) AND d.seq = punches.seq \
+                 AND d.state NOT IN ({}, {}, {}, {}))",
+                state::DELIVERED,
+                state::ALREADY,
+                state::SKIPPED,
+                state::WITHHELD
+            )))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if marked == 0 {
+                return Ok(None);
+            }
+            let cache_ids: Option<i64> = sqlx::query_scalar(
+                "SELECT cache_ids FROM exports WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+            )
+            .fetch_optional(&mut *tx)
+            .await?
+            .flatten();
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO exports (started_at, cache_length, audit_file, punches) VALUES (?, ?, ?, ?) RETURNING id",
+            )
+            .bind(now_text())
+            .bind(cache_length.map(|length| length as i64))
+            .bind(audit_file)
+            .bind(marked as i64)
+            .fetch_one(&mut *tx)
+            .await?;
+            Ok(Some(Export {
+                id,
+                cache_length,
+                cache_ids: cache_ids.unwrap_or(0).max(0) as u64,
+                audit_file: audit_file.to_owned(),
+                punches: marked,
+            }))
+        }
+        .await;
+        let export = result.map_err(|error| self.error(error))?;
+        tx.commit().await.map_err(|error| self.error(error))?;
+        Ok(export)
+    }
+
+    async fn export_page(&self, after: Seq, limit: usize) -> Result<Vec<Exported>, LedgerError> {
+        let sql = format!(
+            "SELECT p.seq, EXISTS (SELECT 1 FROM deliveries d WHERE d.seq = p.seq AND d.state = {} \
+             AND d.sink_id IN (SELECT id FROM sinks)), {PUNCH_COLUMNS} FROM punches p \
+             WHERE p.exported <= 0 AND p.exported = -1 AND p.seq > ? ORDER BY p.seq LIMIT ?",
+            state::DELIVERED
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(after)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|error| self.error(error))?;
+        let mut labels = HashMap::new();
+        rows.iter()
+            .map(|row| {
+                Ok(Exported {
+                    seq: row.try_get(0)?,
+                    written: row.try_get(1)?,
+                    punch: punch_of(row, 2, &mut labels)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(|error| self.error(error))
+    }
+
+    async fn finish_export(&self, export: i64, cache: CacheFile) -> Result<(), LedgerError> {
+        let mut tx = self.begin().await?;
+        let result: Result<(), sqlx::Error> = async {
+            sqlx::query("UPDATE punches SET exported = 1 WHERE exported <= 0 AND exported = -1")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE exports SET finished_at = ?, cache_length_after = ?, cache_ids = ? WHERE id = ?",
+            )
+            .bind(now_text())
+            .bind(cache.length as i64)
+            .bind(cache.ids as i64)
+            .bind(export)
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        }
+        .await;
+        result.map_err(|error| self.error(error))?;
+        tx.commit().await.map_err(|error| self.error(error))
+    }
+
+    async fn cache_file(&self) -> Result<Option<CacheFile>, LedgerError> {
+        let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT cache_length_after, cache_ids FROM exports WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(row.and_then(|(length, ids)| {
+            Some(CacheFile {
+                length: length?.max(0) as u64,
+                ids: ids.unwrap_or(0).max(0) as u64,
+            })
+        }))
+    }
+
+    async fn adopt_cache_file(&self, cache: CacheFile) -> Result<(), LedgerError> {
+        let now = now_text();
+        sqlx::query(
+            "INSERT INTO exports (started_at, audit_file, punches, finished_at, cache_length_after, cache_ids) VALUES (?1, '', 0, ?1, ?2, ?3)",
+        )
+        .bind(now)
+        .bind(cache.length as i64)
+        .bind(cache.ids as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(())
+    }
+
+    async fn delivered_before_page(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, LedgerError> {
+        sqlx::query_scalar("SELECT id FROM delivered_before WHERE id > ? ORDER BY id LIMIT ?")
+            .bind(after)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|error| self.error(error))
+    }
+
+    async fn exported_page(
+        &self,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<(Seq, String)>, LedgerError> {
+        sqlx::query_as(
+            "SELECT seq, id FROM punches WHERE seq > ? AND exported = 1 ORDER BY seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error(error))
     }
 
     async fn sink_standings(&self) -> Result<Vec<SinkStanding>, LedgerError> {
@@ -962,15 +1167,7 @@ impl Ledger for SqliteLedger {
             .fetch_all(&self.pool)
             .await
             .map_err(|error| self.error(error))?;
-        let sink_list = if sinks.is_empty() {
-            "NULL".to_owned()
-        } else {
-            sinks
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let sink_list = id_list(&sinks);
         let mut tx = self.begin().await?;
         let prunable = format!(
             "SELECT p.seq FROM punches p WHERE p.read_at < ?1 AND NOT EXISTS \

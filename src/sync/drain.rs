@@ -1,0 +1,200 @@
+//! Draining one sink: its open punches, oldest first, from the ledger to the sink in
+//! batches, each answer recorded back in the ledger. Sinks drain at the same time and
+//! each on its own, so one that is down or slow holds back neither reading nor the
+//! others; what it could not take waits in the ledger, due again after a pause that
+//! grows with each failed attempt.
+//!
+//! The first batch is small: a sink that is down costs one small failed attempt per
+//! cycle, not thousands of punches' worth of timeouts. A batch in which every punch
+//! failed ends the sink's drain for this cycle.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+
+use super::observer::CycleObserver;
+use crate::crash_point;
+use crate::ledger::{CycleId, Ledger, Seq, SinkId};
+use crate::punch::Punch;
+use crate::quarantine::{Quarantine, QuarantineEntry};
+use crate::report::SinkReport;
+use crate::sink::{Sink, SinkOutcome};
+
+/// Punches handed to a sink first, while it is not known to be up.
+const PROBE: usize = 100;
+/// Punches handed to a sink at once after that.
+const BATCH: usize = 5_000;
+
+/// What happened to each punch drained this cycle, across all sinks, for the devices'
+/// rows of the summary.
+#[derive(Default)]
+pub(super) struct Tally {
+    punches: HashMap<Seq, (Arc<str>, u8)>,
+}
+
+const WRITTEN: u8 = 1;
+const PRESENT: u8 = 2;
+const REFUSED: u8 = 4;
+const FAILED: u8 = 8;
+
+/// Per device: (written by some sink, already there everywhere, refused by some sink).
+pub(super) type DeviceTally = HashMap<Arc<str>, (u64, u64, u64)>;
+
+impl Tally {
+    fn note(&mut self, punch: &Punch, seq: Seq, outcome: &SinkOutcome) {
+        let flag = match outcome {
+            SinkOutcome::Delivered => WRITTEN,
+            SinkOutcome::AlreadyPresent | SinkOutcome::Skipped | SinkOutcome::Withheld(_) => {
+                PRESENT
+            }
+            SinkOutcome::Rejected(_) | SinkOutcome::Unmapped(_) => REFUSED,
+            SinkOutcome::Failed(_) => FAILED,
+        };
+        self.punches
+            .entry(seq)
+            .or_insert_with(|| (Arc::clone(&punch.device.name), 0))
+            .1 |= flag;
+    }
+
+    pub fn by_device(self) -> DeviceTally {
+        let mut devices: DeviceTally = HashMap::new();
+        for (device, flags) in self.punches.into_values() {
+            let counts = devices.entry(device).or_default();
+            if flags & WRITTEN != 0 {
+                counts.0 += 1;
+            } else if flags & REFUSED != 0 {
+                counts.2 += 1;
+            } else if flags & (PRESENT | FAILED) == PRESENT {
+                counts.1 += 1;
+            }
+        }
+        devices
+    }
+}
+
+/// What the sinks draining this cycle share.
+pub(super) struct Drain<'a> {
+    pub ledger: &'a dyn Ledger,
+    pub cycle: CycleId,
+    /// Failed punches due by then are tried again; `None` (a process's first cycle):
+    /// all of them.
+    pub due_by: Option<DateTime<Utc>>,
+    pub observer: &'a dyn CycleObserver,
+    pub tally: Mutex<Tally>,
+    pub quarantine: &'a Mutex<&'a mut Quarantine>,
+}
+
+impl Drain<'_> {
+    /// Drains `sink` (the ledger's `id` for it) as far as it takes punches; counts
+    /// into `report`. Returns problems that are not the sink's answers.
+    pub async fn drain(&self, sink: &dyn Sink, id: SinkId, report: &mut SinkReport) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut after = 0;
+        let mut size = PROBE;
+        // A stop request does not end it: what was read is still delivered.
+        loop {
+            let queued = match self.ledger.due(id, after, size, self.due_by).await {
+                Ok(queued) => queued,
+                Err(error) => {
+                    problems.push(error.to_string());
+                    break;
+                }
+            };
+            let Some(last) = queued.last() else { break };
+            after = last.seq;
+            let (seqs, punches): (Vec<Seq>, Vec<Punch>) = queued
+                .into_iter()
+                .map(|queued| (queued.seq, queued.punch))
+                .unzip();
+            let mut outcomes = sink.deliver(&punches).await;
+            outcomes.resize_with(punches.len(), || {
+                SinkOutcome::Failed("the sink gave no answer for this punch".into())
+            });
+            crash_point::reached(crash_point::AFTER_SINK_WRITE);
+            let answers: Vec<(Seq, SinkOutcome)> = seqs.iter().copied().zip(outcomes).collect();
+            if let Err(error) = self
+                .ledger
+                .settle(id, self.cycle, &answers, Utc::now())
+                .await
+            {
+                // They stay open and are sent again; the sink finds them there.
+                problems.push(format!(
+                    "{error}; the answers of sink {} for {} punch(es) are not recorded, they are sent again",
+                    report.name,
+                    answers.len()
+                ));
+                break;
+            }
+            self.count(&punches, &answers, report);
+            let all_failed = answers
+                .iter()
+                .all(|(_, outcome)| matches!(outcome, SinkOutcome::Failed(_)));
+            if all_failed {
+                break;
+            }
+            size = BATCH;
+        }
+        problems
+    }
+
+    fn count(&self, punches: &[Punch], answers: &[(Seq, SinkOutcome)], report: &mut SinkReport) {
+        let mut delivered = 0;
+        let mut tally = self.tally.lock().unwrap_or_else(PoisonError::into_inner);
+        for (punch, (seq, outcome)) in punches.iter().zip(answers) {
+            tally.note(punch, *seq, outcome);
+            match outcome {
+                SinkOutcome::Delivered => {
+                    report.delivered += 1;
+                    delivered += 1;
+                }
+                SinkOutcome::AlreadyPresent => report.already += 1,
+                SinkOutcome::Skipped => report.skipped += 1,
+                SinkOutcome::Withheld(reason) => {
+                    report.skipped += 1;
+                    self.quarantine(punch, &report.name, "withheld", reason);
+                }
+                SinkOutcome::Rejected(reason) => {
+                    report.rejected += 1;
+                    self.quarantine(punch, &report.name, "rejected", reason);
+                }
+                SinkOutcome::Unmapped(reason) => {
+                    report.unmapped += 1;
+                    if let Err(at) = report.unmapped_users.binary_search(&punch.user_id) {
+                        report.unmapped_users.insert(at, punch.user_id.clone());
+                    }
+                    self.quarantine(punch, &report.name, "unmapped", reason);
+                }
+                SinkOutcome::Failed(reason) => {
+                    report.failed += 1;
+                    report.last_failure = Some(reason.clone());
+                }
+            }
+        }
+        drop(tally);
+        if delivered > 0 {
+            self.observer.delivered(delivered);
+        }
+    }
+
+    /// Lists a punch a sink refused or withheld in the quarantine file, for a person to
+    /// read (the ledger holds the reason too; `status` and `retry` work from there).
+    fn quarantine(&self, punch: &Punch, sink: &str, what: &str, reason: &str) {
+        let entry = QuarantineEntry {
+            source_key: format!("{}#{what}-{sink}", punch.source_key),
+            device: punch.device.name.to_string(),
+            reason: format!("{what} by sink {sink}: {reason}"),
+            record: serde_json::to_value(super::read::preview_row(punch)).unwrap_or_default(),
+        };
+        let mut quarantine = self
+            .quarantine
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Err(error) = quarantine.record(&entry) {
+            tracing::warn!(
+                "cannot write the quarantine file {}: {error}",
+                quarantine.path().display()
+            );
+        }
+    }
+}
