@@ -143,7 +143,7 @@ pub async fn reconcile(ledger: &dyn Ledger, files: &ExportFiles) -> Result<u64, 
         let (cache, repair) = cache_repair::load_or_repair(&files.cache, &files.output_dir)?;
         if let Some(repair) = repair {
             tracing::warn!(
-                "the dedup cache was corrupt ({}); moved it to {} and took the IDs of {} audit file(s) instead",
+                "the dedup cache was corrupt ({}); moved it to {}, took the IDs of {} audit file(s) and wrote it afresh from the ledger",
                 repair.detail,
                 repair.moved_to.display(),
                 repair.merged.files_read,

@@ -152,18 +152,18 @@ impl Drain<'_> {
                 SinkOutcome::Skipped => report.skipped += 1,
                 SinkOutcome::Withheld(reason) => {
                     report.skipped += 1;
-                    self.quarantine(punch, &report.name, "withheld", reason);
+                    self.quarantine(punch, &report.name, "withheld by", reason);
                 }
                 SinkOutcome::Rejected(reason) => {
                     report.rejected += 1;
-                    self.quarantine(punch, &report.name, "rejected", reason);
+                    self.quarantine(punch, &report.name, "rejected by", reason);
                 }
                 SinkOutcome::Unmapped(reason) => {
                     report.unmapped += 1;
                     if let Err(at) = report.unmapped_users.binary_search(&punch.user_id) {
                         report.unmapped_users.insert(at, punch.user_id.clone());
                     }
-                    self.quarantine(punch, &report.name, "unmapped", reason);
+                    self.quarantine(punch, &report.name, "unmapped in", reason);
                 }
                 SinkOutcome::Failed(reason) => {
                     report.failed += 1;
@@ -179,11 +179,13 @@ impl Drain<'_> {
 
     /// Lists a punch a sink refused or withheld in the quarantine file, for a person to
     /// read (the ledger holds the reason too; `status` and `retry` work from there).
+    /// `what`: "rejected by", "unmapped in", "withheld by".
     fn quarantine(&self, punch: &Punch, sink: &str, what: &str, reason: &str) {
+        let kind = what.split(' ').next().unwrap_or(what);
         let entry = QuarantineEntry {
-            source_key: format!("{}#{what}-{sink}", punch.source_key),
+            source_key: format!("{}#{kind}-{sink}", punch.source_key),
             device: punch.device.name.to_string(),
-            reason: format!("{what} by sink {sink}: {reason}"),
+            reason: format!("{what} sink {sink}: {reason}"),
             record: serde_json::to_value(super::read::preview_row(punch)).unwrap_or_default(),
         };
         let mut quarantine = self

@@ -251,6 +251,16 @@ impl Engine {
         self.read(since, due, shutdown, observer, &mut report).await;
         report.interrupted = shutdown.is_requested();
         if self.dry_run {
+            report.cache_size = match (&self.dry_cache, &self.ledger) {
+                (Some(cache), _) => cache.len(),
+                (None, Some(ledger)) => ledger
+                    .cache_file()
+                    .await
+                    .ok()
+                    .flatten()
+                    .map_or(0, |cache| cache.ids as usize),
+                (None, None) => 0,
+            };
             return self.end(report, clock, observer, None).await;
         }
         let tally = self.drain(cycle, observer, &mut report).await;

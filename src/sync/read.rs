@@ -165,6 +165,9 @@ impl<'a> Reader<'a> {
             }
         };
         let Some(ledger) = self.ledger else {
+            if let Some(last) = held {
+                self.preview(last, &mut report).await;
+            }
             source.settle(&Settlement {
                 discard: true,
                 ..Settlement::default()

@@ -25,9 +25,10 @@ async fn after_a_write_error_the_store_is_failed_for_the_cycle_and_nothing_unsto
     let sink = &run.summary()["sinks"][0];
     let delivered = sink["delivered"].as_u64().unwrap();
     let failed = sink["failed"].as_u64().unwrap();
-    assert_eq!(delivered + failed, 10_000, "{sink}");
+    let waiting = sink["pending"].as_u64().unwrap();
+    assert_eq!(delivered + waiting, 10_000, "{sink}");
     assert!(
-        failed > 5_000,
+        failed > 0 && waiting >= failed && delivered < 10_000,
         "the store was trusted again after its write error: {sink}"
     );
     assert!(
@@ -52,7 +53,7 @@ async fn after_a_write_error_the_store_is_failed_for_the_cycle_and_nothing_unsto
     let again = workspace.sync(&[], 0).await;
     assert_eq!(
         again.summary()["sinks"][0]["delivered"].as_u64(),
-        Some(failed)
+        Some(waiting)
     );
     let stored = workspace.stored_punches().await;
     let ids: BTreeSet<String> = stored.iter().map(|(id, ..)| id.clone()).collect();

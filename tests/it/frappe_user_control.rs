@@ -123,7 +123,8 @@ fn terminal_site(users: u16) -> Site {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminal_users_follow_their_last_punch_and_biotime_says_it_cannot() {
-    let frappe = start(terminal_site(12), SiteOptions::default()).await;
+    // Employee 13 punches only at the head office (BioTime).
+    let frappe = start(terminal_site(13), SiteOptions::default()).await;
     let data = generate(&TerminalSpec {
         users: 12,
         punches: 90,
@@ -151,7 +152,7 @@ async fn terminal_users_follow_their_last_punch_and_biotime_says_it_cannot() {
         }
     }
     let biotime = simulator(options(), Vec::new()).await;
-    biotime.upload(vec![row("1001", "2026-03-02 08:00:00", 0)]);
+    biotime.upload(vec![row("1013", "2026-03-02 08:00:00", 0)]);
     let workspace = workspace();
     workspace.write(
         "iclock-sync.toml",

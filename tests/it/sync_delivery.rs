@@ -198,7 +198,7 @@ async fn a_disabled_device_is_not_contacted() {
     assert_eq!(sim.stats().logins, 0);
 }
 
-/// The cache is lost and the next cycle finds every punch already in the sink: it says
+/// The ledger and the cache are lost and the next cycle finds every punch already in the sink: it says
 /// so in the headline (agreeing with the sink table) and writes no audit file, which
 /// lists only what this tool wrote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,8 +208,7 @@ async fn a_cycle_whose_punches_were_all_there_already_says_so_and_writes_no_audi
     workspace.configure(&[sim.url()], "", "");
     workspace.sync(&[], 0).await;
     assert_eq!(workspace.files_named("output", "logs_", ".json").len(), 1);
-    std::fs::remove_file(workspace.path("cache/uploaded_ids_cache.json")).unwrap();
-    std::fs::remove_file(workspace.path("cache/cursors.json")).unwrap();
+    std::fs::remove_dir_all(workspace.path("cache")).unwrap();
 
     let run = workspace.run(&[]).await;
 

@@ -84,11 +84,18 @@ impl SqliteLedger {
                 ))
             })?;
         }
+        // Looking only (a dry run) must not leave even the WAL's side files behind:
+        // with no write-ahead log waiting to be folded in, the file is opened as
+        // immutable, which creates nothing.
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let immutable = read_only && std::fs::metadata(&wal).map_or(true, |wal| wal.len() == 0);
         let options = SqliteConnectOptions::from_str("sqlite:")
             .map_err(|cause| error(cause.to_string()))?
             .filename(path)
             .create_if_missing(!read_only)
             .read_only(read_only)
+            .immutable(immutable)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
