@@ -113,6 +113,14 @@ pub enum Command {
     BuildCache,
     /// Check each configured device: reachable, credentials, punch count, clock.
     Devices,
+    /// How things stand: each device's last contact and error, what waits for each sink and why, the last cycles.
+    Status,
+    /// Send punches a sink refused or failed again: `retry --sink frappe --unmapped` once the PINs are mapped.
+    Retry(crate::commands::retry::RetryArgs),
+    /// Search the punches read and where each went: `punches --pin 1009 --since 7d`.
+    Punches(crate::commands::punches::PunchesArgs),
+    /// Offer a sink the punches read before it was added: `backfill frappe --since 365d`.
+    Backfill(crate::commands::backfill::BackfillArgs),
     /// Start a simulated terminal and BioTime server and sync them into output/demo/attendance.db.
     Demo(DemoArgs),
     /// Run a device simulator (used by the demo, the tests and the benchmarks).
@@ -177,7 +185,7 @@ impl Cli {
     }
 }
 
-fn parse_days(text: &str) -> Result<Duration, String> {
+pub fn parse_days(text: &str) -> Result<Duration, String> {
     duration::parse_with_default_unit(text, "d")
 }
 

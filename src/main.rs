@@ -60,6 +60,16 @@ fn main() -> ExitCode {
             Some(Command::Devices) => {
                 commands::devices::run(cli.config, &environment, &output).await
             }
+            Some(Command::Status) => commands::status::run(cli.config, &environment, &output).await,
+            Some(Command::Retry(args)) => {
+                commands::retry::run(&args, cli.config, &environment, &output).await
+            }
+            Some(Command::Punches(args)) => {
+                commands::punches::run(&args, cli.config, &environment, &output).await
+            }
+            Some(Command::Backfill(args)) => {
+                commands::backfill::run(&args, cli.config, &environment, &output).await
+            }
             Some(Command::Demo(args)) => commands::demo::run(&args, &output).await,
             Some(Command::Init(args)) => commands::init::run(&args, &output),
             Some(Command::Simulate(simulator)) => commands::simulate::run(simulator).await,

@@ -116,7 +116,7 @@ pub struct SinkStanding {
     pub failing: u64,
     /// When the next failed punch is due again.
     pub next_retry: Option<String>,
-    pub delivered: u64,
+    /// Punches it took in the cycles that started today (local time).
     pub delivered_today: u64,
     pub rejected: u64,
     pub unmapped: u64,
@@ -137,7 +137,7 @@ pub struct DeviceStanding {
     pub last_error_at: Option<String>,
     pub cursor: Option<Value>,
     pub facts: Option<Value>,
-    pub punches: u64,
+    /// Its punches of today (the device's wall time).
     pub punches_today: u64,
 }
 
@@ -163,8 +163,72 @@ pub struct PunchQuery {
     /// Wall time, `YYYY-MM-DD HH:MM:SS`, from and up to (inclusive).
     pub since: Option<String>,
     pub until: Option<String>,
-    pub state: Option<i32>,
+    /// Only punches in this delivery state (see [`DeliveryState`]) …
+    pub state: Option<DeliveryState>,
+    /// … at this sink (any sink when `None`).
+    pub sink: Option<String>,
     pub limit: usize,
+}
+
+/// Where a punch stands with one sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Not sent yet.
+    Pending,
+    /// Sent and not taken; tried again after a pause.
+    Failed,
+    Delivered,
+    /// The sink had it already.
+    Already,
+    /// The sink's configuration does not want it.
+    Skipped,
+    /// The sink's schema cannot hold it.
+    Withheld,
+    /// Refused for good (until `retry`).
+    Rejected,
+    /// Nobody with its PIN at the sink (until `retry`).
+    Unmapped,
+}
+
+impl DeliveryState {
+    pub const ALL: [DeliveryState; 8] = [
+        DeliveryState::Pending,
+        DeliveryState::Failed,
+        DeliveryState::Delivered,
+        DeliveryState::Already,
+        DeliveryState::Skipped,
+        DeliveryState::Withheld,
+        DeliveryState::Rejected,
+        DeliveryState::Unmapped,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Already => "already",
+            DeliveryState::Skipped => "skipped",
+            DeliveryState::Withheld => "withheld",
+            DeliveryState::Rejected => "rejected",
+            DeliveryState::Unmapped => "unmapped",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DeliveryState> {
+        DeliveryState::ALL
+            .into_iter()
+            .find(|state| state.name() == text)
+    }
+}
+
+/// A punch's standing with one sink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PunchDelivery {
+    pub sink: String,
+    pub state: String,
+    pub reason: Option<String>,
 }
 
 /// A punch as `punches` shows it, with where it went.
@@ -181,8 +245,8 @@ pub struct PunchRecord {
     pub work_code: String,
     pub source: String,
     pub read_at: String,
-    /// Per sink: its state, and the reason where there is one.
-    pub sinks: Vec<(String, String, Option<String>)>,
+    /// Where it went, per sink.
+    pub sinks: Vec<PunchDelivery>,
 }
 
 /// An export of the Python tool's files from the ledger (see `export`).

@@ -292,6 +292,10 @@ async fn searching_punches_shows_where_each_went() {
     assert_eq!(found[1].device, "Hall");
     assert_eq!(
         found[0].sinks,
-        vec![("sqlite".to_owned(), "pending".to_owned(), None)]
+        vec![PunchDelivery {
+            sink: "sqlite".into(),
+            state: "pending".into(),
+            reason: None
+        }]
     );
 }

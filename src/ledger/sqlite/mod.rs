@@ -24,8 +24,8 @@ use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 
 use super::{
     CacheFile, CycleId, DeviceRecord, DeviceStanding, Export, Exported, Journal, Journaled, Ledger,
-    LedgerError, PunchQuery, PunchRecord, Queued, RegisteredSink, RetryFilter, Seq, SinkId,
-    SinkRegistration, SinkStanding,
+    LedgerError, PunchDelivery, PunchQuery, PunchRecord, Queued, RegisteredSink, RetryFilter, Seq,
+    SinkId, SinkRegistration, SinkStanding,
 };
 use crate::punch::{
     DeviceLabel, Punch, PunchId, SourceKind, WALL_TIME_FORMAT, utc_text, wall_time_text,
@@ -48,18 +48,21 @@ mod state {
     pub const REJECTED: i64 = 6;
     pub const UNMAPPED: i64 = 7;
 
+    use super::super::DeliveryState;
+
+    /// The stored number of a state (its place in [`DeliveryState::ALL`]).
+    pub fn number(state: DeliveryState) -> i64 {
+        DeliveryState::ALL
+            .iter()
+            .position(|known| *known == state)
+            .unwrap_or(0) as i64
+    }
+
     pub fn name(state: i64) -> &'static str {
-        match state {
-            PENDING => "pending",
-            FAILED => "failed",
-            DELIVERED => "delivered",
-            ALREADY => "already",
-            SKIPPED => "skipped",
-            WITHHELD => "withheld",
-            REJECTED => "rejected",
-            UNMAPPED => "unmapped",
-            _ => "unknown",
-        }
+        usize::try_from(state)
+            .ok()
+            .and_then(|index| DeliveryState::ALL.get(index))
+            .map_or("unknown", |state| state.name())
     }
 }
 
@@ -1009,7 +1012,6 @@ impl Ledger for SqliteLedger {
                 pending: pending - failing,
                 failing,
                 next_retry: next.map(utc_text),
-                delivered: 0,
                 delivered_today,
                 rejected: refused
                     .iter()
@@ -1067,7 +1069,6 @@ impl Ledger for SqliteLedger {
                 last_error: read(5),
                 last_error_at: read(6),
                 facts: read(7).and_then(|text| serde_json::from_str(&text).ok()),
-                punches: 0,
                 punches_today: punches_today.max(0) as u64,
                 name,
             });
@@ -1119,19 +1120,49 @@ impl Ledger for SqliteLedger {
     }
 
     async fn punches(&self, query: &PunchQuery) -> Result<Vec<PunchRecord>, LedgerError> {
+        // Only the filters given are in the statement, so that SQLite picks the index
+        // that fits (a PIN's punches by time, a device's by time).
+        let mut conditions = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        for (column, value) in [
+            ("p.device = ?", &query.device),
+            ("p.user_id = ?", &query.pin),
+            ("p.local_time >= ?", &query.since),
+            ("p.local_time <= ?", &query.until),
+        ] {
+            if let Some(value) = value {
+                conditions.push(column.to_owned());
+                binds.push(value.clone());
+            }
+        }
+        if let Some(delivery) = query.state {
+            let sink = match &query.sink {
+                Some(sink) => {
+                    binds.push(sink.clone());
+                    "AND d.sink_id = (SELECT id FROM sinks WHERE name = ?)"
+                }
+                None => "",
+            };
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM deliveries d WHERE d.seq = p.seq AND d.state = {} {sink})",
+                state::number(delivery)
+            ));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
         let sql = format!(
-            "SELECT p.seq, {PUNCH_COLUMNS}, p.read_at FROM punches p \
-             WHERE (?1 IS NULL OR p.device = ?1) AND (?2 IS NULL OR p.user_id = ?2) \
-             AND (?3 IS NULL OR p.local_time >= ?3) AND (?4 IS NULL OR p.local_time <= ?4) \
-             AND (?5 IS NULL OR p.state = ?5) ORDER BY p.local_time, p.seq LIMIT ?6"
+            "SELECT p.seq, {PUNCH_COLUMNS}, p.read_at FROM punches p {filter} \
+             ORDER BY p.local_time, p.seq LIMIT {}",
+            query.limit.max(1)
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(&query.device)
-            .bind(&query.pin)
-            .bind(&query.since)
-            .bind(&query.until)
-            .bind(query.state)
-            .bind(query.limit.max(1) as i64)
+        let mut select = sqlx::query(AssertSqlSafe(sql));
+        for value in &binds {
+            select = select.bind(value);
+        }
+        let rows = select
             .fetch_all(&self.pool)
             .await
             .map_err(|error| self.error(error))?;
@@ -1142,7 +1173,7 @@ impl Ledger for SqliteLedger {
             let punch = punch_of(&row, 1, &mut labels).map_err(|error| self.error(error))?;
             let read_at: String = row.try_get(13).map_err(|error| self.error(error))?;
             let sinks: Vec<(String, i64, Option<String>)> = sqlx::query_as(
-                "SELECT s.name, d.state, d.reason FROM deliveries d JOIN sinks s ON s.id = d.sink_id WHERE d.seq = ? AND d.sink_id IN (SELECT id FROM sinks) ORDER BY s.id",
+                "SELECT s.name, d.state, d.reason FROM sinks s JOIN deliveries d ON d.sink_id = s.id AND d.seq = ? ORDER BY s.id",
             )
             .bind(seq)
             .fetch_all(&self.pool)
@@ -1162,7 +1193,11 @@ impl Ledger for SqliteLedger {
                 read_at,
                 sinks: sinks
                     .into_iter()
-                    .map(|(name, state, reason)| (name, state::name(state).to_owned(), reason))
+                    .map(|(sink, state, reason)| PunchDelivery {
+                        sink,
+                        state: state::name(state).to_owned(),
+                        reason,
+                    })
                     .collect(),
             });
         }
