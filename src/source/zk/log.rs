@@ -70,6 +70,8 @@ pub(super) struct LogRead {
     pub counted: u32,
     /// Read for a `--since` window: only part of it was passed on.
     pub window: bool,
+    /// The terminal's clock minus the host's, in seconds, when it answered.
+    pub clock_drift: Option<i64>,
 }
 
 impl LogRead {
@@ -236,6 +238,7 @@ mod tests {
             sent: 0,
             counted: pins.len() as u32,
             window: false,
+            clock_drift: None,
         }
     }
 

@@ -48,6 +48,8 @@ pub struct ZkSource {
     last_read: Option<LogRead>,
     /// With `clear_after_sync`: the punch count to find before clearing, or why not.
     clear: Option<Result<u32, String>>,
+    /// What the last read learned of the terminal, for `status`.
+    facts: Option<Value>,
 }
 
 impl ZkSource {
@@ -60,6 +62,7 @@ impl ZkSource {
                 .unwrap_or_default(),
             last_read: None,
             clear: None,
+            facts: None,
         }
     }
 
@@ -236,7 +239,17 @@ impl ZkSource {
             AttendanceLayout::Pin { .. } => UserTable::default(),
             _ => UserTable::from(connection.users(counters.users).await?.1),
         };
+        // The clock is worth knowing (a drifting terminal stamps punches wrongly) but
+        // not worth failing a read for.
+        let clock_drift = match connection.device_time().await {
+            Ok(clock) => clock.to_datetime().map(|clock| {
+                let host = Utc::now().with_timezone(&self.label.timezone).naive_local();
+                (clock - host).num_seconds()
+            }),
+            Err(_) => None,
+        };
         Ok(LogRead {
+            clock_drift,
             serial: Arc::from(serial),
             layout,
             buffer,
@@ -363,8 +376,17 @@ impl Source for ZkSource {
             sent += chunk.len();
         }
         read.sent = sent;
+        self.facts = Some(serde_json::json!({
+            "serial": &*read.serial,
+            "records_on_device": read.counted,
+            "clock_drift_seconds": read.clock_drift,
+        }));
         self.last_read = Some(read);
         Ok(end)
+    }
+
+    fn facts(&self) -> Option<Value> {
+        self.facts.clone()
     }
 
     fn settle(&mut self, settlement: &Settlement) -> Option<Value> {
