@@ -61,10 +61,12 @@ impl Tally {
         let mut devices: DeviceTally = HashMap::new();
         for (device, flags) in self.punches.into_values() {
             let counts = devices.entry(device).or_default();
-            if flags & WRITTEN != 0 {
-                counts.0 += 1;
-            } else if flags & REFUSED != 0 {
+            // As before the ledger: a punch some sink refused counts as refused, even if
+            // another took it.
+            if flags & REFUSED != 0 {
                 counts.2 += 1;
+            } else if flags & WRITTEN != 0 {
+                counts.0 += 1;
             } else if flags & (PRESENT | FAILED) == PRESENT {
                 counts.1 += 1;
             }

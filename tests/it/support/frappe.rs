@@ -71,3 +71,35 @@ pub fn sink(frappe: &FrappeSimulator, extra: &str) -> String {
         frappe.url()
     )
 }
+
+/// A site where every PIN from `first` on, `count` of them, is an Active employee (the
+/// BioTime simulator's generated punches use PINs 1001…1200).
+pub fn everyone(first: u32, count: u32) -> Site {
+    let employees = (0..count)
+        .map(|index| Employee {
+            name: format!("HR-EMP-{:05}", index + 1),
+            employee_name: format!("Employee {}", first + index),
+            status: "Active".into(),
+            attendance_device_id: Some((first + index).to_string()),
+            user_id: None,
+            company: "Test Co".into(),
+        })
+        .collect();
+    Site::new(employees, Vec::new(), &[])
+}
+
+/// Checkins per (employee, time, log type): more than one is a duplicate.
+pub fn duplicates(frappe: &FrappeSimulator) -> usize {
+    let mut seen = std::collections::BTreeSet::new();
+    frappe
+        .checkins()
+        .iter()
+        .filter(|checkin| {
+            !seen.insert((
+                checkin.employee.clone(),
+                checkin.time,
+                checkin.log_type.clone(),
+            ))
+        })
+        .count()
+}

@@ -185,6 +185,24 @@ impl Workspace {
         rows
     }
 
+    /// One number from the ledger (`cache/ledger.db`), read-only.
+    pub async fn ledger_number(&self, sql: &str) -> i64 {
+        let options = SqliteConnectOptions::new()
+            .filename(self.path("cache/ledger.db"))
+            .read_only(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .expect("open the ledger");
+        let number: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&pool)
+            .await
+            .expect("ask the ledger");
+        pool.close().await;
+        number
+    }
+
     pub fn cached_ids(&self) -> BTreeSet<String> {
         let text = self.read("cache/uploaded_ids_cache.json");
         if text.is_empty() {
