@@ -18,6 +18,7 @@ mod frappe_sink;
 mod frappe_user_control;
 mod hostile_devices;
 mod https;
+mod ledger_migration;
 mod ledger_sinks;
 mod python_tool_crosscheck;
 mod pyzk_crosscheck;
