@@ -5,8 +5,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::support::frappe::{SECRET, duplicates, everyone, sink, start};
 use crate::support::{Workspace, options, punches, simulator};
 use iclock_sync::crash_point;
+use iclock_sync::simulate::frappe::SiteOptions;
 
 /// After any crash, a clean run must leave every punch stored once, the cache must
 /// agree with the database, and the audit files list no punch twice and none that is
@@ -84,4 +86,102 @@ async fn random_kills_during_a_long_sync_lose_and_duplicate_nothing() {
     }
 
     assert_complete_and_consistent(&workspace, 2000).await;
+}
+
+/// SIGKILL at pseudo-random moments — while devices are read, while the sinks are
+/// drained, while the files are exported — each followed by a clean run: both sinks
+/// hold every punch exactly once, and the ledger, the JSON cache and the audit files
+/// agree. (`scripts/bench-kills` does the same a few hundred times.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_two_kills_while_reading_and_draining_into_two_sinks_lose_and_duplicate_nothing() {
+    let frappe = start(
+        everyone(1000, 201),
+        SiteOptions {
+            latency: Duration::from_millis(3),
+            ..SiteOptions::default()
+        },
+    )
+    .await;
+    let mut sim_options = options();
+    sim_options.page_delay = Duration::from_millis(10);
+    let sim = simulator(sim_options, Vec::new()).await;
+    let workspace = Workspace::new();
+    workspace.write(".env", &format!("FRAPPE_SECRET={SECRET}\n"));
+    workspace.configure(
+        &[sim.url()],
+        "page_size = 40",
+        &format!("[sink.sqlite]\n{}", sink(&frappe, "")),
+    );
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut kills_before_the_end = 0;
+    for round in 0..22_u64 {
+        sim.upload(punches(80, 100 + round));
+        // xorshift: spread the kills over the ~0.3 s a run takes.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let delay = Duration::from_millis(5 + state % 300);
+        let mut child = workspace.command(&[]).spawn().expect("spawn");
+        tokio::time::sleep(delay).await;
+        let _ = child.start_kill();
+        let status = child.wait().await.expect("wait");
+        if status.code().is_none() {
+            kills_before_the_end += 1;
+        }
+
+        let clean = workspace.sync(&[], 0).await;
+        assert_eq!(
+            clean.summary()["problems"],
+            serde_json::json!([]),
+            "round {round}"
+        );
+        let ledger = workspace.ledger_ids().await;
+        let stored = workspace.stored_punches().await;
+        let stored_ids: BTreeSet<String> = stored.iter().map(|(id, ..)| id.clone()).collect();
+        assert_eq!(
+            stored.len(),
+            stored_ids.len(),
+            "round {round}: a row twice in SQLite"
+        );
+        assert_eq!(
+            stored_ids, ledger,
+            "round {round}: SQLite and the ledger disagree"
+        );
+        assert_eq!(
+            duplicates(&frappe),
+            0,
+            "round {round}: a checkin twice in Frappe"
+        );
+        let taken = workspace
+            .ledger_number(
+                "SELECT COUNT(*) FROM deliveries d JOIN sinks s ON s.id = d.sink_id \
+                 WHERE s.name = 'frappe' AND d.state IN (2, 3)",
+            )
+            .await;
+        assert_eq!(frappe.checkins().len() as i64, taken, "round {round}");
+        assert_eq!(
+            workspace
+                .ledger_number("SELECT COUNT(*) FROM deliveries WHERE state <= 1")
+                .await,
+            0,
+            "round {round}: something still waits"
+        );
+        assert_eq!(
+            workspace.cached_ids(),
+            ledger,
+            "round {round}: the JSON cache"
+        );
+        let audited = workspace.audited_ids();
+        let audited_set: BTreeSet<String> = audited.iter().cloned().collect();
+        assert_eq!(
+            audited.len(),
+            audited_set.len(),
+            "round {round}: audited twice"
+        );
+        assert!(audited_set.is_subset(&ledger), "round {round}");
+    }
+    assert!(
+        kills_before_the_end >= 20,
+        "only {kills_before_the_end} kills landed before a run ended"
+    );
 }

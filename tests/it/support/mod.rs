@@ -185,22 +185,38 @@ impl Workspace {
         rows
     }
 
-    /// One number from the ledger (`cache/ledger.db`), read-only.
-    pub async fn ledger_number(&self, sql: &str) -> i64 {
+    /// The ledger (`cache/ledger.db`), read-only.
+    async fn open_ledger(&self) -> sqlx::SqlitePool {
         let options = SqliteConnectOptions::new()
             .filename(self.path("cache/ledger.db"))
             .read_only(true);
-        let pool = SqlitePoolOptions::new()
+        SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
             .await
-            .expect("open the ledger");
+            .expect("open the ledger")
+    }
+
+    /// One number from the ledger.
+    pub async fn ledger_number(&self, sql: &str) -> i64 {
+        let pool = self.open_ledger().await;
         let number: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
             .fetch_one(&pool)
             .await
             .expect("ask the ledger");
         pool.close().await;
         number
+    }
+
+    /// The IDs of every punch in the ledger.
+    pub async fn ledger_ids(&self) -> BTreeSet<String> {
+        let pool = self.open_ledger().await;
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM punches")
+            .fetch_all(&pool)
+            .await
+            .expect("read the ledger");
+        pool.close().await;
+        ids.into_iter().collect()
     }
 
     pub fn cached_ids(&self) -> BTreeSet<String> {
