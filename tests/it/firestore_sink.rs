@@ -375,3 +375,58 @@ async fn help_and_dry_run_need_no_credentials_and_a_bad_key_path_is_a_clear_erro
         "the dry run read; the failed run stopped before reading"
     );
 }
+
+/// Firestore out of reach when the tool starts is a failing sink, not a configuration
+/// error: the other sink gets everything, the exit code is 1 while punches wait, and
+/// when Firestore is back they are delivered from the ledger without reading again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firestore_out_of_reach_at_start_waits_in_the_ledger_and_catches_up() {
+    let port = crate::support::firestore::free_port();
+    let sim = simulator(options(), punches(150, 76)).await;
+    let workspace = Workspace::new();
+    workspace.write(
+        "iclock-sync.toml",
+        &config(
+            &sim,
+            "UTC",
+            &format!(
+                "[sink.sqlite]\n[sink.firestore]\nproject_id = \"demo-down\"\nemulator_host = \"127.0.0.1:{port}\"\n"
+            ),
+            "",
+        ),
+    );
+
+    let down = workspace.sync(&[], 1).await;
+
+    let sinks = down.summary()["sinks"].clone();
+    let firestore = &sinks[0];
+    assert_eq!(firestore["name"], "firestore");
+    assert!(
+        firestore["down"]
+            .as_str()
+            .is_some_and(|why| why.contains("cannot reach Firestore")),
+        "{firestore}"
+    );
+    assert_eq!(firestore["pending"], 150);
+    assert_eq!(
+        sinks[1]["delivered"], 150,
+        "the other sink is not held back"
+    );
+    let text = workspace.run(&[]).await;
+    assert_eq!(text.code, Some(1));
+    assert!(
+        text.stdout.contains("tried again each cycle"),
+        "{}",
+        text.stdout
+    );
+
+    let emulator = Emulator::start_on(port).await;
+    let back = workspace.sync(&[], 0).await;
+
+    assert_eq!(back.device(0)["fetched"], 0, "nothing is read again");
+    assert_eq!(back.summary()["sinks"][0]["delivered"], 150);
+    assert_eq!(
+        emulator.documents("demo-down", "attendancePunches").await.len(),
+        150
+    );
+}

@@ -24,14 +24,19 @@ impl Emulator {
 
     /// Starts an emulator, loaded from a snapshot taken by [`Emulator::snapshot`].
     pub async fn start_from(snapshot: Option<&Path>) -> Emulator {
+        Emulator::start_with(snapshot, free_port()).await
+    }
+
+    /// Starts an emulator on `port` (one the tool was told about while it was down).
+    pub async fn start_on(port: u16) -> Emulator {
+        Emulator::start_with(None, port).await
+    }
+
+    async fn start_with(snapshot: Option<&Path>, port: u16) -> Emulator {
         assert!(
             Path::new(JAR).exists(),
             "the Firestore emulator jar is missing at {JAR}: install the Debian package google-cloud-cli-firestore-emulator"
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
         let mut command = tokio::process::Command::new("java");
         command
             .args(["-Xmx512m", "-Duser.language=en", "-cp", JAR])
@@ -171,6 +176,14 @@ fn find_metadata(directory: &Path) -> Option<PathBuf> {
         }
     }
     None
+}
+
+/// A loopback port nothing listens on (now).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// A `[sink.firestore]` section writing to `emulator`.
