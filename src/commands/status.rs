@@ -66,12 +66,11 @@ fn render(status: &Status) -> String {
     for device in &status.devices {
         let _ = writeln!(
             out,
-            "  {} ({}, {}): last read {}; {} punch(es) today",
+            "  {} ({}, {}): last read {}",
             device.name,
             device.kind,
             device.location,
             device.last_read_at.as_deref().unwrap_or("never"),
-            thousands(device.punches_today)
         );
         if let Some(error) = &device.last_error {
             let _ = writeln!(

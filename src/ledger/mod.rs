@@ -92,8 +92,9 @@ pub struct DeviceRecord {
 /// What journaling found.
 #[derive(Debug, Default)]
 pub struct Journaled {
-    /// Per punch, in order: new to the ledger (and queued for the sinks).
-    pub new: Vec<bool>,
+    /// Punches new to the ledger (and queued for the sinks); a batch's repeats count
+    /// once.
+    pub new: u64,
     /// Of the new ones, how many were delivered before the ledger existed.
     pub delivered_before: u64,
     /// Quarantine entries reported for the first time.
@@ -137,8 +138,6 @@ pub struct DeviceStanding {
     pub last_error_at: Option<String>,
     pub cursor: Option<Value>,
     pub facts: Option<Value>,
-    /// Its punches of today (the device's wall time).
-    pub punches_today: u64,
 }
 
 /// Which punches `retry` opens again.
@@ -259,7 +258,6 @@ pub struct Export {
     pub cache_ids: u64,
     /// The audit file it writes, a name in the output folder.
     pub audit_file: String,
-    pub punches: u64,
 }
 
 /// A punch in an export.
@@ -343,9 +341,9 @@ pub trait Ledger: Send + Sync {
     /// Per device, how many of its punches some active sink still has open.
     async fn open_by_device(&self) -> Result<Vec<(String, u64)>, LedgerError>;
 
-    /// Of `ids`, which the ledger knows (read before, or delivered before it existed);
+    /// Of `punches`, which the ledger knows (read before, or delivered before it existed);
     /// for dry runs, which write nothing.
-    async fn known(&self, ids: &[&str]) -> Result<Vec<bool>, LedgerError>;
+    async fn known(&self, punches: &[Punch]) -> Result<Vec<bool>, LedgerError>;
 
     async fn begin_cycle(&self, started_at: DateTime<Utc>) -> Result<CycleId, LedgerError>;
 
@@ -374,20 +372,41 @@ pub trait Ledger: Send + Sync {
     /// An export a crash interrupted, to be redone exactly.
     async fn unfinished_export(&self) -> Result<Option<Export>, LedgerError>;
 
-    /// Starts an export of the punches every active sink has and that were not
-    /// exported yet (`None`: there are none). `cache_length`: the JSON cache's length
-    /// now (`None`: no file).
+    /// Records an export about to be written: the JSON cache's length now (`None`: no
+    /// file) and the audit file it writes.
     async fn start_export(
         &self,
         cache_length: Option<u64>,
         audit_file: &str,
-    ) -> Result<Option<Export>, LedgerError>;
+    ) -> Result<Export, LedgerError>;
 
-    /// The punches of the export under way after `after`, in order, with whether some
-    /// sink wrote them (the audit file lists those).
-    async fn export_page(&self, after: Seq, limit: usize) -> Result<Vec<Exported>, LedgerError>;
+    /// Of `seqs`, marks as part of `export` those every active sink now has and that
+    /// were not exported yet; returns them in order, each with whether some sink wrote
+    /// it (the audit file lists those).
+    async fn export_batch(
+        &self,
+        export: i64,
+        seqs: &[Seq],
+    ) -> Result<Vec<(Seq, bool)>, LedgerError>;
 
-    /// The export is written; the JSON cache is now `cache` as this tool left it.
+    /// Whether some punch every active sink has was not exported yet.
+    async fn exportable(&self) -> Result<bool, LedgerError>;
+
+    /// Marks as part of `export` every other punch every active sink has and that was
+    /// not exported yet (one a removed sink held back, say); returns how many.
+    async fn export_rest(&self, export: i64) -> Result<u64, LedgerError>;
+
+    /// The punches of `export` after `after`, in order, for writing them from the
+    /// ledger (an export redone after a crash, or [`Ledger::export_rest`]'s).
+    async fn export_page(
+        &self,
+        export: i64,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Exported>, LedgerError>;
+
+    /// The export is written; the JSON cache is now `cache` as this tool left it. An
+    /// export of nothing leaves no trace.
     async fn finish_export(&self, export: i64, cache: CacheFile) -> Result<(), LedgerError>;
 
     /// The JSON cache as this tool last left it.

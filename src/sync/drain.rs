@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 
 use super::observer::CycleObserver;
 use crate::crash_point;
+use crate::ledger::export::Exporter;
 use crate::ledger::{CycleId, Ledger, Seq, SinkId};
 use crate::punch::Punch;
 use crate::quarantine::{Quarantine, QuarantineEntry};
@@ -76,7 +77,7 @@ impl Tally {
 }
 
 /// What the sinks draining this cycle share.
-pub(super) struct Drain<'a> {
+pub(super) struct Drain<'a, 'x> {
     pub ledger: &'a dyn Ledger,
     pub cycle: CycleId,
     /// Failed punches due by then are tried again; `None` (a process's first cycle):
@@ -85,9 +86,11 @@ pub(super) struct Drain<'a> {
     pub observer: &'a dyn CycleObserver,
     pub tally: Mutex<Tally>,
     pub quarantine: &'a Mutex<&'a mut Quarantine>,
+    /// Takes what every sink has, as batches settle.
+    pub exporter: Option<&'a tokio::sync::Mutex<Exporter<'x>>>,
 }
 
-impl Drain<'_> {
+impl Drain<'_, '_> {
     /// Drains `sink` (the ledger's `id` for it) as far as it takes punches; counts
     /// into `report`. Returns problems that are not the sink's answers.
     pub async fn drain(&self, sink: &dyn Sink, id: SinkId, report: &mut SinkReport) -> Vec<String> {
@@ -129,6 +132,9 @@ impl Drain<'_> {
                 break;
             }
             self.count(&punches, &answers, report);
+            if let Some(exporter) = self.exporter {
+                exporter.lock().await.take(&seqs, &punches).await;
+            }
             let all_failed = answers
                 .iter()
                 .all(|(_, outcome)| matches!(outcome, SinkOutcome::Failed(_)));

@@ -20,7 +20,7 @@ use crate::config::{Config, LedgerSettings, SyncSettings};
 use crate::cursor_store::{CURSOR_FILE_NAME, CursorStore, CursorStoreError};
 use crate::exit::Exit;
 use crate::instance_lock::{InstanceLock, LockError};
-use crate::ledger::export::{self, ExportError, ExportFiles};
+use crate::ledger::export::{self, ExportError, ExportFiles, Exporter};
 use crate::ledger::{LEDGER_FILE_NAME, Ledger, LedgerError, SqliteLedger};
 use crate::normalize::Normalizer;
 use crate::quarantine::{QUARANTINE_FILE_NAME, Quarantine};
@@ -263,9 +263,8 @@ impl Engine {
             };
             return self.end(report, clock, observer, None).await;
         }
-        let tally = self.drain(cycle, observer, &mut report).await;
+        let tally = self.drain(cycle, started, observer, &mut report).await;
         self.standings(tally, &mut report).await;
-        self.export(started, &mut report).await;
         self.after_cycle(started, &mut report).await;
         self.end(report, clock, observer, Some(cycle)).await
     }
@@ -382,15 +381,24 @@ impl Engine {
         report.preview = shared.preview;
     }
 
-    /// Drains every sink from the ledger at the same time, each on its own.
+    /// Drains every sink from the ledger at the same time, each on its own, exporting
+    /// (JSON cache, audit file) what every sink has as it goes.
     async fn drain(
         &mut self,
         cycle: i64,
+        started: DateTime<Local>,
         observer: &Arc<dyn CycleObserver>,
         report: &mut CycleReport,
     ) -> Tally {
         let Some(ledger) = self.ledger.as_ref() else {
             return Tally::default();
+        };
+        let exporter = match Exporter::begin(ledger, &self.files, started).await {
+            Ok(exporter) => Some(tokio::sync::Mutex::new(exporter)),
+            Err(error) => {
+                report.problems.push(export_problem(&error));
+                None
+            }
         };
         let quarantine = Mutex::new(&mut self.quarantine);
         let drain = Drain {
@@ -400,6 +408,7 @@ impl Engine {
             observer: observer.as_ref(),
             tally: Mutex::new(Tally::default()),
             quarantine: &quarantine,
+            exporter: exporter.as_ref(),
         };
         let drained = futures::future::join_all(self.sinks.iter().map(|slot| {
             let drain = &drain;
@@ -416,6 +425,9 @@ impl Engine {
                             && let Err(problem) = sink.confirm().await
                         {
                             let reopened = ledger.reopen_cycle(slot.id, cycle).await.unwrap_or(0);
+                            if let Some(exporter) = drain.exporter {
+                                exporter.lock().await.invalidate();
+                            }
                             problems.push(format!(
                                 "sink {} ({}): {problem}; the {reopened} punch(es) it took this cycle are sent again",
                                 sink_report.name, sink_report.target
@@ -439,10 +451,23 @@ impl Engine {
             report.problems.extend(problems);
         }
         self.cycles += 1;
-        drain
+        let tally = drain
             .tally
             .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(exporter) = exporter {
+            match exporter.into_inner().finish().await {
+                Ok(exported) => {
+                    if let Some((path, entries)) = exported.audit_file {
+                        report.audit_file = Some(path.display().to_string());
+                        report.audit_entries = entries;
+                    }
+                    report.cache_size = exported.cache_ids as usize;
+                }
+                Err(error) => report.problems.push(export_problem(&error)),
+            }
+        }
+        tally
     }
 
     /// What is still open, per sink and per device, and how each device's punches fared.
@@ -478,25 +503,6 @@ impl Engine {
                 }
             }
             Err(error) => report.problems.push(error.to_string()),
-        }
-    }
-
-    /// Writes the JSON cache and the audit file from the ledger.
-    async fn export(&self, started: DateTime<Local>, report: &mut CycleReport) {
-        let Some(ledger) = self.ledger.as_ref() else {
-            return;
-        };
-        match export::export(ledger, &self.files, started).await {
-            Ok(exported) => {
-                if let Some((path, entries)) = exported.audit_file {
-                    report.audit_file = Some(path.display().to_string());
-                    report.audit_entries = entries;
-                }
-                report.cache_size = exported.cache_ids as usize;
-            }
-            Err(error) => report.problems.push(format!(
-                "{error}; the ledger holds every punch, the files are written next cycle"
-            )),
         }
     }
 
@@ -592,6 +598,13 @@ impl Engine {
         observer.finished(&report);
         report
     }
+}
+
+/// What a failed export means for the user.
+fn export_problem(error: &ExportError) -> String {
+    format!(
+        "{error}; the ledger holds every punch, the JSON cache and audit file are completed next cycle"
+    )
 }
 
 /// Imports the cursors an earlier version kept in `cache/cursors.json`, once.

@@ -255,8 +255,7 @@ impl<'a> Reader<'a> {
         match journaled {
             Ok(journaled) => {
                 // Punches the JSON cache of an earlier run knew count as known.
-                let new = journaled.new.iter().filter(|new| **new).count() as u64
-                    - journaled.delivered_before;
+                let new = journaled.new - journaled.delivered_before;
                 report.new += new;
                 report.already += sorted.punches.len() as u64 - new;
                 for entry in &sorted.quarantine {
@@ -296,20 +295,13 @@ impl<'a> Reader<'a> {
     /// A dry run's count and list of what would be uploaded.
     async fn preview(&self, sorted: Sorted, report: &mut DeviceReport) {
         let known = match &self.known {
-            Some(Known::Ledger(ledger)) => {
-                let ids: Vec<&str> = sorted
-                    .punches
-                    .iter()
-                    .map(|punch| punch.id.as_str())
-                    .collect();
-                match ledger.known(&ids).await {
-                    Ok(known) => known,
-                    Err(error) => {
-                        self.shared().problem(error.to_string());
-                        vec![false; ids.len()]
-                    }
+            Some(Known::Ledger(ledger)) => match ledger.known(&sorted.punches).await {
+                Ok(known) => known,
+                Err(error) => {
+                    self.shared().problem(error.to_string());
+                    vec![false; sorted.punches.len()]
                 }
-            }
+            },
             Some(Known::Cache(cache)) => sorted
                 .punches
                 .iter()

@@ -426,7 +426,10 @@ async fn firestore_out_of_reach_at_start_waits_in_the_ledger_and_catches_up() {
     assert_eq!(back.device(0)["fetched"], 0, "nothing is read again");
     assert_eq!(back.summary()["sinks"][0]["delivered"], 150);
     assert_eq!(
-        emulator.documents("demo-down", "attendancePunches").await.len(),
+        emulator
+            .documents("demo-down", "attendancePunches")
+            .await
+            .len(),
         150
     );
 }

@@ -39,8 +39,9 @@ use crate::sink::SinkOutcome;
 
 pub const LEDGER_FILE_NAME: &str = "ledger.db";
 
-/// Rows per multi-row statement: under SQLite's 32,766 parameters at 14 per punch.
-const ROWS_PER_STATEMENT: usize = 500;
+/// Rows per multi-row statement: big enough to save round trips, small enough that
+/// the prepared statement (13 parameters a row) stays small in memory.
+const ROWS_PER_STATEMENT: usize = 100;
 
 /// Delivery states as stored.
 mod state {
@@ -178,29 +179,6 @@ fn now_text() -> String {
     utc_text(Utc::now())
 }
 
-/// Queues `seqs` for `sink` (pending), leaving settled rows as they are.
-async fn queue(
-    tx: &mut Transaction<'static, Sqlite>,
-    sink: SinkId,
-    seqs: &[Seq],
-    state: i64,
-    reason: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    for chunk in seqs.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO deliveries (sink_id, seq, state, reason) VALUES {} ON CONFLICT(sink_id, seq) DO NOTHING",
-            placeholders(chunk.len(), 4)
-        );
-        let mut query =
-            sqlx::query(AssertSqlSafe(sql)).persistent(chunk.len() == ROWS_PER_STATEMENT);
-        for seq in chunk {
-            query = query.bind(sink).bind(*seq).bind(state).bind(reason);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
 /// A punch from a row of `punches` (columns in [`PUNCH_COLUMNS`] order, after `skip`).
 fn punch_of(
     row: &SqliteRow,
@@ -235,6 +213,10 @@ fn punch_of(
         source_key: text(11)?,
     })
 }
+
+/// A punch every active sink has taken, in one way or another (`{sinks}`: their IDs).
+const EXPORTABLE: &str = "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.seq = punches.seq \
+     AND d.sink_id IN ({sinks}) AND d.state NOT IN (2, 3, 4, 5))";
 
 const PUNCH_COLUMNS: &str = "p.id, p.device, p.timezone, p.serial, p.terminal, p.user_id, \
                              p.local_time, p.state, p.verify_mode, p.work_code, p.source, p.source_key";
@@ -394,11 +376,16 @@ impl Ledger for SqliteLedger {
             .bind(&device.location)
             .execute(&mut *tx)
             .await?;
+            // New punches take numbers above every one there: what this batch added is
+            // what lies above the highest number before it, with no row coming back.
+            let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM punches")
+                .fetch_one(&mut *tx)
+                .await?;
             let read_at = now_text();
-            let mut new_seqs: HashMap<&str, Seq> = HashMap::new();
+            let mut new = 0;
             for chunk in journal.punches.chunks(ROWS_PER_STATEMENT) {
                 let sql = format!(
-                    "INSERT INTO punches (id, device, timezone, serial, terminal, user_id, local_time, state, verify_mode, work_code, source, source_key, read_at) VALUES {} ON CONFLICT(id) DO NOTHING RETURNING seq, id",
+                    "INSERT INTO punches (id, device, timezone, serial, terminal, user_id, local_time, state, verify_mode, work_code, source, source_key, read_at) VALUES {} ON CONFLICT(local_time, id) DO NOTHING",
                     placeholders(chunk.len(), 13)
                 );
                 let mut query =
@@ -419,59 +406,37 @@ impl Ledger for SqliteLedger {
                         .bind(&punch.source_key)
                         .bind(&read_at);
                 }
-                for row in query.fetch_all(&mut *tx).await? {
-                    let seq: i64 = row.try_get(0)?;
-                    let id: String = row.try_get(1)?;
-                    if let Some(punch) = chunk.iter().find(|punch| punch.id.as_str() == id) {
-                        new_seqs.insert(punch.id.as_str(), seq);
-                    }
-                }
+                new += query.execute(&mut *tx).await?.rows_affected();
             }
-            // Which of the new ones were delivered before the ledger existed.
-            let mut before: HashSet<String> = HashSet::new();
-            let any_before: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM delivered_before)")
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if any_before && !new_seqs.is_empty() {
-                let ids: Vec<&str> = new_seqs.keys().copied().collect();
-                for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-                    let sql = format!(
-                        "SELECT id FROM delivered_before WHERE id IN ({})",
-                        vec!["?"; chunk.len()].join(", ")
-                    );
-                    let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
-                    for id in chunk {
-                        query = query.bind(*id);
-                    }
-                    before.extend(query.fetch_all(&mut *tx).await?);
+            let mut delivered_before = 0;
+            if new > 0 {
+                let any_before: bool =
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM delivered_before)")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if any_before {
+                    // Those are in the JSON cache already: never exported again.
+                    delivered_before = sqlx::query(
+                        "UPDATE punches SET exported = -1 WHERE seq > ? AND id IN (SELECT id FROM delivered_before)",
+                    )
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
                 }
-            }
-            let (earlier, queued): (Vec<Seq>, Vec<Seq>) = {
-                let mut seqs: Vec<(&str, Seq)> = new_seqs.iter().map(|(id, seq)| (*id, *seq)).collect();
-                seqs.sort_unstable_by_key(|(_, seq)| *seq);
-                let (earlier, queued): (Vec<_>, Vec<_>) =
-                    seqs.into_iter().partition(|(id, _)| before.contains(*id));
-                (
-                    earlier.into_iter().map(|(_, seq)| seq).collect(),
-                    queued.into_iter().map(|(_, seq)| seq).collect(),
-                )
-            };
-            for sink in journal.sinks {
-                queue(&mut tx, *sink, &queued, state::PENDING, None).await?;
-                queue(&mut tx, *sink, &earlier, state::ALREADY, Some("delivered before the ledger")).await?;
-            }
-            // Those are in the JSON cache already: never exported again.
-            for chunk in earlier.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "UPDATE punches SET exported = 2 WHERE seq IN ({})",
-                    vec!["?"; chunk.len()].join(", ")
-                );
-                let mut query = sqlx::query(AssertSqlSafe(sql));
-                for seq in chunk {
-                    query = query.bind(*seq);
-                }
-                query.execute(&mut *tx).await?;
+                let sinks = id_list(journal.sinks);
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO deliveries (sink_id, seq, state, reason) \
+                     SELECT s.id, p.seq, CASE WHEN p.exported = -1 THEN {already} ELSE {pending} END, \
+                     CASE WHEN p.exported = -1 THEN 'delivered before the ledger' END \
+                     FROM punches p JOIN sinks s ON s.id IN ({sinks}) WHERE p.seq > ? \
+                     ON CONFLICT(sink_id, seq) DO NOTHING",
+                    already = state::ALREADY,
+                    pending = state::PENDING,
+                )))
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
             }
             let mut newly_quarantined = 0;
             for entry in journal.quarantine {
@@ -494,15 +459,9 @@ impl Ledger for SqliteLedger {
                     .execute(&mut *tx)
                     .await?;
             }
-            let mut seen = HashSet::new();
-            let new = journal
-                .punches
-                .iter()
-                .map(|punch| new_seqs.contains_key(punch.id.as_str()) && seen.insert(punch.id.as_str()))
-                .collect();
             Ok(Journaled {
                 new,
-                delivered_before: earlier.len() as u64,
+                delivered_before,
                 newly_quarantined,
             })
         }
@@ -646,15 +605,31 @@ impl Ledger for SqliteLedger {
     }
 
     async fn reopen_cycle(&self, sink: SinkId, cycle: CycleId) -> Result<u64, LedgerError> {
-        let done = sqlx::query(
-            "UPDATE deliveries SET state = 0, cycle = NULL WHERE sink_id = ? AND cycle = ? AND state = 2",
-        )
-        .bind(sink)
-        .bind(cycle)
-        .execute(&self.pool)
-        .await
-        .map_err(|error| self.error(error))?;
-        Ok(done.rows_affected())
+        let mut tx = self.begin().await?;
+        let result: Result<u64, sqlx::Error> = async {
+            // Not delivered after all, so not exported by the export under way either.
+            sqlx::query(
+                "UPDATE punches SET exported = 0 WHERE exported > 0 \
+                 AND exported = (SELECT MAX(id) FROM exports WHERE finished_at IS NULL) \
+                 AND seq IN (SELECT seq FROM deliveries WHERE sink_id = ? AND cycle = ? AND state = 2)",
+            )
+            .bind(sink)
+            .bind(cycle)
+            .execute(&mut *tx)
+            .await?;
+            let done = sqlx::query(
+                "UPDATE deliveries SET state = 0, cycle = NULL WHERE sink_id = ? AND cycle = ? AND state = 2",
+            )
+            .bind(sink)
+            .bind(cycle)
+            .execute(&mut *tx)
+            .await?;
+            Ok(done.rows_affected())
+        }
+        .await;
+        let reopened = result.map_err(|error| self.error(error))?;
+        tx.commit().await.map_err(|error| self.error(error))?;
+        Ok(reopened)
     }
 
     async fn open_count(
@@ -690,16 +665,21 @@ impl Ledger for SqliteLedger {
             .collect())
     }
 
-    async fn known(&self, ids: &[&str]) -> Result<Vec<bool>, LedgerError> {
+    async fn known(&self, punches: &[Punch]) -> Result<Vec<bool>, LedgerError> {
         let mut known = HashSet::new();
-        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let list = vec!["?"; chunk.len()].join(", ");
+        for chunk in punches.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "SELECT id FROM punches WHERE id IN ({list}) UNION SELECT id FROM delivered_before WHERE id IN ({list})"
+                "SELECT id FROM punches WHERE (local_time, id) IN (VALUES {}) \
+                 UNION SELECT id FROM delivered_before WHERE id IN ({})",
+                placeholders(chunk.len(), 2),
+                vec!["?"; chunk.len()].join(", ")
             );
             let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
-            for id in chunk.iter().chain(chunk) {
-                query = query.bind(*id);
+            for punch in chunk {
+                query = query.bind(punch.local_time_text()).bind(punch.id.as_str());
+            }
+            for punch in chunk {
+                query = query.bind(punch.id.as_str());
             }
             known.extend(
                 query
@@ -708,7 +688,10 @@ impl Ledger for SqliteLedger {
                     .map_err(|error| self.error(error))?,
             );
         }
-        Ok(ids.iter().map(|id| known.contains(*id)).collect())
+        Ok(punches
+            .iter()
+            .map(|punch| known.contains(punch.id.as_str()))
+            .collect())
     }
 
     async fn begin_cycle(&self, started_at: DateTime<Utc>) -> Result<CycleId, LedgerError> {
@@ -805,87 +788,138 @@ impl Ledger for SqliteLedger {
     }
 
     async fn unfinished_export(&self) -> Result<Option<Export>, LedgerError> {
-        let row: Option<(i64, Option<i64>, Option<i64>, String, i64)> = sqlx::query_as(
+        let row: Option<(i64, Option<i64>, Option<i64>, String)> = sqlx::query_as(
             "SELECT e.id, e.cache_length, \
              (SELECT cache_ids FROM exports WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1), \
-             e.audit_file, e.punches FROM exports e WHERE e.finished_at IS NULL ORDER BY e.id LIMIT 1",
+             e.audit_file FROM exports e WHERE e.finished_at IS NULL ORDER BY e.id LIMIT 1",
         )
         .fetch_optional(&self.pool)
         .await
         .map_err(|error| self.error(error))?;
-        Ok(row.map(
-            |(id, cache_length, cache_ids, audit_file, punches)| Export {
-                id,
-                cache_length: cache_length.map(|length| length.max(0) as u64),
-                cache_ids: cache_ids.unwrap_or(0).max(0) as u64,
-                audit_file,
-                punches: punches.max(0) as u64,
-            },
-        ))
+        Ok(row.map(|(id, cache_length, cache_ids, audit_file)| Export {
+            id,
+            cache_length: cache_length.map(|length| length.max(0) as u64),
+            cache_ids: cache_ids.unwrap_or(0).max(0) as u64,
+            audit_file,
+        }))
     }
 
     async fn start_export(
         &self,
         cache_length: Option<u64>,
         audit_file: &str,
-    ) -> Result<Option<Export>, LedgerError> {
-        let sinks = self.active_sinks().await?;
-        let sink_list = id_list(&sinks);
-        let mut tx = self.begin().await?;
-        let result: Result<Option<Export>, sqlx::Error> = async {
-            let marked = sqlx::query(AssertSqlSafe(format!(
-                "UPDATE punches SET exported = -1 WHERE exported <= 0 AND exported = 0 AND NOT EXISTS \
-                 (SELECT 1 FROM deliveries d WHERE d.sink_id IN ({sink_list}) AND d.seq = punches.seq \
-                 AND d.state NOT IN ({}, {}, {}, {}))",
-                state::DELIVERED,
-                state::ALREADY,
-                state::SKIPPED,
-                state::WITHHELD
-            )))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if marked == 0 {
-                return Ok(None);
-            }
-            let cache_ids: Option<i64> = sqlx::query_scalar(
-                "SELECT cache_ids FROM exports WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1",
-            )
-            .fetch_optional(&mut *tx)
-            .await?
-            .flatten();
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO exports (started_at, cache_length, audit_file, punches) VALUES (?, ?, ?, ?) RETURNING id",
-            )
-            .bind(now_text())
-            .bind(cache_length.map(|length| length as i64))
-            .bind(audit_file)
-            .bind(marked as i64)
-            .fetch_one(&mut *tx)
-            .await?;
-            Ok(Some(Export {
-                id,
-                cache_length,
-                cache_ids: cache_ids.unwrap_or(0).max(0) as u64,
-                audit_file: audit_file.to_owned(),
-                punches: marked,
-            }))
-        }
-        .await;
-        let export = result.map_err(|error| self.error(error))?;
-        tx.commit().await.map_err(|error| self.error(error))?;
-        Ok(export)
+    ) -> Result<Export, LedgerError> {
+        let cache_ids: Option<i64> = sqlx::query_scalar(
+            "SELECT cache_ids FROM exports WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?
+        .flatten();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO exports (started_at, cache_length, audit_file, punches) VALUES (?, ?, ?, 0) RETURNING id",
+        )
+        .bind(now_text())
+        .bind(cache_length.map(|length| length as i64))
+        .bind(audit_file)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(Export {
+            id,
+            cache_length,
+            cache_ids: cache_ids.unwrap_or(0).max(0) as u64,
+            audit_file: audit_file.to_owned(),
+        })
     }
 
-    async fn export_page(&self, after: Seq, limit: usize) -> Result<Vec<Exported>, LedgerError> {
+    async fn export_batch(
+        &self,
+        export: i64,
+        seqs: &[Seq],
+    ) -> Result<Vec<(Seq, bool)>, LedgerError> {
+        let sinks = id_list(&self.active_sinks().await?);
+        let mut tx = self.begin().await?;
+        let mut marked = Vec::new();
+        for chunk in seqs.chunks(ROWS_PER_STATEMENT * 5) {
+            let sql = format!(
+                "UPDATE punches SET exported = ? WHERE seq IN ({}) AND exported = 0 \
+                 AND {EXPORTABLE} \
+                 RETURNING seq, EXISTS (SELECT 1 FROM deliveries d WHERE d.seq = punches.seq \
+                 AND d.state = {delivered} AND d.sink_id IN ({sinks}))",
+                vec!["?"; chunk.len()].join(", "),
+                delivered = state::DELIVERED,
+            );
+            let sql = sql.replace("{sinks}", &sinks);
+            let mut query = sqlx::query_as::<_, (i64, bool)>(AssertSqlSafe(sql)).bind(export);
+            for seq in chunk {
+                query = query.bind(*seq);
+            }
+            marked.extend(
+                query
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|error| self.error(error))?,
+            );
+        }
+        sqlx::query("UPDATE exports SET punches = punches + ? WHERE id = ?")
+            .bind(marked.len() as i64)
+            .bind(export)
+            .execute(&mut *tx)
+            .await
+            .map_err(|error| self.error(error))?;
+        tx.commit().await.map_err(|error| self.error(error))?;
+        marked.sort_unstable_by_key(|(seq, _)| *seq);
+        Ok(marked)
+    }
+
+    async fn exportable(&self) -> Result<bool, LedgerError> {
+        let sinks = id_list(&self.active_sinks().await?);
+        let sql =
+            format!("SELECT EXISTS (SELECT 1 FROM punches WHERE exported = 0 AND {EXPORTABLE})")
+                .replace("{sinks}", &sinks);
+        sqlx::query_scalar(AssertSqlSafe(sql))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|error| self.error(error))
+    }
+
+    async fn export_rest(&self, export: i64) -> Result<u64, LedgerError> {
+        let sinks = id_list(&self.active_sinks().await?);
+        let sql = format!("UPDATE punches SET exported = ? WHERE exported = 0 AND {EXPORTABLE}")
+            .replace("{sinks}", &sinks);
+        let mut tx = self.begin().await?;
+        let marked = sqlx::query(AssertSqlSafe(sql))
+            .bind(export)
+            .execute(&mut *tx)
+            .await
+            .map_err(|error| self.error(error))?
+            .rows_affected();
+        sqlx::query("UPDATE exports SET punches = punches + ? WHERE id = ?")
+            .bind(marked as i64)
+            .bind(export)
+            .execute(&mut *tx)
+            .await
+            .map_err(|error| self.error(error))?;
+        tx.commit().await.map_err(|error| self.error(error))?;
+        Ok(marked)
+    }
+
+    async fn export_page(
+        &self,
+        export: i64,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Exported>, LedgerError> {
         let sql = format!(
             "SELECT p.seq, EXISTS (SELECT 1 FROM deliveries d WHERE d.seq = p.seq AND d.state = {} \
              AND d.sink_id IN (SELECT id FROM sinks)), {PUNCH_COLUMNS} FROM punches p \
-             WHERE p.exported <= 0 AND p.exported = -1 AND p.seq > ? ORDER BY p.seq LIMIT ?",
+             WHERE p.seq > ? AND p.exported = ? ORDER BY p.seq LIMIT ?",
             state::DELIVERED
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(after)
+            .bind(export)
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await
@@ -904,25 +938,23 @@ impl Ledger for SqliteLedger {
     }
 
     async fn finish_export(&self, export: i64, cache: CacheFile) -> Result<(), LedgerError> {
-        let mut tx = self.begin().await?;
-        let result: Result<(), sqlx::Error> = async {
-            sqlx::query("UPDATE punches SET exported = 1 WHERE exported <= 0 AND exported = -1")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "UPDATE exports SET finished_at = ?, cache_length_after = ?, cache_ids = ? WHERE id = ?",
-            )
-            .bind(now_text())
-            .bind(cache.length as i64)
-            .bind(cache.ids as i64)
+        sqlx::query(
+            "UPDATE exports SET finished_at = ?, cache_length_after = ?, cache_ids = ? WHERE id = ?",
+        )
+        .bind(now_text())
+        .bind(cache.length as i64)
+        .bind(cache.ids as i64)
+        .bind(export)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        // An export of nothing is no event: only the latest file length matters.
+        sqlx::query("DELETE FROM exports WHERE punches = 0 AND finished_at IS NOT NULL AND id < ?")
             .bind(export)
-            .execute(&mut *tx)
-            .await?;
-            Ok(())
-        }
-        .await;
-        result.map_err(|error| self.error(error))?;
-        tx.commit().await.map_err(|error| self.error(error))
+            .execute(&self.pool)
+            .await
+            .map_err(|error| self.error(error))?;
+        Ok(())
     }
 
     async fn cache_file(&self) -> Result<Option<CacheFile>, LedgerError> {
@@ -973,7 +1005,7 @@ impl Ledger for SqliteLedger {
         limit: usize,
     ) -> Result<Vec<(Seq, String)>, LedgerError> {
         sqlx::query_as(
-            "SELECT seq, id FROM punches WHERE seq > ? AND exported = 1 ORDER BY seq LIMIT ?",
+            "SELECT seq, id FROM punches WHERE seq > ? AND exported > 0 ORDER BY seq LIMIT ?",
         )
         .bind(after)
         .bind(limit as i64)
@@ -1049,23 +1081,10 @@ impl Ledger for SqliteLedger {
         .fetch_all(&self.pool)
         .await
         .map_err(|error| self.error(error))?;
-        let today = wall_time_text(
-            chrono::Local::now()
-                .date_naive()
-                .and_time(Default::default()),
-        );
         let mut standings = Vec::new();
         for row in rows {
             let read = |index: usize| row.try_get::<Option<String>, _>(index).ok().flatten();
             let name: String = row.try_get(0).map_err(|error| self.error(error))?;
-            let punches_today: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM punches WHERE device = ? AND local_time >= ?",
-            )
-            .bind(&name)
-            .bind(&today)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|error| self.error(error))?;
             standings.push(DeviceStanding {
                 kind: read(1).unwrap_or_default(),
                 location: read(2).unwrap_or_default(),
@@ -1074,7 +1093,6 @@ impl Ledger for SqliteLedger {
                 last_error: read(5),
                 last_error_at: read(6),
                 facts: read(7).and_then(|text| serde_json::from_str(&text).ok()),
-                punches_today: punches_today.max(0) as u64,
                 name,
             });
         }
