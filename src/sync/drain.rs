@@ -28,10 +28,11 @@ const PROBE: usize = 100;
 const BATCH: usize = 5_000;
 
 /// What happened to each punch drained this cycle, across all sinks, for the devices'
-/// rows of the summary.
+/// rows of the summary: per punch a device (by its place in `devices`) and flags.
 #[derive(Default)]
 pub(super) struct Tally {
-    punches: HashMap<Seq, (Arc<str>, u8)>,
+    punches: HashMap<Seq, (u16, u8)>,
+    devices: Vec<Arc<str>>,
 }
 
 const WRITTEN: u8 = 1;
@@ -52,16 +53,30 @@ impl Tally {
             SinkOutcome::Rejected(_) | SinkOutcome::Unmapped(_) => REFUSED,
             SinkOutcome::Failed(_) => FAILED,
         };
+        let device = match self
+            .devices
+            .iter()
+            .position(|name| *name == punch.device.name)
+        {
+            Some(at) => at,
+            None => {
+                self.devices.push(Arc::clone(&punch.device.name));
+                self.devices.len() - 1
+            }
+        };
         self.punches
             .entry(seq)
-            .or_insert_with(|| (Arc::clone(&punch.device.name), 0))
+            .or_insert((u16::try_from(device).unwrap_or(u16::MAX), 0))
             .1 |= flag;
     }
 
     pub fn by_device(self) -> DeviceTally {
         let mut devices: DeviceTally = HashMap::new();
         for (device, flags) in self.punches.into_values() {
-            let counts = devices.entry(device).or_default();
+            let Some(name) = self.devices.get(usize::from(device)) else {
+                continue;
+            };
+            let counts = devices.entry(Arc::clone(name)).or_default();
             // As before the ledger: a punch some sink refused counts as refused, even if
             // another took it.
             if flags & REFUSED != 0 {

@@ -35,7 +35,7 @@ const READ_GRACE: Duration = Duration::from_secs(120);
 /// Pages a source may read ahead of journaling.
 const QUEUED_PAGES: usize = 8;
 /// Records journaled in one transaction, at most (plus one page).
-const MAX_BATCH: usize = 10_000;
+const MAX_BATCH: usize = 5_000;
 
 /// Where a dry run learns which punches are new.
 pub(super) enum Known<'a> {

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
+use futures::TryStreamExt;
 use serde_json::Value;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -108,7 +109,7 @@ impl SqliteLedger {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .pragma("cache_size", "-8192");
+            .pragma("cache_size", "-4096");
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
@@ -511,24 +512,22 @@ impl Ledger for SqliteLedger {
              WHERE d.sink_id = ?1 AND d.state <= 1 AND d.seq > ?2 \
              AND (?3 IS NULL OR d.due_at IS NULL OR d.due_at <= ?3) ORDER BY d.seq LIMIT ?4"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        // Row by row: a batch is held as punches, never also as raw rows.
+        let mut rows = sqlx::query(AssertSqlSafe(sql))
             .bind(sink)
             .bind(after)
             .bind(due_by.map(utc_text))
             .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|error| self.error(error))?;
+            .fetch(&self.pool);
         let mut labels = HashMap::new();
-        rows.iter()
-            .map(|row| {
-                Ok(Queued {
-                    seq: row.try_get(0)?,
-                    punch: punch_of(row, 1, &mut labels)?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(|error| self.error(error))
+        let mut queued = Vec::with_capacity(limit.min(1024));
+        while let Some(row) = rows.try_next().await.map_err(|error| self.error(error))? {
+            queued.push(Queued {
+                seq: row.try_get(0).map_err(|error| self.error(error))?,
+                punch: punch_of(&row, 1, &mut labels).map_err(|error| self.error(error))?,
+            });
+        }
+        Ok(queued)
     }
 
     async fn settle(
