@@ -1107,38 +1107,54 @@ impl Ledger for SqliteLedger {
     }
 
     async fn retry(&self, filter: &RetryFilter) -> Result<u64, LedgerError> {
-        let mut states = Vec::new();
-        if filter.rejected {
-            states.push(state::REJECTED);
+        let everything = !(filter.rejected || filter.unmapped || filter.failed);
+        let mut refused = Vec::new();
+        if filter.rejected || everything {
+            refused.push(state::REJECTED.to_string());
         }
-        if filter.unmapped {
-            states.push(state::UNMAPPED);
+        if filter.unmapped || everything {
+            refused.push(state::UNMAPPED.to_string());
         }
-        if filter.failed {
-            states.push(state::FAILED);
+        // Each kind through its own partial index: the cost is what is refused or
+        // failing, not every delivery there ever was.
+        let mut selections = Vec::new();
+        if !refused.is_empty() {
+            selections.push(format!(
+                "deliveries_refused WHERE state >= 5 AND state IN ({})",
+                refused.join(", ")
+            ));
         }
-        if states.is_empty() {
-            states = vec![state::FAILED, state::REJECTED, state::UNMAPPED];
+        if filter.failed || everything {
+            selections.push(format!(
+                "deliveries_open WHERE state <= 1 AND state = {}",
+                state::FAILED
+            ));
         }
-        let state_list = states
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "UPDATE deliveries SET state = 0, reason = NULL, due_at = NULL, cycle = NULL \
-             WHERE state IN ({state_list}) \
-             AND sink_id IN (SELECT id FROM sinks WHERE active = 1 AND (?1 IS NULL OR name = ?1)) \
-             AND (?2 IS NULL AND ?3 IS NULL OR seq IN (SELECT seq FROM punches WHERE (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR read_at >= ?3)))"
-        );
-        let done = sqlx::query(AssertSqlSafe(sql))
-            .bind(&filter.sink)
-            .bind(&filter.pin)
-            .bind(filter.since.map(utc_text))
-            .execute(&self.pool)
-            .await
-            .map_err(|error| self.error(error))?;
-        Ok(done.rows_affected())
+        let mut tx = self.begin().await?;
+        let mut queued = 0;
+        for selection in selections {
+            let sql = format!(
+                "UPDATE deliveries INDEXED BY {selection} \
+                 AND sink_id IN (SELECT id FROM sinks WHERE active = 1 AND (?1 IS NULL OR name = ?1)) \
+                 AND (?2 IS NULL AND ?3 IS NULL OR EXISTS (SELECT 1 FROM punches p WHERE p.seq = deliveries.seq \
+                 AND (?2 IS NULL OR p.user_id = ?2) AND (?3 IS NULL OR p.read_at >= ?3)))"
+            )
+            .replacen(
+                "WHERE",
+                "SET state = 0, reason = NULL, due_at = NULL, cycle = NULL WHERE",
+                1,
+            );
+            queued += sqlx::query(AssertSqlSafe(sql))
+                .bind(&filter.sink)
+                .bind(&filter.pin)
+                .bind(filter.since.map(utc_text))
+                .execute(&mut *tx)
+                .await
+                .map_err(|error| self.error(error))?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(|error| self.error(error))?;
+        Ok(queued)
     }
 
     async fn punches(&self, query: &PunchQuery) -> Result<Vec<PunchRecord>, LedgerError> {
@@ -1195,7 +1211,8 @@ impl Ledger for SqliteLedger {
             let punch = punch_of(&row, 1, &mut labels).map_err(|error| self.error(error))?;
             let read_at: String = row.try_get(13).map_err(|error| self.error(error))?;
             let sinks: Vec<(String, i64, Option<String>)> = sqlx::query_as(
-                "SELECT s.name, d.state, d.reason FROM sinks s JOIN deliveries d ON d.sink_id = s.id AND d.seq = ? ORDER BY s.id",
+                // CROSS JOIN keeps the sinks outside, so each is one primary-key lookup.
+                "SELECT s.name, d.state, d.reason FROM sinks s CROSS JOIN deliveries d WHERE d.sink_id = s.id AND d.seq = ? ORDER BY s.id",
             )
             .bind(seq)
             .fetch_all(&self.pool)
