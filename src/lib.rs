@@ -3,8 +3,9 @@
 //! library, which the integration tests drive directly.
 //!
 //! The flow (see `sync`): `source` → `normalize` (IDs, plausibility, `quarantine`) →
-//! `cache` → every `sink` → record what all acknowledged (`cache`, `audit`,
-//! `cursor_store`).
+//! `ledger` (each punch journaled once, with the device's cursor, and a pending
+//! delivery per sink) → each `sink` drains its own deliveries → what every sink has is
+//! exported to the Python tool's files (`cache`, `audit`).
 //!
 //! # Layout
 //!
@@ -16,7 +17,9 @@
 //! | `sink` | where they go: `sqlite`, `firestore`, `frappe`; each answers per punch |
 //! | `sync` | the engine: a cycle over devices and sinks, hosted by whoever passes it a shutdown and an observer |
 //! | `normalize`, `punch`, `device_text` | from a source's record to a `Punch` with its ID, or to the quarantine |
-//! | `cache`, `cache_repair`, `audit`, `cursor_store`, `quarantine`, `atomic_file`, `instance_lock` | what is recorded on disk, and how safely |
+//! | `ledger` | the tool's own state in one SQLite file: punches, deliveries per sink, devices, quarantine, cycles |
+//! | `cache`, `cache_repair`, `audit`, `cursor_store`, `quarantine`, `atomic_file`, `instance_lock` | the files kept for the Python tool and for people (`cursor_store` only imports the old cursors), and how safely they are written |
+//! | `memory` | how the process allocates: one malloc arena |
 //! | `report`, `output`, `progress` | the summary, JSON, the progress line |
 //! | `http_client`, `tls` | one way to build HTTP clients, one crypto provider, HTTPS for what we serve |
 //! | `simulate` | terminal, BioTime and Frappe simulators for the demo, tests and benchmarks |
@@ -39,6 +42,7 @@ pub mod exit;
 pub mod http_client;
 pub mod instance_lock;
 pub mod ledger;
+pub mod memory;
 pub mod normalize;
 pub mod output;
 pub mod progress;

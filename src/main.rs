@@ -15,6 +15,7 @@ use iclock_sync::exit::Exit;
 use iclock_sync::output::Output;
 
 fn main() -> ExitCode {
+    iclock_sync::memory::use_one_arena();
     iclock_sync::tls::install_crypto_provider();
     let cli = Cli::parse_checked();
     // Before logging starts, so that RUST_LOG may come from .env too.

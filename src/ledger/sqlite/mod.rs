@@ -3,9 +3,8 @@
 //!
 //! Durability: WAL with `synchronous = FULL`, so a commit that journals a device's batch
 //! (and so may acknowledge a pushing terminal, or move a cursor) has reached the disk
-//! before it returns. Writes go in multi-row statements inside one transaction per
-//! batch, and the page cache is large enough that a batch's index pages are written
-//! once per commit rather than spilled and rewritten.
+//! before it returns. A batch is one transaction of a few statements, its rows passed in
+//! and read back as JSON (see [`json_rows`]).
 //!
 //! Cost follows new work, not history: what is open or refused is found through
 //! partial indexes (`deliveries_open`, `deliveries_refused`, `punches_unexported`),
@@ -20,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -40,9 +39,9 @@ use crate::sink::SinkOutcome;
 
 pub const LEDGER_FILE_NAME: &str = "ledger.db";
 
-/// Rows per multi-row statement: big enough to save round trips, small enough that
-/// the prepared statement (13 parameters a row) stays small in memory.
-const ROWS_PER_STATEMENT: usize = 100;
+/// Rows per JSON parameter or answer (see [`json_rows`]): a few hundred kilobytes of
+/// text, so that a batch of thousands never has several megabytes in flight at once.
+const JSON_ROWS: usize = 1000;
 
 /// Delivery states as stored.
 mod state {
@@ -170,49 +169,151 @@ fn id_list(ids: &[i64]) -> String {
         .join(", ")
 }
 
-/// `?, ?, …` for `count` rows of `columns` parameters.
-fn placeholders(rows: usize, columns: usize) -> String {
-    let row = format!("({})", vec!["?"; columns].join(", "));
-    vec![row; rows].join(", ")
+/// Puts `punches` in the temporary table `staged_punches`, in their order, [`JSON_ROWS`]
+/// at a time. Written straight from `jsonb_each` into `punches`, every statement after
+/// the first in a transaction would copy each page it touched to a statement journal
+/// (SQLite keeps one whenever a statement reads a virtual table inside a transaction);
+/// from a table it keeps none.
+async fn stage_punches(
+    tx: &mut Transaction<'static, Sqlite>,
+    punches: &[Punch],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "CREATE TEMP TABLE IF NOT EXISTS staged_punches (id, device, timezone, serial, terminal, \
+         user_id, local_time, state, verify_mode, work_code, source, source_key)",
+    )
+    .execute(&mut **tx)
+    .await?;
+    for chunk in punches.chunks(JSON_ROWS) {
+        let rows = json_rows(chunk.iter().map(|punch| {
+            (
+                punch.id.as_str(),
+                &*punch.device.name,
+                punch.device.timezone.name(),
+                &*punch.serial,
+                &*punch.terminal,
+                &punch.user_id,
+                punch.local_time_text(),
+                punch.state,
+                punch.verify_mode,
+                &punch.work_code,
+                punch.source.as_str(),
+                &punch.source_key,
+            )
+        }))?;
+        sqlx::query(
+            "INSERT INTO temp.staged_punches SELECT value ->> 0, value ->> 1, value ->> 2, \
+             value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, \
+             value ->> 9, value ->> 10, value ->> 11 FROM jsonb_each(?) ORDER BY key",
+        )
+        .bind(rows)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 fn now_text() -> String {
     utc_text(Utc::now())
 }
 
-/// A punch from a row of `punches` (columns in [`PUNCH_COLUMNS`] order, after `skip`).
-fn punch_of(
-    row: &SqliteRow,
-    skip: usize,
-    labels: &mut HashMap<(String, String), Arc<DeviceLabel>>,
-) -> Result<Punch, sqlx::Error> {
-    let text = |index: usize| row.try_get::<String, _>(skip + index);
-    let device: String = text(1)?;
-    let timezone: String = text(2)?;
-    let label = labels
-        .entry((device.clone(), timezone.clone()))
-        .or_insert_with(|| {
-            Arc::new(DeviceLabel {
-                name: Arc::from(device.as_str()),
-                timezone: timezone.parse().unwrap_or(chrono_tz::UTC),
+/// A punch as stored: the columns of [`PUNCH_COLUMNS`], read from a row or from one
+/// element of a [`JSON_PUNCHES`] array.
+#[derive(Deserialize)]
+struct PunchRow(
+    String, // id
+    String, // device
+    String, // timezone
+    String, // serial
+    String, // terminal
+    String, // user_id
+    String, // local_time
+    i32,    // state
+    i32,    // verify_mode
+    String, // work_code
+    String, // source
+    String, // source_key
+);
+
+impl PunchRow {
+    /// From a row holding [`PUNCH_COLUMNS`] after its first `skip` columns.
+    fn from_row(row: &SqliteRow, skip: usize) -> Result<Self, sqlx::Error> {
+        let text = |index: usize| row.try_get::<String, _>(skip + index);
+        Ok(Self(
+            text(0)?,
+            text(1)?,
+            text(2)?,
+            text(3)?,
+            text(4)?,
+            text(5)?,
+            text(6)?,
+            row.try_get(skip + 7)?,
+            row.try_get(skip + 8)?,
+            text(9)?,
+            text(10)?,
+            text(11)?,
+        ))
+    }
+
+    /// The punch; `labels` shares one device label among the punches of a device.
+    fn into_punch(
+        self,
+        labels: &mut HashMap<(String, String), Arc<DeviceLabel>>,
+    ) -> Result<Punch, sqlx::Error> {
+        let Self(
+            id,
+            device,
+            timezone,
+            serial,
+            terminal,
+            user_id,
+            local_time,
+            state,
+            verify_mode,
+            work_code,
+            source,
+            source_key,
+        ) = self;
+        let local_time = NaiveDateTime::parse_from_str(&local_time, WALL_TIME_FORMAT)
+            .map_err(|error| sqlx::Error::Decode(error.into()))?;
+        let device = labels
+            .entry((device, timezone))
+            .or_insert_with_key(|(device, timezone)| {
+                Arc::new(DeviceLabel {
+                    name: Arc::from(device.as_str()),
+                    timezone: timezone.parse().unwrap_or(chrono_tz::UTC),
+                })
             })
+            .clone();
+        Ok(Punch {
+            id: PunchId::from_stored(id),
+            device,
+            serial: Arc::from(serial),
+            terminal: Arc::from(terminal),
+            user_id,
+            local_time,
+            state,
+            verify_mode,
+            work_code,
+            source: SourceKind::parse(&source).unwrap_or(SourceKind::Biotime),
+            source_key,
         })
-        .clone();
-    let local_time = NaiveDateTime::parse_from_str(&text(6)?, WALL_TIME_FORMAT)
-        .map_err(|error| sqlx::Error::Decode(error.into()))?;
-    Ok(Punch {
-        id: PunchId::from_stored(text(0)?),
-        device: label,
-        serial: Arc::from(text(3)?.as_str()),
-        terminal: Arc::from(text(4)?.as_str()),
-        user_id: text(5)?,
-        local_time,
-        state: row.try_get(skip + 7)?,
-        verify_mode: row.try_get(skip + 8)?,
-        work_code: text(9)?,
-        source: SourceKind::parse(&text(10)?).unwrap_or(SourceKind::Biotime),
-        source_key: text(11)?,
-    })
+    }
+}
+
+/// Rows in bulk, both ways, as JSON: up to [`JSON_ROWS`] go in as one array parameter
+/// unpacked by `jsonb_each`, and come back as one `json_group_array` value. SQLite does
+/// the work in one statement, and the rows cross to and from sqlx's worker thread once
+/// rather than once per row — which, row by row, cost more than the writing itself.
+/// (`jsonb_each` hands each row to `->>` already parsed; `json_each` would hand it
+/// over as text, parsed again for every column.)
+fn json_rows<T: Serialize>(rows: impl Iterator<Item = T>) -> Result<String, sqlx::Error> {
+    let rows: Vec<T> = rows.collect();
+    serde_json::to_string(&rows).map_err(|error| sqlx::Error::Encode(error.into()))
+}
+
+fn from_json_rows<T: serde::de::DeserializeOwned>(text: &str) -> Result<Vec<T>, sqlx::Error> {
+    serde_json::from_str(text).map_err(|error| sqlx::Error::Decode(error.into()))
 }
 
 /// A punch every active sink has taken, in one way or another (`{sinks}`: their IDs).
@@ -221,6 +322,11 @@ const EXPORTABLE: &str = "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.seq = p
 
 const PUNCH_COLUMNS: &str = "p.id, p.device, p.timezone, p.serial, p.terminal, p.user_id, \
                              p.local_time, p.state, p.verify_mode, p.work_code, p.source, p.source_key";
+
+/// `[seq, [PUNCH_COLUMNS]]` of each punch `p`, for `json_group_array`.
+const JSON_PUNCHES: &str = "json_array(p.seq, json_array(p.id, p.device, p.timezone, p.serial, \
+                            p.terminal, p.user_id, p.local_time, p.state, p.verify_mode, p.work_code, \
+                            p.source, p.source_key))";
 
 #[async_trait]
 impl Ledger for SqliteLedger {
@@ -300,7 +406,7 @@ impl Ledger for SqliteLedger {
                 let queued = match since {
                     Some(since) => {
                         sqlx::query(
-                            "INSERT INTO deliveries (sink_id, seq, state) SELECT ?, seq, 0 FROM punches WHERE read_at >= ? ON CONFLICT(sink_id, seq) DO NOTHING",
+                            "INSERT OR IGNORE INTO deliveries (sink_id, seq, state) SELECT ?, seq, 0 FROM punches WHERE read_at >= ?",
                         )
                         .bind(id)
                         .bind(utc_text(since))
@@ -343,7 +449,7 @@ impl Ledger for SqliteLedger {
             )));
         };
         let done = sqlx::query(
-            "INSERT INTO deliveries (sink_id, seq, state) SELECT ?, seq, 0 FROM punches WHERE read_at >= ? ON CONFLICT(sink_id, seq) DO NOTHING",
+            "INSERT OR IGNORE INTO deliveries (sink_id, seq, state) SELECT ?, seq, 0 FROM punches WHERE read_at >= ?",
         )
         .bind(id)
         .bind(utc_text(since))
@@ -383,32 +489,20 @@ impl Ledger for SqliteLedger {
                 .fetch_one(&mut *tx)
                 .await?;
             let read_at = now_text();
-            let mut new = 0;
-            for chunk in journal.punches.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "INSERT INTO punches (id, device, timezone, serial, terminal, user_id, local_time, state, verify_mode, work_code, source, source_key, read_at) VALUES {} ON CONFLICT(local_time, id) DO NOTHING",
-                    placeholders(chunk.len(), 13)
-                );
-                let mut query =
-                    sqlx::query(AssertSqlSafe(sql)).persistent(chunk.len() == ROWS_PER_STATEMENT);
-                for punch in chunk {
-                    query = query
-                        .bind(punch.id.as_str())
-                        .bind(&*punch.device.name)
-                        .bind(punch.device.timezone.name())
-                        .bind(&*punch.serial)
-                        .bind(&*punch.terminal)
-                        .bind(&punch.user_id)
-                        .bind(punch.local_time_text())
-                        .bind(punch.state)
-                        .bind(punch.verify_mode)
-                        .bind(&punch.work_code)
-                        .bind(punch.source.as_str())
-                        .bind(&punch.source_key)
-                        .bind(&read_at);
-                }
-                new += query.execute(&mut *tx).await?.rows_affected();
-            }
+            // Staged first, then added in one statement: see `stage_punches`.
+            stage_punches(&mut tx, journal.punches).await?;
+            let new = sqlx::query(
+                "INSERT OR IGNORE INTO main.punches (id, device, timezone, serial, terminal, user_id, local_time, state, verify_mode, work_code, source, source_key, read_at) \
+                 SELECT id, device, timezone, serial, terminal, user_id, local_time, state, verify_mode, work_code, source, source_key, ? \
+                 FROM temp.staged_punches ORDER BY rowid",
+            )
+            .bind(&read_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query("DELETE FROM temp.staged_punches")
+                .execute(&mut *tx)
+                .await?;
             let mut delivered_before = 0;
             if new > 0 {
                 let any_before: bool =
@@ -427,11 +521,10 @@ impl Ledger for SqliteLedger {
                 }
                 let sinks = id_list(journal.sinks);
                 sqlx::query(AssertSqlSafe(format!(
-                    "INSERT INTO deliveries (sink_id, seq, state, reason) \
+                    "INSERT OR IGNORE INTO deliveries (sink_id, seq, state, reason) \
                      SELECT s.id, p.seq, CASE WHEN p.exported = -1 THEN {already} ELSE {pending} END, \
                      CASE WHEN p.exported = -1 THEN 'delivered before the ledger' END \
-                     FROM punches p JOIN sinks s ON s.id IN ({sinks}) WHERE p.seq > ? \
-                     ON CONFLICT(sink_id, seq) DO NOTHING",
+                     FROM punches p JOIN sinks s ON s.id IN ({sinks}) WHERE p.seq > ?",
                     already = state::ALREADY,
                     pending = state::PENDING,
                 )))
@@ -508,24 +601,39 @@ impl Ledger for SqliteLedger {
         due_by: Option<DateTime<Utc>>,
     ) -> Result<Vec<Queued>, LedgerError> {
         let sql = format!(
-            "SELECT d.seq, {PUNCH_COLUMNS} FROM deliveries d INDEXED BY deliveries_open JOIN punches p ON p.seq = d.seq \
-             WHERE d.sink_id = ?1 AND d.state <= 1 AND d.seq > ?2 \
-             AND (?3 IS NULL OR d.due_at IS NULL OR d.due_at <= ?3) ORDER BY d.seq LIMIT ?4"
+            "SELECT json_group_array({JSON_PUNCHES}) FROM \
+             (SELECT d.seq FROM deliveries d INDEXED BY deliveries_open \
+              WHERE d.sink_id = ?1 AND d.state <= 1 AND d.seq > ?2 \
+              AND (?3 IS NULL OR d.due_at IS NULL OR d.due_at <= ?3) ORDER BY d.seq LIMIT ?4) AS q \
+             JOIN punches p ON p.seq = q.seq"
         );
-        // Row by row: a batch is held as punches, never also as raw rows.
-        let mut rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(sink)
-            .bind(after)
-            .bind(due_by.map(utc_text))
-            .bind(limit as i64)
-            .fetch(&self.pool);
+        let due_by = due_by.map(utc_text);
         let mut labels = HashMap::new();
-        let mut queued = Vec::with_capacity(limit.min(1024));
-        while let Some(row) = rows.try_next().await.map_err(|error| self.error(error))? {
-            queued.push(Queued {
-                seq: row.try_get(0).map_err(|error| self.error(error))?,
-                punch: punch_of(&row, 1, &mut labels).map_err(|error| self.error(error))?,
-            });
+        let mut queued: Vec<Queued> = Vec::with_capacity(limit.min(JSON_ROWS * 5));
+        while queued.len() < limit {
+            let after = queued.last().map_or(after, |last| last.seq);
+            let page = (limit - queued.len()).min(JSON_ROWS);
+            let rows: String = sqlx::query_scalar(AssertSqlSafe(sql.as_str()))
+                .bind(sink)
+                .bind(after)
+                .bind(&due_by)
+                .bind(page as i64)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|error| self.error(error))?;
+            let mut rows: Vec<(Seq, PunchRow)> =
+                from_json_rows(&rows).map_err(|error| self.error(error))?;
+            rows.sort_unstable_by_key(|(seq, _)| *seq);
+            let full = rows.len() == page;
+            for (seq, row) in rows {
+                let punch = row
+                    .into_punch(&mut labels)
+                    .map_err(|error| self.error(error))?;
+                queued.push(Queued { seq, punch });
+            }
+            if !full {
+                break;
+            }
         }
         Ok(queued)
     }
@@ -554,21 +662,16 @@ impl Ledger for SqliteLedger {
         let mut tx = self.begin().await?;
         let result: Result<(), sqlx::Error> = async {
             for (state, seqs) in &plain {
-                for chunk in seqs.chunks(ROWS_PER_STATEMENT) {
-                    let sql = format!(
-                        "UPDATE deliveries SET state = ?, reason = NULL, due_at = NULL, cycle = ? WHERE sink_id = ? AND seq IN ({})",
-                        vec!["?"; chunk.len()].join(", ")
-                    );
-                    let mut query = sqlx::query(AssertSqlSafe(sql))
-                        .persistent(chunk.len() == ROWS_PER_STATEMENT)
-                        .bind(*state)
-                        .bind(cycle)
-                        .bind(sink);
-                    for seq in chunk {
-                        query = query.bind(*seq);
-                    }
-                    query.execute(&mut *tx).await?;
-                }
+                sqlx::query(
+                    "UPDATE deliveries SET state = ?, reason = NULL, due_at = NULL, cycle = ? \
+                     WHERE sink_id = ? AND seq IN (SELECT value FROM json_each(?))",
+                )
+                .bind(*state)
+                .bind(cycle)
+                .bind(sink)
+                .bind(json_rows(seqs.iter())?)
+                .execute(&mut *tx)
+                .await?;
             }
             for (seq, state, reason) in explained {
                 sqlx::query(
@@ -665,28 +768,22 @@ impl Ledger for SqliteLedger {
     }
 
     async fn known(&self, punches: &[Punch]) -> Result<Vec<bool>, LedgerError> {
-        let mut known = HashSet::new();
-        for chunk in punches.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "SELECT id FROM punches WHERE (local_time, id) IN (VALUES {}) \
-                 UNION SELECT id FROM delivered_before WHERE id IN ({})",
-                placeholders(chunk.len(), 2),
-                vec!["?"; chunk.len()].join(", ")
-            );
-            let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
-            for punch in chunk {
-                query = query.bind(punch.local_time_text()).bind(punch.id.as_str());
-            }
-            for punch in chunk {
-                query = query.bind(punch.id.as_str());
-            }
-            known.extend(
-                query
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|error| self.error(error))?,
-            );
-        }
+        let keys = json_rows(
+            punches
+                .iter()
+                .map(|punch| (punch.local_time_text(), punch.id.as_str())),
+        )
+        .map_err(|error| self.error(error))?;
+        let known: HashSet<String> = sqlx::query_scalar(
+            "SELECT id FROM punches WHERE (local_time, id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?1)) \
+             UNION SELECT id FROM delivered_before WHERE id IN (SELECT value ->> 1 FROM json_each(?1))",
+        )
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?
+        .into_iter()
+        .collect();
         Ok(punches
             .iter()
             .map(|punch| known.contains(punch.id.as_str()))
@@ -736,20 +833,16 @@ impl Ledger for SqliteLedger {
     async fn import_delivered(&self, ids: &[String]) -> Result<u64, LedgerError> {
         let mut tx = self.begin().await?;
         let mut added = 0;
-        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO delivered_before (id) VALUES {} ON CONFLICT(id) DO NOTHING",
-                placeholders(chunk.len(), 1)
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for id in chunk {
-                query = query.bind(id);
-            }
-            added += query
-                .execute(&mut *tx)
-                .await
-                .map_err(|error| self.error(error))?
-                .rows_affected();
+        // A Python cache may hold millions: a slice at a time keeps the text small.
+        for chunk in ids.chunks(10_000) {
+            added += sqlx::query(
+                "INSERT OR IGNORE INTO delivered_before (id) SELECT value FROM json_each(?)",
+            )
+            .bind(json_rows(chunk.iter()).map_err(|error| self.error(error))?)
+            .execute(&mut *tx)
+            .await
+            .map_err(|error| self.error(error))?
+            .rows_affected();
         }
         tx.commit().await.map_err(|error| self.error(error))?;
         Ok(added)
@@ -839,28 +932,37 @@ impl Ledger for SqliteLedger {
     ) -> Result<Vec<(Seq, bool)>, LedgerError> {
         let sinks = id_list(&self.active_sinks().await?);
         let mut tx = self.begin().await?;
-        let mut marked = Vec::new();
-        for chunk in seqs.chunks(ROWS_PER_STATEMENT * 5) {
-            let sql = format!(
-                "UPDATE punches SET exported = ? WHERE seq IN ({}) AND exported = 0 \
-                 AND {EXPORTABLE} \
-                 RETURNING seq, EXISTS (SELECT 1 FROM deliveries d WHERE d.seq = punches.seq \
-                 AND d.state = {delivered} AND d.sink_id IN ({sinks}))",
-                vec!["?"; chunk.len()].join(", "),
+        let seqs = json_rows(seqs.iter()).map_err(|error| self.error(error))?;
+        let sql = format!(
+            "UPDATE punches SET exported = ? WHERE seq IN (SELECT value FROM json_each(?)) \
+             AND exported = 0 AND {EXPORTABLE}"
+        )
+        .replace("{sinks}", &sinks);
+        let result: Result<Vec<(Seq, bool)>, sqlx::Error> = async {
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(export)
+                .bind(&seqs)
+                .execute(&mut *tx)
+                .await?;
+            // What this export took, and whether a sink wrote it now (or had it already).
+            let marked: String = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT json_group_array(json_array(p.seq, EXISTS (SELECT 1 FROM deliveries d \
+                 WHERE d.seq = p.seq AND d.state = {delivered} AND d.sink_id IN ({sinks})))) \
+                 FROM punches p WHERE p.seq IN (SELECT value FROM json_each(?)) AND p.exported = ?",
                 delivered = state::DELIVERED,
-            );
-            let sql = sql.replace("{sinks}", &sinks);
-            let mut query = sqlx::query_as::<_, (i64, bool)>(AssertSqlSafe(sql)).bind(export);
-            for seq in chunk {
-                query = query.bind(*seq);
-            }
-            marked.extend(
-                query
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(|error| self.error(error))?,
-            );
+            )))
+            .bind(&seqs)
+            .bind(export)
+            .fetch_one(&mut *tx)
+            .await?;
+            let marked: Vec<(Seq, i64)> = from_json_rows(&marked)?;
+            Ok(marked
+                .into_iter()
+                .map(|(seq, written)| (seq, written != 0))
+                .collect())
         }
+        .await;
+        let mut marked = result.map_err(|error| self.error(error))?;
         sqlx::query("UPDATE exports SET punches = punches + ? WHERE id = ?")
             .bind(marked.len() as i64)
             .bind(export)
@@ -929,7 +1031,7 @@ impl Ledger for SqliteLedger {
                 Ok(Exported {
                     seq: row.try_get(0)?,
                     written: row.try_get(1)?,
-                    punch: punch_of(row, 2, &mut labels)?,
+                    punch: PunchRow::from_row(row, 2)?.into_punch(&mut labels)?,
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
@@ -1208,7 +1310,9 @@ impl Ledger for SqliteLedger {
         let mut records = Vec::with_capacity(rows.len());
         for row in rows {
             let seq: i64 = row.try_get(0).map_err(|error| self.error(error))?;
-            let punch = punch_of(&row, 1, &mut labels).map_err(|error| self.error(error))?;
+            let punch = PunchRow::from_row(&row, 1)
+                .and_then(|punch| punch.into_punch(&mut labels))
+                .map_err(|error| self.error(error))?;
             let read_at: String = row.try_get(13).map_err(|error| self.error(error))?;
             let sinks: Vec<(String, i64, Option<String>)> = sqlx::query_as(
                 // CROSS JOIN keeps the sinks outside, so each is one primary-key lookup.

@@ -1,8 +1,10 @@
 //! The embedded default store: one SQLite file, one row per punch keyed by its ID.
 //!
 //! Created and migrated on first use, so a fresh install needs no database set-up.
-//! Each batch is one transaction of multi-row `INSERT … ON CONFLICT(id) DO NOTHING
-//! RETURNING id`: the returned IDs were delivered now, the rest were already present.
+//! Each batch is one transaction: staged in a temporary table, the IDs already there
+//! looked up, then written with one `INSERT OR IGNORE` — the rest were delivered now.
+//! (`OR IGNORE` rather than `ON CONFLICT DO NOTHING`: with it SQLite keeps no statement
+//! journal, which would copy every page the insert touches to a temporary file.)
 //! WAL with `synchronous=FULL` means a committed batch survives a power cut, which the
 //! ledger relies on when it records it as delivered.
 //!
@@ -19,7 +21,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,7 +29,7 @@ use chrono::Utc;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 pub use config::{KIND, SqliteConfig};
 
@@ -36,9 +38,8 @@ use crate::punch::{Punch, utc_text};
 
 pub const DEFAULT_FILE_NAME: &str = "attendance.db";
 
-/// Rows per INSERT statement (14 parameters each): enough to save round trips, few
-/// enough that the prepared statement stays small in memory.
-const ROWS_PER_STATEMENT: usize = 100;
+/// Rows per statement, passed as one JSON parameter: a few hundred kilobytes of text.
+const JSON_ROWS: usize = 1000;
 
 /// Schema versions, applied in order and recorded in `PRAGMA user_version`.
 const MIGRATIONS: &[&str] = &[
@@ -74,7 +75,6 @@ INSERT INTO iclock_sync_store (key, value) VALUES ('identity', lower(hex(randomb
 
 const COLUMNS: &str = "id, legacy_id, device_name, device_serial, user_id, local_time, timezone, \
                        utc_time, punch_state, verify_mode, work_code, source, source_key, received_at";
-const PLACEHOLDERS: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 pub struct SqliteSink {
     pool: SqlitePool,
@@ -165,46 +165,84 @@ impl SqliteSink {
         Ok(answer.unwrap_or(0))
     }
 
+    /// Writes the batch in one transaction; the IDs it added (the rest were there).
     async fn insert(&self, batch: &[Punch]) -> Result<HashSet<String>, sqlx::Error> {
-        let received_at = utc_text(Utc::now());
-        let mut inserted = HashSet::with_capacity(batch.len());
         // In ID order, the inserts walk the ID index from one end to the other instead
         // of jumping about it, touching each of its pages once per batch.
         let mut ordered: Vec<&Punch> = batch.iter().collect();
         ordered.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
-        let mut transaction = self.pool.begin().await?;
-        for chunk in ordered.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO punches ({COLUMNS}) VALUES {} ON CONFLICT(id) DO NOTHING RETURNING id",
-                vec![PLACEHOLDERS; chunk.len()].join(", ")
-            );
-            // Only the full-size statement is worth keeping prepared: caching every
-            // odd-sized remainder would hold dozens of large statements in memory.
-            let mut query =
-                sqlx::query(AssertSqlSafe(sql)).persistent(chunk.len() == ROWS_PER_STATEMENT);
-            for punch in chunk {
-                query = query
-                    .bind(punch.id.as_str().to_owned())
-                    .bind(punch.legacy_id().into_string())
-                    .bind(Arc::clone(&punch.device.name))
-                    .bind(Arc::clone(&punch.serial))
-                    .bind(punch.user_id.clone())
-                    .bind(punch.local_time_text())
-                    .bind(punch.device.timezone.name().to_owned())
-                    .bind(utc_text(punch.utc()))
-                    .bind(punch.state)
-                    .bind(punch.verify_mode)
-                    .bind(punch.work_code.clone())
-                    .bind(punch.source.as_str())
-                    .bind(punch.source_key.clone())
-                    .bind(received_at.clone());
-            }
-            for row in query.fetch_all(&mut *transaction).await? {
-                inserted.insert(row.try_get::<String, _>(0)?);
-            }
+        let received_at = utc_text(Utc::now());
+        // BEGIN IMMEDIATE: nothing can slip in between asking what is there and adding.
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE TEMP TABLE IF NOT EXISTS iclock_sync_batch ({COLUMNS})"
+        )))
+        .execute(&mut *transaction)
+        .await?;
+        // The rows go over in JSON chunks (one statement and one trip to sqlx's worker
+        // thread each, where row by row the trips cost more than the writing) into a
+        // staging table, and from there into the store in one statement. Written
+        // straight from `jsonb_each`, each statement after the first would copy every
+        // page it touched to a statement journal: SQLite keeps one whenever a statement
+        // reads a virtual table inside a transaction.
+        for chunk in ordered.chunks(JSON_ROWS) {
+            let rows = serde_json::to_string(
+                &chunk
+                    .iter()
+                    .map(|punch| {
+                        (
+                            punch.id.as_str(),
+                            punch.legacy_id().into_string(),
+                            &*punch.device.name,
+                            &*punch.serial,
+                            &punch.user_id,
+                            punch.local_time_text(),
+                            punch.device.timezone.name(),
+                            utc_text(punch.utc()),
+                            punch.state,
+                            punch.verify_mode,
+                            &punch.work_code,
+                            punch.source.as_str(),
+                            &punch.source_key,
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(|error| sqlx::Error::Encode(error.into()))?;
+            sqlx::query(
+                "INSERT INTO temp.iclock_sync_batch \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
+                 value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, ?1 \
+                 FROM jsonb_each(?2)",
+            )
+            .bind(&received_at)
+            .bind(rows)
+            .execute(&mut *transaction)
+            .await?;
         }
+        let present: HashSet<String> = sqlx::query_scalar(
+            "SELECT id FROM main.punches WHERE id IN (SELECT id FROM temp.iclock_sync_batch)",
+        )
+        .fetch_all(&mut *transaction)
+        .await?
+        .into_iter()
+        .collect();
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT OR IGNORE INTO main.punches ({COLUMNS}) \
+             SELECT {COLUMNS} FROM temp.iclock_sync_batch ORDER BY rowid"
+        )))
+        .execute(&mut *transaction)
+        .await?;
+        sqlx::query("DELETE FROM temp.iclock_sync_batch")
+            .execute(&mut *transaction)
+            .await?;
         transaction.commit().await?;
-        Ok(inserted)
+        Ok(batch
+            .iter()
+            .map(|punch| punch.id.as_str())
+            .filter(|id| !present.contains(*id))
+            .map(str::to_owned)
+            .collect())
     }
 }
 
@@ -324,6 +362,7 @@ mod tests {
     use super::*;
     use crate::punch::{DeviceLabel, PunchId, SourceKind};
     use chrono::NaiveDateTime;
+    use std::sync::Arc;
 
     fn punch(user: &str, second: u32) -> Punch {
         let local_time = NaiveDateTime::parse_from_str(
