@@ -197,53 +197,53 @@ pub struct CacheAppend {
 }
 
 impl CacheAppend {
-    /// Opens `path` as this tool left it, `length` bytes long (`None`: start a new file).
-    pub fn open(path: &Path, length: Option<u64>) -> Result<CacheAppend, CacheError> {
-        let corrupt = |detail: String| CacheError::Corrupt {
-            path: path.to_path_buf(),
-            detail,
+    /// Where IDs appended to `path`, as this tool left it `length` bytes long, begin:
+    /// just after its last ID (or its `[`), before the closing bracket.
+    pub fn append_point(path: &Path, length: u64) -> Result<u64, CacheError> {
+        let tail = read_before(path, length)?;
+        let content = tail.bytes.trim_ascii_end();
+        let Some(before_bracket) = content.strip_suffix(b"]") else {
+            return Err(CacheError::Corrupt {
+                path: path.to_path_buf(),
+                detail: "it does not end with ]".into(),
+            });
         };
+        Ok(tail.start + before_bracket.trim_ascii_end().len() as u64)
+    }
+
+    /// Opens `path` to add IDs at `at` (from [`Self::append_point`]; `None`: start a
+    /// new file). Whatever follows `at` goes: the closing bracket, or what an
+    /// interrupted append left.
+    pub fn open(path: &Path, at: Option<u64>) -> Result<CacheAppend, CacheError> {
         let write_error = |source: io::Error| CacheError::Write {
             path: path.to_path_buf(),
             source,
         };
+        let empty = match at {
+            None => true,
+            Some(at) => {
+                let tail = read_before(path, at)?;
+                let kept = tail.bytes.trim_ascii_end();
+                if !(kept.ends_with(b"\"") || kept.ends_with(b"[")) {
+                    return Err(CacheError::Corrupt {
+                        path: path.to_path_buf(),
+                        detail: format!("byte {at}, where this tool left its last ID, is not"),
+                    });
+                }
+                kept.ends_with(b"[")
+            }
+        };
         let mut file = fs::OpenOptions::new()
-            .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)
             .map_err(write_error)?;
-        let (start, empty) = match length {
-            None => {
-                file.set_len(0).map_err(write_error)?;
-                (0, true)
-            }
-            Some(length) => {
-                let on_disk = file.metadata().map_err(write_error)?.len();
-                if on_disk < length {
-                    return Err(corrupt(format!(
-                        "it is {on_disk} bytes, shorter than the {length} this tool left"
-                    )));
-                }
-                let tail_start = length.saturating_sub(256);
-                let mut tail = vec![0; (length - tail_start) as usize];
-                file.seek(SeekFrom::Start(tail_start))
-                    .map_err(write_error)?;
-                file.read_exact(&mut tail).map_err(write_error)?;
-                let content = tail.trim_ascii_end();
-                let Some(before_bracket) = content.strip_suffix(b"]") else {
-                    return Err(corrupt("it does not end with ]".into()));
-                };
-                let kept = before_bracket.trim_ascii_end();
-                let empty = kept.ends_with(b"[");
-                (tail_start + kept.len() as u64, empty)
-            }
-        };
+        let start = at.unwrap_or(0);
         file.set_len(start).map_err(write_error)?;
         file.seek(SeekFrom::Start(start)).map_err(write_error)?;
         let mut buffer = Vec::with_capacity(64 * 1024);
-        if length.is_none() {
+        if at.is_none() {
             buffer.push(b'[');
         }
         Ok(CacheAppend {
@@ -293,6 +293,32 @@ impl CacheAppend {
         })?;
         Ok((self.length, self.added))
     }
+}
+
+/// Up to 256 bytes of `path` before `end`, and where they start.
+struct Tail {
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+fn read_before(path: &Path, end: u64) -> Result<Tail, CacheError> {
+    let read_error = |source: io::Error| CacheError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = fs::File::open(path).map_err(read_error)?;
+    let on_disk = file.metadata().map_err(read_error)?.len();
+    if on_disk < end {
+        return Err(CacheError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("it is {on_disk} bytes, shorter than the {end} this tool left"),
+        });
+    }
+    let start = end.saturating_sub(256);
+    let mut bytes = vec![0; (end - start) as usize];
+    file.seek(SeekFrom::Start(start)).map_err(read_error)?;
+    file.read_exact(&mut bytes).map_err(read_error)?;
+    Ok(Tail { start, bytes })
 }
 
 fn parse(bytes: &[u8]) -> Result<IdSet, String> {
@@ -362,7 +388,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(CACHE_FILE_NAME);
         std::fs::write(&path, PYTHON_CACHE).unwrap();
-        let mut append = CacheAppend::open(&path, Some(PYTHON_CACHE.len() as u64)).unwrap();
+        let at = CacheAppend::append_point(&path, PYTHON_CACHE.len() as u64).unwrap();
+        let mut append = CacheAppend::open(&path, Some(at)).unwrap();
         append.push("0123456789abcdef0123456789abcdef").unwrap();
         let (length, added) = append.finish().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -372,9 +399,18 @@ mod tests {
         );
         assert_eq!((length, added), (text.len() as u64, 1));
 
-        // Cut back to where it was left: what followed (an interrupted append) goes.
-        std::fs::write(&path, format!("{text}, \"garbage")).unwrap();
-        let mut append = CacheAppend::open(&path, Some(length)).unwrap();
+        // An append a crash interrupted has overwritten the closing bracket; opened at
+        // the same point again, what it left goes.
+        let at = CacheAppend::append_point(&path, length).unwrap();
+        let mut interrupted = CacheAppend::open(&path, Some(at)).unwrap();
+        for _ in 0..3000 {
+            interrupted
+                .push("eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee")
+                .unwrap();
+        }
+        drop(interrupted);
+        assert!(!std::fs::read_to_string(&path).unwrap().ends_with(']'));
+        let mut append = CacheAppend::open(&path, Some(at)).unwrap();
         append.push("ffffffffffffffffffffffffffffffff").unwrap();
         append.finish().unwrap();
         let ids: Vec<String> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -387,13 +423,15 @@ mod tests {
         let path = dir.path().join(CACHE_FILE_NAME);
         let (length, _) = CacheAppend::open(&path, None).unwrap().finish().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "[]");
-        let mut append = CacheAppend::open(&path, Some(length)).unwrap();
+        let at = CacheAppend::append_point(&path, length).unwrap();
+        let mut append = CacheAppend::open(&path, Some(at)).unwrap();
         append.push("c45d4288f29e9feb6751b7973c1625b7").unwrap();
         append.push("00003e2c00a363fff3a25881ccb3e36e").unwrap();
         append.finish().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), PYTHON_CACHE);
         assert!(
-            CacheAppend::open(&path, Some(10_000)).is_err(),
+            CacheAppend::append_point(&path, 10_000).is_err()
+                && CacheAppend::open(&path, Some(10_000)).is_err(),
             "a file shorter than this tool left it is not appended to"
         );
     }

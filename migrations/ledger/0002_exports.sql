@@ -37,14 +37,14 @@ CREATE INDEX punches_by_user ON punches (user_id, local_time);
 CREATE INDEX punches_unexported ON punches (seq) WHERE exported = 0;
 
 -- Each export, so that one a crash interrupted is redone exactly: the JSON cache is cut
--- back to `cache_length` and the same audit file written again.
+-- back to `cache_append_at` and the same audit file written again.
 CREATE TABLE exports (
     id                  INTEGER PRIMARY KEY,
     started_at          TEXT NOT NULL,
-    cache_length        INTEGER,          -- the JSON cache's length before (NULL: no file)
+    cache_append_at     INTEGER,          -- where its IDs begin in the JSON cache (NULL: no file)
     audit_file          TEXT NOT NULL,    -- the audit file's name in the output folder
     punches             INTEGER NOT NULL,
     finished_at         TEXT,
-    cache_length_after  INTEGER,          -- and after: the file as this tool left it
+    cache_length_after  INTEGER,          -- the JSON cache's length after: as this tool left it
     cache_ids           INTEGER           -- how many IDs the file then holds
 );

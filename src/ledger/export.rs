@@ -8,10 +8,11 @@
 //! it, it is listed in the cycle's audit file. The drain hands each settled batch to
 //! the cycle's [`Exporter`] while the punches are still in memory, so exporting costs
 //! what the cycle delivered — nothing is read back, the cache is appended to, not
-//! rewritten. The ledger records each export before writing it (where the JSON cache
-//! ended, the audit file's name) and marks its punches as they are written, so an
-//! export a crash interrupted is redone exactly: the cache cut back, the same audit
-//! file written again from the ledger.
+//! rewritten. The ledger records each export before writing it (where its IDs begin in
+//! the JSON cache — the old closing bracket, which the first append overwrites — and
+//! the audit file's name) and marks its punches as they are written, so an export a
+//! crash interrupted is redone exactly: the cache cut back to that point, the same
+//! audit file written again from the ledger.
 //!
 //! The JSON cache is also read back: when it is not as this tool left it (the first
 //! start on a folder the Python tool or an earlier version wrote, `build-cache`, a
@@ -126,9 +127,15 @@ impl<'a> Exporter<'a> {
         if let Some(open) = &self.open {
             return Ok(open.export.id);
         }
-        let length = file_length(&self.files.cache)?;
-        let export = self.ledger.start_export(length, &self.audit_name).await?;
-        let cache = CacheAppend::open(&self.files.cache, length)?;
+        let append_at = match file_length(&self.files.cache)? {
+            Some(length) => Some(CacheAppend::append_point(&self.files.cache, length)?),
+            None => None,
+        };
+        let export = self
+            .ledger
+            .start_export(append_at, &self.audit_name)
+            .await?;
+        let cache = CacheAppend::open(&self.files.cache, append_at)?;
         let audit = AuditLog::new(self.files.output_dir.join(&export.audit_file));
         let id = export.id;
         self.open = Some(Open {
@@ -249,7 +256,7 @@ async fn redo(
     files: &ExportFiles,
     export: Export,
 ) -> Result<ExportReport, ExportError> {
-    let cache = CacheAppend::open(&files.cache, export.cache_length)?;
+    let cache = CacheAppend::open(&files.cache, export.cache_append_at)?;
     let audit = AuditLog::new(files.output_dir.join(&export.audit_file));
     let mut open = Open {
         export,

@@ -252,8 +252,8 @@ pub struct PunchRecord {
 #[derive(Debug, Clone)]
 pub struct Export {
     pub id: i64,
-    /// The JSON cache's length before it (`None`: there was no file).
-    pub cache_length: Option<u64>,
+    /// Where its IDs begin in the JSON cache (`None`: there was no file).
+    pub cache_append_at: Option<u64>,
     /// How many IDs it then held.
     pub cache_ids: u64,
     /// The audit file it writes, a name in the output folder.
@@ -372,11 +372,11 @@ pub trait Ledger: Send + Sync {
     /// An export a crash interrupted, to be redone exactly.
     async fn unfinished_export(&self) -> Result<Option<Export>, LedgerError>;
 
-    /// Records an export about to be written: the JSON cache's length now (`None`: no
-    /// file) and the audit file it writes.
+    /// Records an export about to be written: where its IDs begin in the JSON cache
+    /// (`None`: no file) and the audit file it writes.
     async fn start_export(
         &self,
-        cache_length: Option<u64>,
+        cache_append_at: Option<u64>,
         audit_file: &str,
     ) -> Result<Export, LedgerError>;
 

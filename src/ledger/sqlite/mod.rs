@@ -881,24 +881,26 @@ impl Ledger for SqliteLedger {
 
     async fn unfinished_export(&self) -> Result<Option<Export>, LedgerError> {
         let row: Option<(i64, Option<i64>, Option<i64>, String)> = sqlx::query_as(
-            "SELECT e.id, e.cache_length, \
+            "SELECT e.id, e.cache_append_at, \
              (SELECT cache_ids FROM exports WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1), \
              e.audit_file FROM exports e WHERE e.finished_at IS NULL ORDER BY e.id LIMIT 1",
         )
         .fetch_optional(&self.pool)
         .await
         .map_err(|error| self.error(error))?;
-        Ok(row.map(|(id, cache_length, cache_ids, audit_file)| Export {
-            id,
-            cache_length: cache_length.map(|length| length.max(0) as u64),
-            cache_ids: cache_ids.unwrap_or(0).max(0) as u64,
-            audit_file,
-        }))
+        Ok(
+            row.map(|(id, cache_append_at, cache_ids, audit_file)| Export {
+                id,
+                cache_append_at: cache_append_at.map(|length| length.max(0) as u64),
+                cache_ids: cache_ids.unwrap_or(0).max(0) as u64,
+                audit_file,
+            }),
+        )
     }
 
     async fn start_export(
         &self,
-        cache_length: Option<u64>,
+        cache_append_at: Option<u64>,
         audit_file: &str,
     ) -> Result<Export, LedgerError> {
         let cache_ids: Option<i64> = sqlx::query_scalar(
@@ -909,17 +911,17 @@ impl Ledger for SqliteLedger {
         .map_err(|error| self.error(error))?
         .flatten();
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO exports (started_at, cache_length, audit_file, punches) VALUES (?, ?, ?, 0) RETURNING id",
+            "INSERT INTO exports (started_at, cache_append_at, audit_file, punches) VALUES (?, ?, ?, 0) RETURNING id",
         )
         .bind(now_text())
-        .bind(cache_length.map(|length| length as i64))
+        .bind(cache_append_at.map(|length| length as i64))
         .bind(audit_file)
         .fetch_one(&self.pool)
         .await
         .map_err(|error| self.error(error))?;
         Ok(Export {
             id,
-            cache_length,
+            cache_append_at,
             cache_ids: cache_ids.unwrap_or(0).max(0) as u64,
             audit_file: audit_file.to_owned(),
         })
