@@ -205,6 +205,12 @@ const SYNC: &str = r##"
 # max_future_skew = "1d"             # punches further ahead than this are quarantined
 # parallel_devices = 4               # devices read at the same time
 # audit_retention = "183d"           # audit files older than this are deleted, or "forever"
+
+# The ledger (cache/ledger.db): every punch read and where each went.
+# [ledger]
+# backfill = "30d"                   # a sink new to this setup gets the punches read in
+#                                    # this window before it ("none": only new ones)
+# retain = "forever"                 # or e.g. "400d": delivered punches older are pruned
 "##;
 
 const ZK_DEFAULTS: &str = r##"# transport = "auto"                 # "tcp", "udp", or "auto" (TCP, then UDP)
