@@ -1,8 +1,8 @@
 //! The integration tests: one binary (so a fresh clone links the crate once, not once
 //! per file), a module per area. Each drives the real `iclock-sync` binary against our
-//! simulators on loopback sockets, or the real services it talks to (SQLite, Google's
-//! Firestore emulator), and inspects what it leaves behind; `support` holds what they
-//! share.
+//! simulators on loopback sockets, or the real services it talks to (SQLite,
+//! PostgreSQL, MariaDB, Google's Firestore emulator), and inspects what it leaves
+//! behind; `support` holds what they share.
 
 mod support;
 
@@ -11,6 +11,7 @@ mod biotime_paging;
 mod cache_and_lock;
 mod cli;
 mod crash_safety;
+mod database_servers;
 mod disk_faults;
 mod firestore_credentials;
 mod firestore_sink;
