@@ -29,13 +29,11 @@ pub async fn run(
     environment: &Environment,
     output: &Output,
 ) -> Exit {
-    let ledger = match super::ledger::open(config_path, environment, output, false).await {
-        Ok(ledger) => ledger,
-        Err(exit) => return exit,
-    };
-    let exit = backfill(&ledger, args, output).await;
-    ledger.close().await;
-    exit
+    super::ledger::with(config_path, environment, output, false, async |ledger| {
+        backfill(ledger, args, output).await
+    })
+    .await
+    .unwrap_or_else(|exit| exit)
 }
 
 async fn backfill(ledger: &dyn Ledger, args: &BackfillArgs, output: &Output) -> Exit {

@@ -10,9 +10,23 @@ use crate::exit::Exit;
 use crate::ledger::{LEDGER_FILE_NAME, SqliteLedger};
 use crate::output::Output;
 
-/// Opens the ledger (for looking only when `read_only`); on failure, the error has
-/// been printed and the exit code is returned.
-pub async fn open(
+/// Opens the ledger (for looking only when `read_only`), does `work` with it and
+/// closes it again; when it cannot be opened, the error has been printed and the exit
+/// code is returned.
+pub async fn with<T>(
+    config_path: Option<PathBuf>,
+    environment: &Environment,
+    output: &Output,
+    read_only: bool,
+    work: impl AsyncFnOnce(&SqliteLedger) -> T,
+) -> Result<T, Exit> {
+    let ledger = open(config_path, environment, output, read_only).await?;
+    let done = work(&ledger).await;
+    ledger.close().await;
+    Ok(done)
+}
+
+async fn open(
     config_path: Option<PathBuf>,
     environment: &Environment,
     output: &Output,

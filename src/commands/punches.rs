@@ -49,10 +49,6 @@ pub async fn run(
     environment: &Environment,
     output: &Output,
 ) -> Exit {
-    let ledger = match super::ledger::open(config_path, environment, output, true).await {
-        Ok(ledger) => ledger,
-        Err(exit) => return exit,
-    };
     let query = PunchQuery {
         device: args.device.clone(),
         pin: args.pin.clone(),
@@ -62,8 +58,14 @@ pub async fn run(
         sink: args.sink.clone(),
         limit: args.limit,
     };
-    let found = ledger.punches(&query).await;
-    ledger.close().await;
+    let found = match super::ledger::with(config_path, environment, output, true, async |ledger| {
+        ledger.punches(&query).await
+    })
+    .await
+    {
+        Ok(found) => found,
+        Err(exit) => return exit,
+    };
     let punches = match found {
         Ok(punches) => punches,
         Err(error) => return output.error(&error.to_string(), Exit::Incomplete),

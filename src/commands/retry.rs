@@ -42,13 +42,11 @@ pub async fn run(
     environment: &Environment,
     output: &Output,
 ) -> Exit {
-    let ledger = match super::ledger::open(config_path, environment, output, false).await {
-        Ok(ledger) => ledger,
-        Err(exit) => return exit,
-    };
-    let exit = retry(&ledger, args, output).await;
-    ledger.close().await;
-    exit
+    super::ledger::with(config_path, environment, output, false, async |ledger| {
+        retry(ledger, args, output).await
+    })
+    .await
+    .unwrap_or_else(|exit| exit)
 }
 
 async fn retry(ledger: &dyn Ledger, args: &RetryArgs, output: &Output) -> Exit {

@@ -28,12 +28,14 @@ struct Status {
 }
 
 pub async fn run(config_path: Option<PathBuf>, environment: &Environment, output: &Output) -> Exit {
-    let ledger = match super::ledger::open(config_path, environment, output, true).await {
-        Ok(ledger) => ledger,
+    let status = match super::ledger::with(config_path, environment, output, true, async |ledger| {
+        gather(ledger).await
+    })
+    .await
+    {
+        Ok(status) => status,
         Err(exit) => return exit,
     };
-    let status = gather(&ledger).await;
-    ledger.close().await;
     let status = match status {
         Ok(status) => status,
         Err(error) => return output.error(&error.to_string(), Exit::Incomplete),
