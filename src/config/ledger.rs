@@ -56,20 +56,14 @@ pub fn parse(section: &Section, value: Option<toml::Value>) -> Result<LedgerSett
             )
         })?),
     };
-    let retain = match raw.retain.as_deref().map(str::trim) {
-        None | Some("forever") => None,
-        Some(text) => Some(
-            duration::parse(text)
-                .ok()
-                .filter(|keep| *keep >= Duration::from_secs(86_400))
-                .ok_or_else(|| {
-                    section.error(
-                        Some("retain"),
-                        format!("'{text}' is not a retention"),
-                        "write how long delivered punches stay in the ledger, at least a day, e.g. \"400d\", or \"forever\"",
-                    )
-                })?,
-        ),
+    let retain = match raw.retain {
+        None => None,
+        Some(text) => super::sync::retention(
+            section,
+            "retain",
+            &text,
+            "write how long delivered punches stay in the ledger, at least a day, e.g. \"400d\", or \"forever\"",
+        )?,
     };
     Ok(LedgerSettings { backfill, retain })
 }

@@ -76,21 +76,14 @@ pub fn parse(section: &Section, value: Option<toml::Value>) -> Result<SyncSettin
             "set parallel_devices = 4 (or remove the key)",
         ));
     }
-    let audit_retention = match raw.audit_retention.as_deref().map(str::trim) {
+    let audit_retention = match raw.audit_retention {
         None => defaults.audit_retention,
-        Some("forever") => None,
-        Some(text) => Some(
-            duration::parse(text)
-                .ok()
-                .filter(|keep| *keep >= Duration::from_secs(86_400))
-                .ok_or_else(|| {
-                    section.error(
-                        Some("audit_retention"),
-                        format!("'{text}' is not a retention"),
-                        "write how long audit files are kept, at least a day, e.g. \"365d\", or \"forever\"",
-                    )
-                })?,
-        ),
+        Some(text) => retention(
+            section,
+            "audit_retention",
+            &text,
+            "write how long audit files are kept, at least a day, e.g. \"365d\", or \"forever\"",
+        )?,
     };
     Ok(SyncSettings {
         id_scheme: raw.id_scheme.unwrap_or(defaults.id_scheme),
@@ -100,4 +93,23 @@ pub fn parse(section: &Section, value: Option<toml::Value>) -> Result<SyncSettin
         parallel_devices,
         audit_retention,
     })
+}
+
+/// A retention key's value: how long something is kept, at least a day, or
+/// `"forever"` (`None`). `fix` tells the user what to write.
+pub(super) fn retention(
+    section: &Section,
+    key: &str,
+    text: &str,
+    fix: &str,
+) -> Result<Option<Duration>, ConfigError> {
+    let text = text.trim();
+    if text == "forever" {
+        return Ok(None);
+    }
+    duration::parse(text)
+        .ok()
+        .filter(|keep| *keep >= Duration::from_secs(86_400))
+        .map(Some)
+        .ok_or_else(|| section.error(Some(key), format!("'{text}' is not a retention"), fix))
 }
