@@ -37,12 +37,7 @@ async fn after_a_write_error_the_store_is_failed_for_the_cycle_and_nothing_unsto
             .is_some_and(|failure| failure.contains("attendance.db")),
         "{sink}"
     );
-    let stored: BTreeSet<String> = workspace
-        .stored_punches()
-        .await
-        .into_iter()
-        .map(|(id, ..)| id)
-        .collect();
+    let stored = workspace.stored_ids().await;
     assert_eq!(stored.len() as u64, delivered, "{sink}");
     assert_eq!(
         workspace.cached_ids(),

@@ -3,8 +3,6 @@
 //! until `retry`; a sink added later is offered the recent past, and a store that was
 //! replaced is filled again.
 
-use std::collections::BTreeSet;
-
 use iclock_sync::simulate::frappe::{Employee, Faults, SiteOptions};
 
 use crate::support::frappe::{SECRET, duplicates, everyone, sink, start};
@@ -105,12 +103,7 @@ async fn a_sink_down_for_three_cycles_holds_back_nothing_and_then_catches_up_exa
         delivered,
         "every checkin created once, none sent twice"
     );
-    let stored: BTreeSet<String> = workspace
-        .stored_punches()
-        .await
-        .into_iter()
-        .map(|(id, ..)| id)
-        .collect();
+    let stored = workspace.stored_ids().await;
     assert_eq!(
         workspace.cached_ids(),
         stored,

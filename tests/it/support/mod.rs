@@ -186,6 +186,15 @@ impl Workspace {
         rows
     }
 
+    /// The IDs of every stored punch.
+    pub async fn stored_ids(&self) -> BTreeSet<String> {
+        self.stored_punches()
+            .await
+            .into_iter()
+            .map(|(id, ..)| id)
+            .collect()
+    }
+
     /// The ledger (`cache/ledger.db`), read-only.
     async fn open_ledger(&self) -> sqlx::SqlitePool {
         let options = SqliteConnectOptions::new()
