@@ -291,6 +291,7 @@ mod tests {
             work_code: "0".into(),
             source: SourceKind::Biotime,
             source_key: "biotime:x#1".into(),
+            received_at: None,
         }
     }
 

@@ -77,6 +77,7 @@ impl Normalizer {
             work_code: record.work_code,
             source: record.source,
             source_key: record.source_key,
+            received_at: None,
         })
     }
 

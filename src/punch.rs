@@ -199,6 +199,8 @@ pub struct Punch {
     pub source: SourceKind,
     /// The source's own key for this record (e.g. `biotime:http://host:8081#1234`).
     pub source_key: String,
+    /// When iclock-sync first read it (kept by the ledger); `None` until it is journaled.
+    pub received_at: Option<DateTime<Utc>>,
 }
 
 impl Punch {

@@ -30,6 +30,7 @@ fn punch(device: &str, user: &str, minute: u32) -> Punch {
         work_code: "0".into(),
         source: SourceKind::Zk,
         source_key: format!("zk:{device}#{user}-{minute}"),
+        received_at: None,
     }
 }
 
@@ -102,7 +103,16 @@ async fn a_punch_is_journaled_once_and_queued_for_every_sink() {
     for sink in &ids {
         let due = ledger.due(*sink, 0, 10, None).await.unwrap();
         assert_eq!(due.len(), 3);
-        assert_eq!(due[0].punch, batch[0], "a punch comes back as it went in");
+        let back = &due[0].punch;
+        assert!(
+            back.received_at.is_some(),
+            "the ledger says when it read the punch"
+        );
+        let read = Punch {
+            received_at: None,
+            ..back.clone()
+        };
+        assert_eq!(read, batch[0], "a punch comes back as it went in");
     }
 }
 

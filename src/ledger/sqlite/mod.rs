@@ -233,6 +233,7 @@ struct PunchRow(
     String, // work_code
     String, // source
     String, // source_key
+    String, // read_at
 );
 
 impl PunchRow {
@@ -252,6 +253,7 @@ impl PunchRow {
             text(9)?,
             text(10)?,
             text(11)?,
+            text(12)?,
         ))
     }
 
@@ -273,6 +275,7 @@ impl PunchRow {
             work_code,
             source,
             source_key,
+            read_at,
         ) = self;
         let local_time = NaiveDateTime::parse_from_str(&local_time, WALL_TIME_FORMAT)
             .map_err(|error| sqlx::Error::Decode(error.into()))?;
@@ -297,6 +300,9 @@ impl PunchRow {
             work_code,
             source: SourceKind::parse(&source).unwrap_or(SourceKind::Biotime),
             source_key,
+            received_at: NaiveDateTime::parse_from_str(&read_at, "%Y-%m-%dT%H:%M:%SZ")
+                .ok()
+                .map(|time| time.and_utc()),
         })
     }
 }
@@ -321,12 +327,12 @@ const EXPORTABLE: &str = "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.seq = p
      AND d.sink_id IN ({sinks}) AND d.state NOT IN (2, 3, 4, 5))";
 
 const PUNCH_COLUMNS: &str = "p.id, p.device, p.timezone, p.serial, p.terminal, p.user_id, \
-                             p.local_time, p.state, p.verify_mode, p.work_code, p.source, p.source_key";
+                             p.local_time, p.state, p.verify_mode, p.work_code, p.source, p.source_key, p.read_at";
 
 /// `[seq, [PUNCH_COLUMNS]]` of each punch `p`, for `json_group_array`.
 const JSON_PUNCHES: &str = "json_array(p.seq, json_array(p.id, p.device, p.timezone, p.serial, \
                             p.terminal, p.user_id, p.local_time, p.state, p.verify_mode, p.work_code, \
-                            p.source, p.source_key))";
+                            p.source, p.source_key, p.read_at))";
 
 #[async_trait]
 impl Ledger for SqliteLedger {
@@ -1296,7 +1302,7 @@ impl Ledger for SqliteLedger {
             format!("WHERE {}", conditions.join(" AND "))
         };
         let sql = format!(
-            "SELECT p.seq, {PUNCH_COLUMNS}, p.read_at FROM punches p {filter} \
+            "SELECT p.seq, {PUNCH_COLUMNS} FROM punches p {filter} \
              ORDER BY p.local_time, p.seq LIMIT {}",
             query.limit.max(1)
         );

@@ -385,6 +385,7 @@ mod tests {
             work_code: "0".into(),
             source: SourceKind::Biotime,
             source_key: format!("biotime:x#{user}{second}"),
+            received_at: None,
         }
     }
 
