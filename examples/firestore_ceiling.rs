@@ -63,6 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 work_code: "0".into(),
                 source: SourceKind::Biotime,
                 source_key: format!("ceiling#{n}"),
+                received_at: None,
             }
         })
         .collect();

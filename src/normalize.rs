@@ -32,7 +32,7 @@ impl Normalizer {
         device: &Arc<DeviceLabel>,
         now_local: NaiveDateTime,
         fetched: Fetched,
-    ) -> Result<Punch, QuarantineEntry> {
+    ) -> Result<Punch, Box<QuarantineEntry>> {
         let record = match fetched {
             Fetched::Record(record) => record,
             Fetched::Undecodable {
@@ -40,23 +40,23 @@ impl Normalizer {
                 reason,
                 raw,
             } => {
-                return Err(QuarantineEntry {
+                return Err(Box::new(QuarantineEntry {
                     source_key,
                     device: device.name.to_string(),
                     reason,
                     record: raw,
-                });
+                }));
             }
         };
         let local_time = match self.plausible_time(&record, now_local) {
             Ok(time) => time,
             Err(reason) => {
-                return Err(QuarantineEntry {
+                return Err(Box::new(QuarantineEntry {
                     source_key: record.source_key.clone(),
                     device: device.name.to_string(),
                     reason,
                     record: describe(&record),
-                });
+                }));
             }
         };
         let id = match self.scheme {

@@ -14,4 +14,6 @@ pub const SINKS: &[SinkKind] = &[
     sink::sqlite::KIND,
     sink::firestore::KIND,
     sink::frappe::KIND,
+    sink::sql::POSTGRES,
+    sink::sql::MYSQL,
 ];

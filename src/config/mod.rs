@@ -285,19 +285,39 @@ fn sinks(
     let mut sinks = Vec::new();
     for (name, value) in table {
         let header = format!("[sink.{name}]");
-        let section = document.section(&header, 0, &header);
         let Some(kind) = kinds::SINKS.iter().find(|kind| kind.name == name) else {
             let known: Vec<String> = kinds::SINKS
                 .iter()
                 .map(|kind| format!("[sink.{}]", kind.name))
                 .collect();
-            return Err(section.error(
+            return Err(document.section(&header, 0, &header).error(
                 None,
                 "is not a known sink",
                 format!("use {}", known.join(", ")),
             ));
         };
-        sinks.push((kind.parse)(value, &section, devices)?);
+        // `[[sink.postgres]]`: several sinks of one kind, each with its own `name`.
+        let (values, header) = match value {
+            toml::Value::Array(values) => (values, format!("[{header}]")),
+            value => (vec![value], header),
+        };
+        for (occurrence, value) in values.into_iter().enumerate() {
+            let section = document.section(&header, occurrence, &header);
+            let sink = (kind.parse)(value, &section, devices)?;
+            if sinks
+                .iter()
+                .any(|other: &Arc<dyn SinkConfig>| other.name() == sink.name())
+            {
+                return Err(section.error(
+                    Some("name"),
+                    format!("a second sink is named \"{}\"", sink.name()),
+                    format!(
+                        "give each {header} its own name = \"…\" (the ledger, the summary and `iclock-sync db migrate` know sinks by name)"
+                    ),
+                ));
+            }
+            sinks.push(sink);
+        }
     }
     Ok(sinks)
 }

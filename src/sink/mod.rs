@@ -5,8 +5,10 @@
 //! (after a crash, a lost cache, or from two devices) is harmless: the second time the
 //! answer is [`SinkOutcome::AlreadyPresent`], which counts as acknowledged.
 
+pub mod database_url;
 pub mod firestore;
 pub mod frappe;
+pub mod sql;
 pub mod sqlite;
 
 use std::any::Any;
@@ -71,7 +73,8 @@ pub struct CycleEnd {
 #[derive(Debug, thiserror::Error)]
 #[error("sink {sink} ({target}): {problem} — {fix}")]
 pub struct SinkError {
-    pub sink: &'static str,
+    /// The sink's name (its kind unless the configuration names it).
+    pub sink: String,
     pub target: String,
     pub problem: String,
     pub fix: String,
@@ -82,8 +85,8 @@ pub struct SinkError {
 
 #[async_trait]
 pub trait Sink: Send + Sync {
-    /// `sqlite`, ...
-    fn name(&self) -> &'static str;
+    /// `sqlite`, `payroll`, ...: its kind, or the name the configuration gives it.
+    fn name(&self) -> &str;
 
     /// Where it writes, for summaries (a path or URL, never credentials).
     fn target(&self) -> String;
@@ -119,8 +122,14 @@ pub trait Sink: Send + Sync {
 /// A sink's own `[sink.NAME]` keys, read and checked; it opens the sink itself.
 #[async_trait]
 pub trait SinkConfig: std::fmt::Debug + Send + Sync + Any {
-    /// `sqlite`, `firestore`, `frappe`.
+    /// `sqlite`, `firestore`, `frappe`, ...
     fn kind(&self) -> &'static str;
+
+    /// The name the ledger, the summary and the commands know it by: its kind, unless
+    /// the configuration names it (so that two sinks of one kind can coexist).
+    fn name(&self) -> &str {
+        self.kind()
+    }
 
     async fn open(&self, context: &SinkContext<'_>) -> Result<Box<dyn Sink>, SinkError>;
 

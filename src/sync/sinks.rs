@@ -25,8 +25,8 @@ pub(super) enum SinkState {
 }
 
 impl SinkSlot {
-    pub fn name(&self) -> &'static str {
-        self.config.kind()
+    pub fn name(&self) -> &str {
+        self.config.name()
     }
 
     pub fn target(&self) -> String {

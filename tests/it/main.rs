@@ -12,6 +12,7 @@ mod cache_and_lock;
 mod cli;
 mod crash_safety;
 mod database_servers;
+mod database_sinks;
 mod disk_faults;
 mod firestore_credentials;
 mod firestore_sink;

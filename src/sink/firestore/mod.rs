@@ -60,7 +60,7 @@ impl FirestoreSink {
             .or_else(|| environment.get("FIRESTORE_EMULATOR_HOST"))
             .filter(|host| !host.trim().is_empty());
         let error = |target: String, problem: String, fix: &str| SinkError {
-            sink: "firestore",
+            sink: "firestore".into(),
             target,
             problem,
             fix: fix.to_owned(),
@@ -274,7 +274,7 @@ fn transient(code: Code) -> bool {
 
 #[async_trait]
 impl Sink for FirestoreSink {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "firestore"
     }
 

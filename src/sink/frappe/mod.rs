@@ -102,7 +102,7 @@ impl FrappeSink {
             None => config.url.clone(),
         };
         let error = |problem: String, fix: String| SinkError {
-            sink: "frappe",
+            sink: "frappe".into(),
             target: target.clone(),
             problem,
             fix,
@@ -471,7 +471,7 @@ fn refusal(answer: &answer::ErrorAnswer, url: &str) -> String {
 
 #[async_trait]
 impl Sink for FrappeSink {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "frappe"
     }
 

@@ -91,7 +91,7 @@ impl SqliteSink {
     /// Opens (creating and migrating as needed) the database at `path`.
     pub async fn open(path: &Path) -> Result<SqliteSink, SinkError> {
         let error = |problem: String, fix: &str| SinkError {
-            sink: "sqlite",
+            sink: "sqlite".into(),
             target: path.display().to_string(),
             problem,
             fix: fix.to_owned(),
@@ -268,7 +268,7 @@ async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::Error> {
 
 #[async_trait]
 impl Sink for SqliteSink {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "sqlite"
     }
 

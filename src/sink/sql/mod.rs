@@ -1,0 +1,543 @@
+//! PostgreSQL and MySQL/MariaDB: one row per punch, in our table or in one of theirs.
+//!
+//! One module for both, through sqlx's `Any` driver; what differs is in [`Dialect`].
+//! A batch goes over as one JSON parameter, unpacked by the database into rows of the
+//! target table's own types (`json_populate_recordset`, `JSON_TABLE`). Each batch is
+//! one transaction: the positions whose key is already there are asked for, the rest
+//! are inserted — so every punch gets an exact answer, delivered or already present.
+//! If the insert fails on a row's data (a NOT NULL column of theirs, a value its column
+//! cannot hold), the batch is written again row by row, each behind a savepoint, and
+//! only the rows the database refuses are rejected. Nothing is reported delivered
+//! before the commit succeeded; a batch whose commit was lost is asked about again next
+//! time and answered "already present".
+//!
+//! Our table is created and upgraded by numbered migrations (recorded in
+//! `iclock_sync_migrations`); with `migrate = false` opening only checks them. A table
+//! of theirs is never created or altered: opening checks that its mapped columns exist
+//! and that a unique key covers the key columns, and otherwise prints the statement
+//! that adds one.
+
+pub mod config;
+mod dialect;
+mod fields;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use futures::future::BoxFuture;
+use serde_json::{Map, Value};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, AssertSqlSafe, Executor};
+
+pub use config::{MYSQL, POSTGRES, SqlConfig, Target};
+pub use dialect::Dialect;
+
+use self::dialect::Trouble;
+use self::fields::{Field, TimeStyle};
+use super::{Sink, SinkError, SinkOutcome};
+use crate::punch::Punch;
+
+/// Our table's name (in the URL's database, or PostgreSQL's search path).
+pub const OUR_TABLE: &str = "iclock_punches";
+
+pub struct SqlSink {
+    config: SqlConfig,
+    pool: AnyPool,
+    columns: Vec<(Field, String)>,
+    keys: Vec<String>,
+    present_sql: String,
+    insert_sql: String,
+    style: TimeStyle,
+}
+
+/// The migrations of our table not yet applied.
+pub struct Pending {
+    pub names: Vec<&'static str>,
+}
+
+impl SqlSink {
+    pub async fn open(config: SqlConfig) -> Result<SqlSink, SinkError> {
+        let pool = connect(&config).await?;
+        let dialect = config.dialect;
+        match &config.target {
+            Target::Ours(_) => {
+                let pending = migrate(&config, &pool, config.migrate)
+                    .await
+                    .map_err(|error| open_error(&config, &error))?;
+                if !pending.names.is_empty() {
+                    pool.close().await;
+                    return Err(SinkError {
+                        sink: config.name.clone(),
+                        target: target(&config),
+                        problem: format!(
+                            "our table {OUR_TABLE} needs migration {} and migrate = false forbids changing the database",
+                            pending.names.join(", ")
+                        ),
+                        fix: format!(
+                            "run `iclock-sync db migrate {}` (as a user allowed to create tables), or set migrate = true",
+                            config.name
+                        ),
+                        outage: false,
+                    });
+                }
+            }
+            Target::Theirs { .. } => {
+                if let Err(error) = check_their_table(&config, &pool).await {
+                    pool.close().await;
+                    return Err(error);
+                }
+            }
+        }
+        let keys = config.key_columns();
+        let columns = config.columns();
+        let column_names: Vec<String> = columns.iter().map(|(_, column)| column.clone()).collect();
+        Ok(SqlSink {
+            present_sql: dialect.present_sql(config.table(), &keys),
+            insert_sql: dialect.insert_sql(config.table(), &column_names),
+            style: dialect.time_style(),
+            keys,
+            columns,
+            pool,
+            config,
+        })
+    }
+
+    /// The row for `punch`: its mapped columns as a JSON object.
+    fn row(&self, punch: &Punch, delivered_at: chrono::DateTime<Utc>) -> Map<String, Value> {
+        let theirs = matches!(self.config.target, Target::Theirs { .. });
+        self.columns
+            .iter()
+            .map(|(field, column)| {
+                (
+                    column.clone(),
+                    fields::value(*field, punch, &self.style, delivered_at, theirs),
+                )
+            })
+            .collect()
+    }
+
+    /// Writes the rows at `positions` in one transaction (see the module docs).
+    async fn write_chunk(
+        &self,
+        rows: &[Map<String, Value>],
+        positions: &[usize],
+    ) -> Result<Vec<SinkOutcome>, Trouble> {
+        let trouble = |error: sqlx::Error| self.config.dialect.trouble(&error);
+        let json = rows_json(rows, positions);
+        let mut transaction = self.pool.begin().await.map_err(trouble)?;
+        let present = match sqlx::query_scalar::<_, i64>(AssertSqlSafe(self.present_sql.as_str()))
+            .bind(json)
+            .fetch_all(&mut *transaction)
+            .await
+        {
+            Ok(present) => present,
+            Err(error) => {
+                let _ = transaction.rollback().await;
+                return match trouble(error) {
+                    Trouble::Row(_) => self.row_by_row(rows, positions).await,
+                    other => Err(other),
+                };
+            }
+        };
+        let mut outcomes = vec![SinkOutcome::Delivered; positions.len()];
+        for index in present {
+            if let Some(outcome) = usize::try_from(index)
+                .ok()
+                .and_then(|index| outcomes.get_mut(index))
+            {
+                *outcome = SinkOutcome::AlreadyPresent;
+            }
+        }
+        let absent: Vec<usize> = positions
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| **outcome == SinkOutcome::Delivered)
+            .map(|(position, _)| *position)
+            .collect();
+        if !absent.is_empty() {
+            let inserted = sqlx::query(AssertSqlSafe(self.insert_sql.as_str()))
+                .bind(rows_json(rows, &absent))
+                .execute(&mut *transaction)
+                .await;
+            if let Err(error) = inserted {
+                let _ = transaction.rollback().await;
+                return match trouble(error) {
+                    Trouble::Row(_) | Trouble::Duplicate => self.row_by_row(rows, positions).await,
+                    other => Err(other),
+                };
+            }
+        }
+        transaction.commit().await.map_err(trouble)?;
+        Ok(outcomes)
+    }
+
+    /// Writes the rows one at a time, each behind a savepoint, so that only the rows
+    /// the database refuses are rejected.
+    async fn row_by_row(
+        &self,
+        rows: &[Map<String, Value>],
+        positions: &[usize],
+    ) -> Result<Vec<SinkOutcome>, Trouble> {
+        let trouble = |error: sqlx::Error| self.config.dialect.trouble(&error);
+        let mut transaction = self.pool.begin().await.map_err(trouble)?;
+        let mut outcomes = Vec::with_capacity(positions.len());
+        for position in positions {
+            let json = rows_json(rows, std::slice::from_ref(position));
+            transaction
+                .execute("SAVEPOINT iclock_sync_row")
+                .await
+                .map_err(trouble)?;
+            let present = sqlx::query_scalar::<_, i64>(AssertSqlSafe(self.present_sql.as_str()))
+                .bind(json.clone())
+                .fetch_all(&mut *transaction)
+                .await;
+            let outcome = match present {
+                Ok(present) if !present.is_empty() => Ok(SinkOutcome::AlreadyPresent),
+                Ok(_) => sqlx::query(AssertSqlSafe(self.insert_sql.as_str()))
+                    .bind(json)
+                    .execute(&mut *transaction)
+                    .await
+                    .map(|_| SinkOutcome::Delivered),
+                Err(error) => Err(error),
+            };
+            let outcome = match outcome.map_err(trouble) {
+                Ok(outcome) => outcome,
+                Err(Trouble::Row(reason)) => SinkOutcome::Rejected(format!(
+                    "{} refuses the row: {reason}",
+                    self.config.table()
+                )),
+                Err(Trouble::Duplicate) => SinkOutcome::AlreadyPresent,
+                Err(other) => return Err(other),
+            };
+            let back_to = if matches!(outcome, SinkOutcome::Delivered) {
+                "RELEASE SAVEPOINT iclock_sync_row"
+            } else {
+                "ROLLBACK TO SAVEPOINT iclock_sync_row"
+            };
+            transaction.execute(back_to).await.map_err(trouble)?;
+            outcomes.push(outcome);
+        }
+        transaction.commit().await.map_err(trouble)?;
+        Ok(outcomes)
+    }
+
+    /// Why a batch failed, for the punches that wait.
+    fn failure(&self, trouble: Trouble) -> String {
+        let problem = match trouble {
+            Trouble::Setup { problem, fix } => format!("{problem} — {fix}"),
+            Trouble::Outage { problem, fix } => format!("{problem} — {fix}"),
+            Trouble::Row(problem) => problem,
+            Trouble::Duplicate => "a duplicate key".to_owned(),
+        };
+        self.config.url.scrub(&format!(
+            "sink {} ({}): {problem}",
+            self.config.name,
+            target(&self.config)
+        ))
+    }
+
+    /// The key of each row, to find a punch twice in one batch.
+    fn key(&self, row: &Map<String, Value>) -> String {
+        self.keys
+            .iter()
+            .map(|key| row.get(key).map(Value::to_string).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\u{1f}")
+    }
+}
+
+fn rows_json(rows: &[Map<String, Value>], positions: &[usize]) -> String {
+    let selected: Vec<&Map<String, Value>> = positions
+        .iter()
+        .filter_map(|position| rows.get(*position))
+        .collect();
+    // Serializing maps of JSON values cannot fail.
+    serde_json::to_string(&selected).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// `postgres://user:****@host/db (iclock_punches)`, for summaries.
+fn target(config: &SqlConfig) -> String {
+    format!("{} ({})", config.url.redacted(), config.table())
+}
+
+fn open_error(config: &SqlConfig, error: &sqlx::Error) -> SinkError {
+    let (problem, fix, outage) = match config.dialect.trouble(error) {
+        Trouble::Setup { problem, fix } => (problem, fix, false),
+        Trouble::Outage { problem, fix } => (problem, fix, true),
+        Trouble::Row(problem) => (problem, "report this as a bug".to_owned(), false),
+        Trouble::Duplicate => (
+            "a duplicate key".to_owned(),
+            "report this as a bug".to_owned(),
+            false,
+        ),
+    };
+    SinkError {
+        sink: config.name.clone(),
+        target: target(config),
+        problem: config.url.scrub(&problem),
+        fix,
+        outage,
+    }
+}
+
+async fn connect(config: &SqlConfig) -> Result<AnyPool, SinkError> {
+    sqlx::any::install_default_drivers();
+    let setup = config.dialect.session_setup();
+    AnyPoolOptions::new()
+        .max_connections(config.pool_size)
+        .acquire_timeout(Duration::from_secs(15))
+        .after_connect(
+            move |connection, _| -> BoxFuture<'_, Result<(), sqlx::Error>> {
+                Box::pin(async move {
+                    for statement in setup {
+                        connection.execute(*statement).await?;
+                    }
+                    Ok(())
+                })
+            },
+        )
+        .connect(config.url.expose())
+        .await
+        .map_err(|error| open_error(config, &error))
+}
+
+/// Applies (with `apply`) or lists the migrations our table still needs.
+async fn migrate(config: &SqlConfig, pool: &AnyPool, apply: bool) -> Result<Pending, sqlx::Error> {
+    let dialect = config.dialect;
+    let has_table: i64 = sqlx::query_scalar(dialect.has_migrations_table_sql())
+        .fetch_one(pool)
+        .await?;
+    let applied: Vec<i64> = if has_table == 1 {
+        sqlx::query_scalar("SELECT version FROM iclock_sync_migrations")
+            .fetch_all(pool)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let pending: Vec<_> = dialect
+        .migrations()
+        .iter()
+        .filter(|migration| !applied.contains(&migration.version))
+        .collect();
+    if !apply || pending.is_empty() {
+        return Ok(Pending {
+            names: pending.iter().map(|migration| migration.name).collect(),
+        });
+    }
+    pool.execute(dialect.migrations_table_sql()).await?;
+    for migration in pending {
+        let mut transaction = pool.begin().await?;
+        for statement in statements(migration.sql) {
+            transaction.execute(AssertSqlSafe(statement)).await?;
+        }
+        sqlx::query(dialect.record_migration_sql())
+            .bind(migration.version)
+            .bind(migration.name)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        tracing::info!(
+            "sink {}: applied migration {} to {}",
+            config.name,
+            migration.name,
+            config.url.redacted()
+        );
+    }
+    Ok(Pending { names: Vec::new() })
+}
+
+/// The statements of a migration file: split at `;` ending a line, comments dropped.
+fn statements(sql: &str) -> Vec<String> {
+    let without_comments: String = sql
+        .lines()
+        .map(|line| line.split("--").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    without_comments
+        .split(";\n")
+        .map(|statement| statement.trim().trim_end_matches(';').trim().to_owned())
+        .filter(|statement| !statement.is_empty())
+        .collect()
+}
+
+/// Checks a table of theirs: there, with the mapped columns, and a unique key over
+/// the key columns.
+async fn check_their_table(config: &SqlConfig, pool: &AnyPool) -> Result<(), SinkError> {
+    let dialect = config.dialect;
+    let table = config.table();
+    let fail = |problem: String, fix: String| SinkError {
+        sink: config.name.clone(),
+        target: target(config),
+        problem,
+        fix,
+        outage: false,
+    };
+    let (sql, binds) = dialect.columns_sql(table);
+    let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+    for bind in binds {
+        query = query.bind(bind);
+    }
+    let existing = query
+        .fetch_all(pool)
+        .await
+        .map_err(|error| open_error(config, &error))?;
+    if existing.is_empty() {
+        return Err(fail(
+            format!("there is no table {table} (or the user may not see it)"),
+            format!(
+                "check table = \"{table}\" in [sink.{}] and the user's privileges; iclock-sync never creates a table of yours (remove table and [sink.{}.columns] to use our own table {OUR_TABLE})",
+                dialect.kind(),
+                dialect.kind()
+            ),
+        ));
+    }
+    let existing_lower: Vec<String> = existing
+        .iter()
+        .map(|column| column.to_lowercase())
+        .collect();
+    for (field, column) in config.columns() {
+        if !existing_lower.contains(&column.to_lowercase()) {
+            return Err(fail(
+                format!("{table} has no column {column} (mapped from {field})"),
+                format!(
+                    "correct [sink.{}.columns] {field} = \"…\"; the table's columns are: {}",
+                    dialect.kind(),
+                    existing.join(", ")
+                ),
+            ));
+        }
+    }
+    let keys = config.key_columns();
+    let (sql, binds) = dialect.unique_keys_sql(table);
+    let mut query = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(sql));
+    for bind in binds {
+        query = query.bind(bind);
+    }
+    let index_columns = query
+        .fetch_all(pool)
+        .await
+        .map_err(|error| open_error(config, &error))?;
+    let mut indexes: HashMap<String, Vec<String>> = HashMap::new();
+    for (index, column) in index_columns {
+        indexes
+            .entry(index)
+            .or_default()
+            .push(column.to_lowercase());
+    }
+    let covered = indexes.values().any(|columns| {
+        columns
+            .iter()
+            .all(|column| keys.iter().any(|key| key.eq_ignore_ascii_case(column)))
+    });
+    if !covered {
+        return Err(fail(
+            format!(
+                "no unique key on {table} covers {}, so the database could not refuse a punch written twice",
+                keys.join(", ")
+            ),
+            format!(
+                "add one (iclock-sync never alters your table), then start again:\n    {}",
+                dialect.create_unique_index(table, &keys)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `iclock-sync db migrate NAME`: applies our table's migrations; the names applied.
+pub async fn migrate_now(config: &SqlConfig) -> Result<Vec<&'static str>, SinkError> {
+    if let Target::Theirs { table, .. } = &config.target {
+        return Err(SinkError {
+            sink: config.name.clone(),
+            target: target(config),
+            problem: format!("writes to your table {table}, which iclock-sync never changes"),
+            fix: "migrations are only for our own table; nothing to do".into(),
+            outage: false,
+        });
+    }
+    let pool = connect(config).await?;
+    let pending = migrate(config, &pool, false)
+        .await
+        .map_err(|error| open_error(config, &error))?;
+    let result = migrate(config, &pool, true)
+        .await
+        .map_err(|error| open_error(config, &error));
+    pool.close().await;
+    result.map(|_| pending.names)
+}
+
+#[async_trait]
+impl Sink for SqlSink {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn target(&self) -> String {
+        target(&self.config)
+    }
+
+    async fn identity(&self) -> Option<String> {
+        if !matches!(self.config.target, Target::Ours(_)) {
+            return None;
+        }
+        let dialect = self.config.dialect;
+        let sql = format!(
+            "SELECT {} FROM iclock_sync_store WHERE {} = 'identity'",
+            dialect.quote("value"),
+            dialect.quote("key")
+        );
+        sqlx::query_scalar(AssertSqlSafe(sql))
+            .fetch_optional(&self.pool)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    async fn deliver(&self, batch: &[Punch]) -> Vec<SinkOutcome> {
+        let delivered_at = Utc::now();
+        let rows: Vec<Map<String, Value>> = batch
+            .iter()
+            .map(|punch| self.row(punch, delivered_at))
+            .collect();
+        let mut outcomes: Vec<Option<SinkOutcome>> = vec![None; batch.len()];
+        // A key twice in one batch (their table keyed on PIN, time and serial, two
+        // states in one second): the first is written, the next ones are there.
+        let mut seen = HashMap::new();
+        let mut unique = Vec::with_capacity(batch.len());
+        for (position, row) in rows.iter().enumerate() {
+            if seen.insert(self.key(row), position).is_some() {
+                outcomes[position] = Some(SinkOutcome::AlreadyPresent);
+            } else {
+                unique.push(position);
+            }
+        }
+        let mut failure = None;
+        for chunk in unique.chunks(self.config.batch_size) {
+            let answers = match &failure {
+                Some(reason) => vec![SinkOutcome::Failed(String::clone(reason)); chunk.len()],
+                None => match self.write_chunk(&rows, chunk).await {
+                    Ok(answers) => answers,
+                    Err(trouble) => {
+                        let reason = self.failure(trouble);
+                        tracing::warn!("{reason}");
+                        failure = Some(reason.clone());
+                        vec![SinkOutcome::Failed(reason); chunk.len()]
+                    }
+                },
+            };
+            for (position, answer) in chunk.iter().zip(answers) {
+                outcomes[*position] = Some(answer);
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|outcome| outcome.unwrap_or_else(|| SinkOutcome::Failed("not written".into())))
+            .collect()
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

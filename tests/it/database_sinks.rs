@@ -1,0 +1,352 @@
+//! The PostgreSQL and MySQL/MariaDB sinks against the real servers: the exact rows,
+//! field by field and type by type, for devices in two time zones across a DST
+//! change; nothing written twice; their tables with their column names; a refused row
+//! rejected alone; a server restarted and a process killed mid-run.
+
+use iclock_sync::simulate::biotime::{BiotimeSimulator, SimTransaction};
+use sqlx::{Connection, MySqlConnection, PgConnection, Row};
+
+use crate::support::databases::{MariaDatabase, PgSchema};
+use crate::support::{Workspace, options, simulator, wall};
+
+/// A punch from terminal `serial` (numbered by [`numbered`]).
+fn punch(serial: &str, pin: &str, time: &str, state: u32) -> SimTransaction {
+    SimTransaction {
+        id: 0,
+        emp_code: pin.into(),
+        punch_time: time.into(),
+        punch_state: state.to_string(),
+        verify_type: 15,
+        work_code: "7".into(),
+        terminal_sn: serial.into(),
+        terminal_alias: "Gate".into(),
+        upload_time: wall(time),
+    }
+}
+
+/// The rows with BioTime's own IDs 1, 2, ...
+fn numbered(mut rows: Vec<SimTransaction>) -> Vec<SimTransaction> {
+    for (index, row) in rows.iter_mut().enumerate() {
+        row.id = index as i64 + 1;
+    }
+    rows
+}
+
+/// Two BioTime servers: one for a school in Delhi (Asia/Kolkata), one in New York,
+/// whose punches straddle the DST changes of 2026 (8 March, 1 November).
+async fn two_sites() -> (BiotimeSimulator, BiotimeSimulator) {
+    let delhi = simulator(
+        options(),
+        numbered(vec![
+            punch("DEL-1", "1001", "2026-03-08 09:15:30", 0),
+            punch("DEL-1", "1001", "2026-03-08 17:45:00", 1),
+            // The same person and second on two terminals: two punches.
+            punch("DEL-1", "3001", "2026-03-09 08:00:00", 0),
+            punch("DEL-2", "3001", "2026-03-09 08:00:00", 0),
+        ]),
+    )
+    .await;
+    let new_york = simulator(
+        options(),
+        numbered(vec![
+            punch("NY-1", "2001", "2026-03-08 01:30:00", 0), // EST, UTC-5
+            punch("NY-1", "2001", "2026-03-08 03:30:00", 1), // EDT, UTC-4
+            punch("NY-1", "2002", "2026-11-01 01:30:00", 0), // the repeated hour: the earlier (EDT)
+            punch("NY-1", "2002", "2026-11-01 03:00:00", 1), // EST again
+        ]),
+    )
+    .await;
+    (delhi, new_york)
+}
+
+fn config(delhi: &BiotimeSimulator, new_york: &BiotimeSimulator, sink: &str) -> String {
+    let device = |name: &str, url: String, zone: &str| {
+        format!(
+            "[[device]]\nname = \"{name}\"\nkind = \"biotime\"\nurl = \"{url}\"\nusername = \"admin\"\npassword = \"admin\"\ntimezone = \"{zone}\"\n"
+        )
+    };
+    format!(
+        "{sink}\n{}{}",
+        device("Delhi", delhi.url(), "Asia/Kolkata"),
+        device("New York", new_york.url(), "America/New_York")
+    )
+}
+
+/// (PIN, device serial, local wall time, UTC instant, zone, state) of each expected row.
+const EXPECTED: &[(&str, &str, &str, &str, &str, i32)] = &[
+    (
+        "1001",
+        "DEL-1",
+        "2026-03-08 09:15:30",
+        "2026-03-08 03:45:30",
+        "Asia/Kolkata",
+        0,
+    ),
+    (
+        "1001",
+        "DEL-1",
+        "2026-03-08 17:45:00",
+        "2026-03-08 12:15:00",
+        "Asia/Kolkata",
+        1,
+    ),
+    (
+        "2001",
+        "NY-1",
+        "2026-03-08 01:30:00",
+        "2026-03-08 06:30:00",
+        "America/New_York",
+        0,
+    ),
+    (
+        "2001",
+        "NY-1",
+        "2026-03-08 03:30:00",
+        "2026-03-08 07:30:00",
+        "America/New_York",
+        1,
+    ),
+    (
+        "2002",
+        "NY-1",
+        "2026-11-01 01:30:00",
+        "2026-11-01 05:30:00",
+        "America/New_York",
+        0,
+    ),
+    (
+        "2002",
+        "NY-1",
+        "2026-11-01 03:00:00",
+        "2026-11-01 08:00:00",
+        "America/New_York",
+        1,
+    ),
+    (
+        "3001",
+        "DEL-1",
+        "2026-03-09 08:00:00",
+        "2026-03-09 02:30:00",
+        "Asia/Kolkata",
+        0,
+    ),
+    (
+        "3001",
+        "DEL-2",
+        "2026-03-09 08:00:00",
+        "2026-03-09 02:30:00",
+        "Asia/Kolkata",
+        0,
+    ),
+];
+
+/// The punch ID iclock-sync gives a row of [`EXPECTED`].
+fn id_of(serial: &str, pin: &str, local: &str, state: i32) -> String {
+    iclock_sync::punch::PunchId::native(serial, pin, wall(local), state).into_string()
+}
+
+/// Runs twice: the first run writes every punch, the second nothing.
+async fn sync_twice(workspace: &Workspace, sink_name: &str) {
+    let run = workspace.sync(&[], 0).await;
+    let sink = sink_report(&run.summary(), sink_name);
+    assert_eq!(sink["delivered"], 8, "{sink}");
+    let again = workspace.sync(&[], 0).await;
+    let sink = sink_report(&again.summary(), sink_name);
+    assert_eq!(sink["delivered"], 0, "a second run writes nothing: {sink}");
+    assert!(
+        !run.all_output().contains("secret-pw") && !again.all_output().contains("secret-pw"),
+        "the password never shows"
+    );
+}
+
+pub fn sink_report(summary: &serde_json::Value, name: &str) -> serde_json::Value {
+    summary["sinks"]
+        .as_array()
+        .and_then(|sinks| sinks.iter().find(|sink| sink["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no sink {name} in {summary}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_gets_each_punch_once_field_by_field_across_time_zones_and_dst() {
+    let schema = PgSchema::new().await;
+    let (delhi, new_york) = two_sites().await;
+    let workspace = Workspace::new();
+    workspace.write(
+        "iclock-sync.toml",
+        &config(
+            &delhi,
+            &new_york,
+            &format!("[sink.postgres]\nurl = \"{}\"\n", schema.url),
+        ),
+    );
+    sync_twice(&workspace, "postgres").await;
+
+    let mut db = PgConnection::connect(&schema.url).await.expect("connect");
+    let types: Vec<(String, String)> = sqlx::query_as(
+        "SELECT column_name::text, data_type::text FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = 'iclock_punches' ORDER BY ordinal_position",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("columns");
+    let types: Vec<(&str, &str)> = types
+        .iter()
+        .map(|(c, t)| (c.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("id", "text"),
+            ("device_name", "text"),
+            ("device_serial", "text"),
+            ("user_id", "text"),
+            ("local_time", "timestamp without time zone"),
+            ("utc_time", "timestamp with time zone"),
+            ("timezone", "text"),
+            ("punch_state", "integer"),
+            ("verify_mode", "integer"),
+            ("work_code", "text"),
+            ("source", "text"),
+            ("source_key", "text"),
+            ("received_at", "timestamp with time zone"),
+            ("delivered_at", "timestamp with time zone"),
+        ]
+    );
+    let rows = sqlx::query(
+        "SELECT id, device_name, device_serial, user_id, local_time, utc_time, timezone, punch_state, \
+         verify_mode, work_code, source, source_key, received_at, delivered_at \
+         FROM iclock_punches ORDER BY user_id, device_serial, utc_time",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("rows");
+    assert_eq!(rows.len(), EXPECTED.len());
+    for (row, (pin, serial, local, utc, zone, state)) in rows.iter().zip(EXPECTED) {
+        let local_time: chrono::NaiveDateTime = row.get("local_time");
+        let utc_time: chrono::DateTime<chrono::Utc> = row.get("utc_time");
+        assert_eq!(
+            row.get::<String, _>("id"),
+            id_of(serial, pin, local, *state)
+        );
+        assert_eq!(row.get::<String, _>("user_id"), *pin);
+        assert_eq!(row.get::<String, _>("device_serial"), *serial);
+        assert_eq!(
+            row.get::<String, _>("device_name"),
+            if zone.starts_with("Asia") {
+                "Delhi"
+            } else {
+                "New York"
+            }
+        );
+        assert_eq!(local_time, wall(local), "local wall time of {pin} {local}");
+        assert_eq!(
+            utc_time.naive_utc(),
+            wall(utc),
+            "UTC instant of {pin} {local} in {zone}"
+        );
+        assert_eq!(row.get::<String, _>("timezone"), *zone);
+        assert_eq!(row.get::<i32, _>("punch_state"), *state);
+        assert_eq!(row.get::<i32, _>("verify_mode"), 15);
+        assert_eq!(row.get::<String, _>("work_code"), "7");
+        assert_eq!(row.get::<String, _>("source"), "biotime");
+        assert!(row.get::<String, _>("source_key").starts_with("biotime:"));
+        let received: chrono::DateTime<chrono::Utc> = row.get("received_at");
+        let delivered: chrono::DateTime<chrono::Utc> = row.get("delivered_at");
+        let now = chrono::Utc::now();
+        assert!(
+            received <= delivered && delivered <= now,
+            "{received} {delivered}"
+        );
+        assert!(now - received < chrono::Duration::minutes(5));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_gets_each_punch_once_field_by_field_across_time_zones_and_dst() {
+    let database = MariaDatabase::new().await;
+    let (delhi, new_york) = two_sites().await;
+    let workspace = Workspace::new();
+    workspace.write(
+        "iclock-sync.toml",
+        &config(
+            &delhi,
+            &new_york,
+            &format!("[sink.mysql]\nurl = \"{}\"\n", database.url),
+        ),
+    );
+    sync_twice(&workspace, "mysql").await;
+
+    let mut db = MySqlConnection::connect(&database.url)
+        .await
+        .expect("connect");
+    let types: Vec<(String, String)> = sqlx::query_as(
+        "SELECT CAST(COLUMN_NAME AS CHAR), CAST(COLUMN_TYPE AS CHAR) FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'iclock_punches' ORDER BY ORDINAL_POSITION",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("columns");
+    let types: Vec<(&str, &str)> = types
+        .iter()
+        .map(|(c, t)| (c.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("id", "char(32)"),
+            ("device_name", "varchar(100)"),
+            ("device_serial", "varchar(64)"),
+            ("user_id", "varchar(64)"),
+            ("local_time", "datetime"),
+            ("utc_time", "datetime(6)"),
+            ("timezone", "varchar(64)"),
+            ("punch_state", "int(11)"),
+            ("verify_mode", "int(11)"),
+            ("work_code", "varchar(64)"),
+            ("source", "varchar(16)"),
+            ("source_key", "varchar(255)"),
+            ("received_at", "datetime(6)"),
+            ("delivered_at", "datetime(6)"),
+        ]
+    );
+    let rows = sqlx::query(
+        // `utc_time` quoted: unquoted, MySQL reads it as its UTC_TIME() function.
+        "SELECT id, device_name, device_serial, user_id, local_time, `utc_time`, timezone, punch_state, \
+         verify_mode, work_code, source, source_key, received_at, delivered_at \
+         FROM iclock_punches ORDER BY user_id, device_serial, `utc_time`",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("rows");
+    assert_eq!(rows.len(), EXPECTED.len());
+    for (row, (pin, serial, local, utc, zone, state)) in rows.iter().zip(EXPECTED) {
+        let local_time: chrono::NaiveDateTime = row.get("local_time");
+        let utc_time: chrono::NaiveDateTime = row.get("utc_time");
+        assert_eq!(
+            row.get::<String, _>("id"),
+            id_of(serial, pin, local, *state)
+        );
+        assert_eq!(row.get::<String, _>("user_id"), *pin);
+        assert_eq!(row.get::<String, _>("device_serial"), *serial);
+        assert_eq!(local_time, wall(local), "local wall time of {pin} {local}");
+        assert_eq!(
+            utc_time,
+            wall(utc),
+            "UTC instant of {pin} {local} in {zone}"
+        );
+        assert_eq!(row.get::<String, _>("timezone"), *zone);
+        assert_eq!(row.get::<i32, _>("punch_state"), *state);
+        assert_eq!(row.get::<i32, _>("verify_mode"), 15);
+        assert_eq!(row.get::<String, _>("work_code"), "7");
+        assert_eq!(row.get::<String, _>("source"), "biotime");
+        let received: chrono::NaiveDateTime = row.get("received_at");
+        let delivered: chrono::NaiveDateTime = row.get("delivered_at");
+        let now = chrono::Utc::now().naive_utc();
+        assert!(
+            received <= delivered && delivered <= now,
+            "{received} {delivered}"
+        );
+        assert!(now - received < chrono::Duration::minutes(5));
+    }
+}
