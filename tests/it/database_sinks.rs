@@ -350,3 +350,186 @@ async fn mariadb_gets_each_punch_once_field_by_field_across_time_zones_and_dst()
         assert!(now - received < chrono::Duration::minutes(5));
     }
 }
+
+/// BioTime's `iclock_transaction` as an HR system might keep it, without the unique
+/// key iclock-sync needs; `{table}` is its qualified name.
+const POSTGRES_THEIR_TABLE: &str = "CREATE TABLE {table} (
+    id serial PRIMARY KEY,
+    emp_code varchar(20) NOT NULL,
+    punch_time timestamptz NOT NULL,
+    punch_state varchar(5) NOT NULL,
+    verify_type integer NOT NULL,
+    work_code varchar(20) NOT NULL,
+    terminal_sn varchar(50) NOT NULL,
+    terminal_alias varchar(50),
+    upload_time timestamptz,
+    area_alias varchar(30) NOT NULL DEFAULT 'Head office'
+)";
+
+const MYSQL_THEIR_TABLE: &str = "CREATE TABLE {table} (
+    id INT AUTO_INCREMENT PRIMARY KEY,
+    emp_code VARCHAR(20) NOT NULL,
+    punch_time DATETIME(6) NOT NULL,
+    punch_state VARCHAR(5) NOT NULL,
+    verify_type INT NOT NULL,
+    work_code VARCHAR(20) NOT NULL,
+    terminal_sn VARCHAR(50) NOT NULL,
+    terminal_alias VARCHAR(50),
+    upload_time DATETIME(6),
+    area_alias VARCHAR(30) NOT NULL DEFAULT 'Head office'
+) DEFAULT CHARSET=utf8mb4";
+
+const THEIR_COLUMNS: &str = "user_id = \"emp_code\"\nlocal_time = \"punch_time\"\npunch_state = \"punch_state\"\nverify_mode = \"verify_type\"\nwork_code = \"work_code\"\ndevice_serial = \"terminal_sn\"\ndevice_name = \"terminal_alias\"\ndelivered_at = \"upload_time\"\n";
+
+/// One site whose third punch has no work code, which the table refuses (NOT NULL).
+async fn site_with_a_refused_punch() -> BiotimeSimulator {
+    let mut refused = punch("DEL-1", "4004", "2026-03-10 08:00:02", 0);
+    refused.work_code = String::new();
+    simulator(
+        options(),
+        numbered(vec![
+            punch("DEL-1", "4001", "2026-03-10 08:00:00", 0),
+            punch("DEL-1", "4002", "2026-03-10 08:00:01", 0),
+            refused,
+            punch("DEL-1", "4005", "2026-03-10 08:00:03", 1),
+        ]),
+    )
+    .await
+}
+
+/// Their table: refused without a unique key (exit 2, the statement printed); once
+/// the printed statement has been run, the rows land in the mapped columns and the
+/// refused punch alone is rejected; a second run writes nothing.
+async fn their_table(workspace: &Workspace, sink: &str, create_index: impl AsyncFnOnce(String)) {
+    let refused = workspace.sync(&[], 2).await;
+    let output = refused.all_output();
+    assert!(output.contains("no unique key"), "{output}");
+    let statement = output
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("CREATE UNIQUE INDEX"))
+        .unwrap_or_else(|| panic!("no statement in {output}"))
+        .to_owned();
+    create_index(statement).await;
+
+    let run = workspace.sync(&[], 1).await;
+    let report = sink_report(&run.summary(), sink);
+    assert_eq!(report["delivered"], 3, "{report}");
+    assert_eq!(report["rejected"], 1, "{report}");
+    let quarantine = workspace.read("output/quarantine.jsonl");
+    assert!(
+        quarantine.contains("work_code") && quarantine.contains("4004"),
+        "the refused punch is quarantined with the database's reason: {quarantine}"
+    );
+    let again = workspace.sync(&[], 0).await;
+    assert_eq!(sink_report(&again.summary(), sink)["delivered"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_their_iclock_transaction_table_gets_the_mapped_columns_and_refuses_one_row_alone() {
+    let schema = PgSchema::new().await;
+    let table = format!("{}.iclock_transaction", schema.name);
+    let mut db = PgConnection::connect(&schema.url).await.expect("connect");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(POSTGRES_THEIR_TABLE.replace("{table}", &table)))
+        .execute(&mut db)
+        .await
+        .expect("their table");
+    let site = site_with_a_refused_punch().await;
+    let workspace = Workspace::new();
+    workspace.configure(
+        &[site.url()],
+        "",
+        &format!(
+            "[sink.postgres]\nname = \"hr\"\nurl = \"{}\"\ntable = \"{table}\"\n[sink.postgres.columns]\n{THEIR_COLUMNS}",
+            schema.url
+        ),
+    );
+    their_table(&workspace, "hr", async |statement| {
+        assert_eq!(
+            statement,
+            format!(
+                "CREATE UNIQUE INDEX \"iclock_transaction_iclock_sync_key\" ON \"{}\".\"iclock_transaction\" (\"emp_code\", \"punch_time\", \"terminal_sn\");",
+                schema.name
+            )
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&mut db)
+            .await
+            .expect("the printed statement runs");
+    })
+    .await;
+
+    let rows: Vec<(String, chrono::DateTime<chrono::Utc>, String, i32, String, String, Option<String>, String)> =
+        sqlx::query_as(
+            "SELECT emp_code, punch_time, punch_state, verify_type, work_code, terminal_sn, terminal_alias, area_alias \
+             FROM iclock_transaction ORDER BY emp_code",
+        )
+        .fetch_all(&mut db)
+        .await
+        .expect("rows");
+    let at = |text: &str| wall(text).and_utc();
+    // The device is in UTC (Workspace::configure), so wall time and instant agree.
+    assert_eq!(
+        rows,
+        [
+            ("4001".into(), at("2026-03-10 08:00:00"), "0".into(), 15, "7".into(), "DEL-1".into(), Some("Device 1".into()), "Head office".into()),
+            ("4002".into(), at("2026-03-10 08:00:01"), "0".into(), 15, "7".into(), "DEL-1".into(), Some("Device 1".into()), "Head office".into()),
+            ("4005".into(), at("2026-03-10 08:00:03"), "1".into(), 15, "7".into(), "DEL-1".into(), Some("Device 1".into()), "Head office".into()),
+        ]
+    );
+    let uploaded: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM iclock_transaction WHERE upload_time > now() - interval '5 minutes'",
+    )
+    .fetch_one(&mut db)
+    .await
+    .expect("upload times");
+    assert_eq!(uploaded, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_their_iclock_transaction_table_gets_the_mapped_columns_and_refuses_one_row_alone() {
+    let database = MariaDatabase::new().await;
+    let mut db = MySqlConnection::connect(&database.url).await.expect("connect");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(MYSQL_THEIR_TABLE.replace("{table}", "iclock_transaction")))
+        .execute(&mut db)
+        .await
+        .expect("their table");
+    let site = site_with_a_refused_punch().await;
+    let workspace = Workspace::new();
+    workspace.configure(
+        &[site.url()],
+        "",
+        &format!(
+            "[sink.mysql]\nname = \"payroll\"\nurl = \"{}\"\ntable = \"iclock_transaction\"\n[sink.mysql.columns]\n{THEIR_COLUMNS}",
+            database.url
+        ),
+    );
+    their_table(&workspace, "payroll", async |statement| {
+        assert_eq!(
+            statement,
+            "CREATE UNIQUE INDEX `iclock_transaction_iclock_sync_key` ON `iclock_transaction` (`emp_code`, `punch_time`, `terminal_sn`);"
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&mut db)
+            .await
+            .expect("the printed statement runs");
+    })
+    .await;
+
+    let rows: Vec<(String, chrono::NaiveDateTime, String, i32, String, String, Option<String>, String)> =
+        sqlx::query_as(
+            "SELECT emp_code, punch_time, punch_state, verify_type, work_code, terminal_sn, terminal_alias, area_alias \
+             FROM iclock_transaction ORDER BY emp_code",
+        )
+        .fetch_all(&mut db)
+        .await
+        .expect("rows");
+    assert_eq!(
+        rows,
+        [
+            ("4001".into(), wall("2026-03-10 08:00:00"), "0".into(), 15, "7".into(), "DEL-1".into(), Some("Device 1".into()), "Head office".into()),
+            ("4002".into(), wall("2026-03-10 08:00:01"), "0".into(), 15, "7".into(), "DEL-1".into(), Some("Device 1".into()), "Head office".into()),
+            ("4005".into(), wall("2026-03-10 08:00:03"), "1".into(), 15, "7".into(), "DEL-1".into(), Some("Device 1".into()), "Head office".into()),
+        ]
+    );
+}

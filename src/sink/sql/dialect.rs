@@ -203,7 +203,7 @@ impl Dialect {
             ),
             Dialect::Mysql => (
                 "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS \
-                 WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?"
+                 WHERE TABLE_SCHEMA = COALESCE(NULLIF(?, ''), DATABASE()) AND TABLE_NAME = ?"
                     .to_owned(),
                 vec![table.schema.clone().unwrap_or_default(), table.name.clone()],
             ),
@@ -225,7 +225,7 @@ impl Dialect {
             ),
             Dialect::Mysql => (
                 "SELECT CAST(INDEX_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR) FROM information_schema.STATISTICS \
-                 WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND NON_UNIQUE = 0 \
+                 WHERE TABLE_SCHEMA = COALESCE(NULLIF(?, ''), DATABASE()) AND TABLE_NAME = ? AND NON_UNIQUE = 0 \
                  AND COLUMN_NAME IS NOT NULL"
                     .to_owned(),
                 vec![table.schema.clone().unwrap_or_default(), table.name.clone()],
