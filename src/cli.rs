@@ -121,6 +121,9 @@ pub enum Command {
     Punches(crate::commands::punches::PunchesArgs),
     /// Offer a sink the punches read before it was added: `backfill frappe --since 365d`.
     Backfill(crate::commands::backfill::BackfillArgs),
+    /// Database sinks: `db migrate postgres` creates or upgrades our table (for migrate = false).
+    #[command(subcommand)]
+    Db(crate::commands::db::DbAction),
     /// Start a simulated terminal and BioTime server and sync them into output/demo/attendance.db.
     Demo(DemoArgs),
     /// Run a device simulator (used by the demo, the tests and the benchmarks).

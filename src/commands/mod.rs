@@ -2,6 +2,7 @@
 
 pub mod backfill;
 pub mod build_cache;
+pub mod db;
 pub mod demo;
 pub mod devices;
 pub mod init;

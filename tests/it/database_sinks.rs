@@ -426,14 +426,17 @@ async fn their_table(workspace: &Workspace, sink: &str, create_index: impl Async
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_their_iclock_transaction_table_gets_the_mapped_columns_and_refuses_one_row_alone() {
+async fn postgres_their_iclock_transaction_table_gets_the_mapped_columns_and_refuses_one_row_alone()
+{
     let schema = PgSchema::new().await;
     let table = format!("{}.iclock_transaction", schema.name);
     let mut db = PgConnection::connect(&schema.url).await.expect("connect");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(POSTGRES_THEIR_TABLE.replace("{table}", &table)))
-        .execute(&mut db)
-        .await
-        .expect("their table");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(
+        POSTGRES_THEIR_TABLE.replace("{table}", &table),
+    ))
+    .execute(&mut db)
+    .await
+    .expect("their table");
     let site = site_with_a_refused_punch().await;
     let workspace = Workspace::new();
     workspace.configure(
@@ -472,9 +475,36 @@ async fn postgres_their_iclock_transaction_table_gets_the_mapped_columns_and_ref
     assert_eq!(
         rows,
         [
-            ("4001".into(), at("2026-03-10 08:00:00"), "0".into(), 15, "7".into(), "DEL-1".into(), Some("Device 1".into()), "Head office".into()),
-            ("4002".into(), at("2026-03-10 08:00:01"), "0".into(), 15, "7".into(), "DEL-1".into(), Some("Device 1".into()), "Head office".into()),
-            ("4005".into(), at("2026-03-10 08:00:03"), "1".into(), 15, "7".into(), "DEL-1".into(), Some("Device 1".into()), "Head office".into()),
+            (
+                "4001".into(),
+                at("2026-03-10 08:00:00"),
+                "0".into(),
+                15,
+                "7".into(),
+                "DEL-1".into(),
+                Some("Device 1".into()),
+                "Head office".into()
+            ),
+            (
+                "4002".into(),
+                at("2026-03-10 08:00:01"),
+                "0".into(),
+                15,
+                "7".into(),
+                "DEL-1".into(),
+                Some("Device 1".into()),
+                "Head office".into()
+            ),
+            (
+                "4005".into(),
+                at("2026-03-10 08:00:03"),
+                "1".into(),
+                15,
+                "7".into(),
+                "DEL-1".into(),
+                Some("Device 1".into()),
+                "Head office".into()
+            ),
         ]
     );
     let uploaded: i64 = sqlx::query_scalar(
@@ -487,13 +517,18 @@ async fn postgres_their_iclock_transaction_table_gets_the_mapped_columns_and_ref
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mariadb_their_iclock_transaction_table_gets_the_mapped_columns_and_refuses_one_row_alone() {
+async fn mariadb_their_iclock_transaction_table_gets_the_mapped_columns_and_refuses_one_row_alone()
+{
     let database = MariaDatabase::new().await;
-    let mut db = MySqlConnection::connect(&database.url).await.expect("connect");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(MYSQL_THEIR_TABLE.replace("{table}", "iclock_transaction")))
-        .execute(&mut db)
+    let mut db = MySqlConnection::connect(&database.url)
         .await
-        .expect("their table");
+        .expect("connect");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(
+        MYSQL_THEIR_TABLE.replace("{table}", "iclock_transaction"),
+    ))
+    .execute(&mut db)
+    .await
+    .expect("their table");
     let site = site_with_a_refused_punch().await;
     let workspace = Workspace::new();
     workspace.configure(
@@ -527,9 +562,213 @@ async fn mariadb_their_iclock_transaction_table_gets_the_mapped_columns_and_refu
     assert_eq!(
         rows,
         [
-            ("4001".into(), wall("2026-03-10 08:00:00"), "0".into(), 15, "7".into(), "DEL-1".into(), Some("Device 1".into()), "Head office".into()),
-            ("4002".into(), wall("2026-03-10 08:00:01"), "0".into(), 15, "7".into(), "DEL-1".into(), Some("Device 1".into()), "Head office".into()),
-            ("4005".into(), wall("2026-03-10 08:00:03"), "1".into(), 15, "7".into(), "DEL-1".into(), Some("Device 1".into()), "Head office".into()),
+            (
+                "4001".into(),
+                wall("2026-03-10 08:00:00"),
+                "0".into(),
+                15,
+                "7".into(),
+                "DEL-1".into(),
+                Some("Device 1".into()),
+                "Head office".into()
+            ),
+            (
+                "4002".into(),
+                wall("2026-03-10 08:00:01"),
+                "0".into(),
+                15,
+                "7".into(),
+                "DEL-1".into(),
+                Some("Device 1".into()),
+                "Head office".into()
+            ),
+            (
+                "4005".into(),
+                wall("2026-03-10 08:00:03"),
+                "1".into(),
+                15,
+                "7".into(),
+                "DEL-1".into(),
+                Some("Device 1".into()),
+                "Head office".into()
+            ),
         ]
     );
+}
+
+/// One punch on one BioTime server, into `sink`.
+async fn one_punch_into(sink: &str) -> (Workspace, BiotimeSimulator) {
+    let site = simulator(
+        options(),
+        numbered(vec![punch("DEL-1", "5001", "2026-03-11 08:00:00", 0)]),
+    )
+    .await;
+    let workspace = Workspace::new();
+    workspace.configure(&[site.url()], "", sink);
+    (workspace, site)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_migrate_false_a_missing_table_names_the_migration_and_db_migrate_creates_it() {
+    let schema = PgSchema::new().await;
+    let sink = format!(
+        "[sink.postgres]\nname = \"school\"\nurl = \"{}\"\nmigrate = false\n",
+        schema.url
+    );
+    let (workspace, _site) = one_punch_into(&sink).await;
+    let refused = workspace.sync(&[], 2).await.all_output();
+    assert!(
+        refused.contains("migration 0001_punches")
+            && refused.contains("`iclock-sync db migrate school`"),
+        "{refused}"
+    );
+
+    let migrated = workspace.run(&["db", "migrate", "school"]).await;
+    assert_eq!(migrated.code, Some(0), "{}", migrated.all_output());
+    assert!(
+        migrated.stdout.contains("applied 0001_punches"),
+        "{}",
+        migrated.stdout
+    );
+    let again = workspace.run(&["db", "migrate", "school"]).await;
+    assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+    let unknown = workspace.run(&["db", "migrate", "payroll"]).await;
+    assert_eq!(unknown.code, Some(2));
+    assert!(
+        unknown.stderr.contains("the database sinks are: school"),
+        "{}",
+        unknown.stderr
+    );
+
+    let run = workspace.sync(&[], 0).await;
+    assert_eq!(sink_report(&run.summary(), "school")["delivered"], 1);
+}
+
+/// A fresh MariaDB user with `password` and the given grants on `database`.
+async fn mariadb_user(database: &MariaDatabase, password: &str, grants: &str) -> String {
+    let user = format!("{}_u", database.name);
+    let mut admin = MySqlConnection::connect(crate::support::databases::MARIADB)
+        .await
+        .expect("connect");
+    for statement in [
+        format!("CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'"),
+        format!("GRANT {grants} ON {}.* TO '{user}'@'%'", database.name),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&mut admin)
+            .await
+            .expect("user");
+    }
+    user
+}
+
+async fn drop_mariadb_user(user: &str) {
+    let mut admin = MySqlConnection::connect(crate::support::databases::MARIADB)
+        .await
+        .expect("connect");
+    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP USER IF EXISTS '{user}'@'%'"
+    )))
+    .execute(&mut admin)
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_or_a_missing_privilege_is_a_configuration_error_naming_the_fix() {
+    let database = MariaDatabase::new().await;
+    let user = mariadb_user(&database, "secret-pw", "SELECT").await;
+    let url =
+        |password: &str| format!("mysql://{user}:{password}@127.0.0.1:3306/{}", database.name);
+
+    let (workspace, _site) =
+        one_punch_into(&format!("[sink.mysql]\nurl = \"{}\"\n", url("wrong-pw"))).await;
+    let run = workspace.sync(&[], 2).await.all_output();
+    assert!(
+        run.contains("refused the login") && run.contains("check the user and password"),
+        "{run}"
+    );
+    assert!(
+        run.contains(&format!("mysql://{user}:****@")),
+        "the URL is shown redacted: {run}"
+    );
+    assert!(!run.contains("wrong-pw"), "{run}");
+
+    workspace.configure(
+        &[_site.url()],
+        "",
+        &format!("[sink.mysql]\nurl = \"{}\"\n", url("secret-pw")),
+    );
+    let run = workspace.sync(&[], 2).await.all_output();
+    assert!(
+        run.contains("missing privilege") && run.contains("GRANT"),
+        "{run}"
+    );
+    assert!(!run.contains("secret-pw"), "{run}");
+    drop_mariadb_user(&user).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_does_not_exist_is_a_configuration_error() {
+    for sink in [
+        "[sink.postgres]\nurl = \"postgres://postgres@127.0.0.1:5432/no_such_database_here\"\n",
+        "[sink.mysql]\nurl = \"mysql://root@127.0.0.1:3306/no_such_database_here\"\n",
+    ] {
+        let (workspace, _site) = one_punch_into(sink).await;
+        let run = workspace.sync(&[], 2).await.all_output();
+        assert!(
+            run.contains("no_such_database_here") && run.contains("create the database"),
+            "{run}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_down_or_read_only_keeps_the_punches_waiting_until_it_is_back() {
+    let schema = PgSchema::new().await;
+    let closed = crate::support::firestore::free_port();
+    let down = format!("[sink.postgres]\nurl = \"postgres://postgres@127.0.0.1:{closed}/test\"\n");
+    let (workspace, site) = one_punch_into(&down).await;
+    let run = workspace.sync(&[], 1).await;
+    let report = sink_report(&run.summary(), "postgres");
+    assert_eq!(report["pending"], 1, "{report}");
+    assert!(
+        report["down"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("check that the server is running"),
+        "{report}"
+    );
+
+    // A read-only server (as a replica is): every write refused, the punch waits.
+    let read_only = format!("{}%20-cdefault_transaction_read_only%3Don", schema.url);
+    workspace.configure(
+        &[site.url()],
+        "",
+        &format!("[sink.postgres]\nurl = \"{read_only}\"\n"),
+    );
+    let run = workspace.sync(&[], 1).await;
+    let report = sink_report(&run.summary(), "postgres");
+    assert_eq!(report["pending"], 1, "{report}");
+    assert!(
+        report["down"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("point url at the primary"),
+        "{report}"
+    );
+
+    workspace.configure(
+        &[site.url()],
+        "",
+        &format!("[sink.postgres]\nurl = \"{}\"\n", schema.url),
+    );
+    let run = workspace.sync(&[], 0).await;
+    let report = sink_report(&run.summary(), "postgres");
+    assert_eq!(report["delivered"], 1, "{report}");
+    let mut db = PgConnection::connect(&schema.url).await.expect("connect");
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM iclock_punches")
+        .fetch_one(&mut db)
+        .await
+        .expect("count");
+    assert_eq!(rows, 1);
 }

@@ -22,14 +22,15 @@ mod dialect;
 mod fields;
 
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
-use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, AssertSqlSafe, Executor};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions, Connection, Executor};
 
 pub use config::{MYSQL, POSTGRES, SqlConfig, Target};
 pub use dialect::Dialect;
@@ -38,6 +39,9 @@ use self::dialect::Trouble;
 use self::fields::{Field, TimeStyle};
 use super::{Sink, SinkError, SinkOutcome};
 use crate::punch::Punch;
+
+/// How long connecting may take before the server counts as out of reach.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Our table's name (in the URL's database, or PostgreSQL's search path).
 pub const OUR_TABLE: &str = "iclock_punches";
@@ -284,10 +288,22 @@ fn open_error(config: &SqlConfig, error: &sqlx::Error) -> SinkError {
 
 async fn connect(config: &SqlConfig) -> Result<AnyPool, SinkError> {
     sqlx::any::install_default_drivers();
+    let options = AnyConnectOptions::from_str(config.url.expose())
+        .map_err(|error| open_error(config, &error))?;
+    // One connection first, so that a server that is down or refuses the login says
+    // so at once (the pool would keep retrying until its timeout).
+    let first = tokio::time::timeout(CONNECT_TIMEOUT, options.connect())
+        .await
+        .map_err(|_| {
+            let silent = std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 15 s");
+            open_error(config, &sqlx::Error::Io(silent))
+        })?
+        .map_err(|error| open_error(config, &error))?;
+    let _ = first.close().await;
     let setup = config.dialect.session_setup();
-    AnyPoolOptions::new()
+    Ok(AnyPoolOptions::new()
         .max_connections(config.pool_size)
-        .acquire_timeout(Duration::from_secs(15))
+        .acquire_timeout(CONNECT_TIMEOUT)
         .after_connect(
             move |connection, _| -> BoxFuture<'_, Result<(), sqlx::Error>> {
                 Box::pin(async move {
@@ -298,9 +314,7 @@ async fn connect(config: &SqlConfig) -> Result<AnyPool, SinkError> {
                 })
             },
         )
-        .connect(config.url.expose())
-        .await
-        .map_err(|error| open_error(config, &error))
+        .connect_lazy_with(options))
 }
 
 /// Applies (with `apply`) or lists the migrations our table still needs.
