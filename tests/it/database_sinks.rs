@@ -379,6 +379,19 @@ const MYSQL_THEIR_TABLE: &str = "CREATE TABLE {table} (
     area_alias VARCHAR(30) NOT NULL DEFAULT 'Head office'
 ) DEFAULT CHARSET=utf8mb4";
 
+/// emp_code, punch_time, punch_state, verify_type, work_code, terminal_sn,
+/// terminal_alias, area_alias.
+type TheirRow<Time> = (
+    String,
+    Time,
+    String,
+    i32,
+    String,
+    String,
+    Option<String>,
+    String,
+);
+
 const THEIR_COLUMNS: &str = "user_id = \"emp_code\"\nlocal_time = \"punch_time\"\npunch_state = \"punch_state\"\nverify_mode = \"verify_type\"\nwork_code = \"work_code\"\ndevice_serial = \"terminal_sn\"\ndevice_name = \"terminal_alias\"\ndelivered_at = \"upload_time\"\n";
 
 /// One site whose third punch has no work code, which the table refuses (NOT NULL).
@@ -462,7 +475,7 @@ async fn postgres_their_iclock_transaction_table_gets_the_mapped_columns_and_ref
     })
     .await;
 
-    let rows: Vec<(String, chrono::DateTime<chrono::Utc>, String, i32, String, String, Option<String>, String)> =
+    let rows: Vec<TheirRow<chrono::DateTime<chrono::Utc>>> =
         sqlx::query_as(
             "SELECT emp_code, punch_time, punch_state, verify_type, work_code, terminal_sn, terminal_alias, area_alias \
              FROM iclock_transaction ORDER BY emp_code",
@@ -551,7 +564,7 @@ async fn mariadb_their_iclock_transaction_table_gets_the_mapped_columns_and_refu
     })
     .await;
 
-    let rows: Vec<(String, chrono::NaiveDateTime, String, i32, String, String, Option<String>, String)> =
+    let rows: Vec<TheirRow<chrono::NaiveDateTime>> =
         sqlx::query_as(
             "SELECT emp_code, punch_time, punch_state, verify_type, work_code, terminal_sn, terminal_alias, area_alias \
              FROM iclock_transaction ORDER BY emp_code",
