@@ -16,4 +16,5 @@ pub const SINKS: &[SinkKind] = &[
     sink::frappe::KIND,
     sink::sql::POSTGRES,
     sink::sql::MYSQL,
+    sink::mongodb::KIND,
 ];

@@ -8,6 +8,7 @@
 pub mod database_url;
 pub mod firestore;
 pub mod frappe;
+pub mod mongodb;
 pub mod sql;
 pub mod sqlite;
 

@@ -10,7 +10,7 @@ use crate::support::databases::{MariaDatabase, PgSchema};
 use crate::support::{Workspace, options, simulator, wall};
 
 /// A punch from terminal `serial` (numbered by [`numbered`]).
-fn punch(serial: &str, pin: &str, time: &str, state: u32) -> SimTransaction {
+pub fn punch(serial: &str, pin: &str, time: &str, state: u32) -> SimTransaction {
     SimTransaction {
         id: 0,
         emp_code: pin.into(),
@@ -25,7 +25,7 @@ fn punch(serial: &str, pin: &str, time: &str, state: u32) -> SimTransaction {
 }
 
 /// The rows with BioTime's own IDs 1, 2, ...
-fn numbered(mut rows: Vec<SimTransaction>) -> Vec<SimTransaction> {
+pub fn numbered(mut rows: Vec<SimTransaction>) -> Vec<SimTransaction> {
     for (index, row) in rows.iter_mut().enumerate() {
         row.id = index as i64 + 1;
     }
@@ -34,7 +34,7 @@ fn numbered(mut rows: Vec<SimTransaction>) -> Vec<SimTransaction> {
 
 /// Two BioTime servers: one for a school in Delhi (Asia/Kolkata), one in New York,
 /// whose punches straddle the DST changes of 2026 (8 March, 1 November).
-async fn two_sites() -> (BiotimeSimulator, BiotimeSimulator) {
+pub async fn two_sites() -> (BiotimeSimulator, BiotimeSimulator) {
     let delhi = simulator(
         options(),
         numbered(vec![
@@ -59,7 +59,7 @@ async fn two_sites() -> (BiotimeSimulator, BiotimeSimulator) {
     (delhi, new_york)
 }
 
-fn config(delhi: &BiotimeSimulator, new_york: &BiotimeSimulator, sink: &str) -> String {
+pub fn config(delhi: &BiotimeSimulator, new_york: &BiotimeSimulator, sink: &str) -> String {
     let device = |name: &str, url: String, zone: &str| {
         format!(
             "[[device]]\nname = \"{name}\"\nkind = \"biotime\"\nurl = \"{url}\"\nusername = \"admin\"\npassword = \"admin\"\ntimezone = \"{zone}\"\n"
@@ -73,7 +73,7 @@ fn config(delhi: &BiotimeSimulator, new_york: &BiotimeSimulator, sink: &str) -> 
 }
 
 /// (PIN, device serial, local wall time, UTC instant, zone, state) of each expected row.
-const EXPECTED: &[(&str, &str, &str, &str, &str, i32)] = &[
+pub const EXPECTED: &[(&str, &str, &str, &str, &str, i32)] = &[
     (
         "1001",
         "DEL-1",
@@ -141,12 +141,12 @@ const EXPECTED: &[(&str, &str, &str, &str, &str, i32)] = &[
 ];
 
 /// The punch ID iclock-sync gives a row of [`EXPECTED`].
-fn id_of(serial: &str, pin: &str, local: &str, state: i32) -> String {
+pub fn id_of(serial: &str, pin: &str, local: &str, state: i32) -> String {
     iclock_sync::punch::PunchId::native(serial, pin, wall(local), state).into_string()
 }
 
 /// Runs twice: the first run writes every punch, the second nothing.
-async fn sync_twice(workspace: &Workspace, sink_name: &str) {
+pub async fn sync_twice(workspace: &Workspace, sink_name: &str) {
     let run = workspace.sync(&[], 0).await;
     let sink = sink_report(&run.summary(), sink_name);
     assert_eq!(sink["delivered"], 8, "{sink}");

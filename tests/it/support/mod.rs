@@ -8,6 +8,7 @@ pub mod databases;
 pub mod faulty_disk;
 pub mod firestore;
 pub mod frappe;
+pub mod mongo;
 pub mod python;
 pub mod tls;
 

