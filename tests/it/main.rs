@@ -11,6 +11,7 @@ mod biotime_paging;
 mod cache_and_lock;
 mod cli;
 mod crash_safety;
+mod database_faults;
 mod database_servers;
 pub mod database_sinks;
 mod disk_faults;

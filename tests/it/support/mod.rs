@@ -9,6 +9,7 @@ pub mod faulty_disk;
 pub mod firestore;
 pub mod frappe;
 pub mod mongo;
+pub mod proxy;
 pub mod python;
 pub mod tls;
 
