@@ -20,7 +20,7 @@ pub const KIND: SinkKind = SinkKind {
     parse,
 };
 
-const URL_EXAMPLE: &str =
+pub const URL_EXAMPLE: &str =
     "url = \"mongodb://USER:${MONGO_PASSWORD}@HOST:27017/attendance?tls=true\"";
 
 #[derive(Debug, Deserialize)]

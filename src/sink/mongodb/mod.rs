@@ -43,8 +43,13 @@ impl MongoSink {
             .map_err(|error| fail(&error))?;
         options.app_name = Some("iclock-sync".to_owned());
         options.max_pool_size = Some(config.pool_size);
-        options.server_selection_timeout = Some(Duration::from_secs(15));
-        options.connect_timeout = Some(Duration::from_secs(10));
+        // Unless the URL says otherwise (serverSelectionTimeoutMS, connectTimeoutMS).
+        options
+            .server_selection_timeout
+            .get_or_insert(Duration::from_secs(15));
+        options
+            .connect_timeout
+            .get_or_insert(Duration::from_secs(10));
         options.write_concern = Some(
             WriteConcern::builder()
                 .w(Acknowledgment::Majority)
@@ -179,7 +184,7 @@ fn trouble(error: &Error) -> (String, String) {
         ),
         ErrorKind::InvalidArgument { message, .. } => (
             format!("the connection settings are refused: {message}"),
-            format!("check url ({})", config::KIND.name),
+            format!("check url, e.g. {}", config::URL_EXAMPLE),
         ),
         ErrorKind::Command(command) => match command.code {
             13 => (

@@ -30,7 +30,8 @@ pub const MYSQL: SinkKind = SinkKind {
 };
 
 const DEFAULT_POOL_SIZE: u32 = 4;
-const DEFAULT_BATCH_SIZE: usize = 1000;
+/// As many as the ledger hands over at once: one transaction (one commit) each.
+const DEFAULT_BATCH_SIZE: usize = 5000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,7 +159,7 @@ fn parse(
         return Err(section.error(
             Some("batch_size"),
             format!("is {batch_size}"),
-            "use 1 to 10000 rows per statement (default 1000)",
+            "use 1 to 10000 rows per statement (default 5000)",
         ));
     }
     let target = match (keys.table, keys.columns) {

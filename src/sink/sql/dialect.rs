@@ -159,6 +159,35 @@ impl Dialect {
         }
     }
 
+    /// Where the database can do both in one statement (PostgreSQL): inserts every
+    /// element of the JSON array `$1` whose key is not there yet, and answers the
+    /// 0-based positions of those it inserted — the rest were there.
+    pub fn insert_returning_sql(
+        self,
+        table: &TableName,
+        columns: &[String],
+        keys: &[String],
+    ) -> Option<String> {
+        let Dialect::Postgres = self else {
+            return None;
+        };
+        let target = self.table(table);
+        let quoted: Vec<String> = columns.iter().map(|column| self.quote(column)).collect();
+        let quoted = quoted.join(", ");
+        let returned: Vec<String> = keys.iter().map(|key| self.quote(key)).collect();
+        let matches: Vec<String> = keys
+            .iter()
+            .map(|key| format!("s.{0} = i.{0}", self.quote(key)))
+            .collect();
+        Some(format!(
+            "WITH s AS MATERIALIZED (SELECT * FROM json_populate_recordset(NULL::{target}, $1::json) WITH ORDINALITY), \
+             i AS (INSERT INTO {target} ({quoted}) SELECT {quoted} FROM s ON CONFLICT DO NOTHING RETURNING {}) \
+             SELECT (s.ordinality - 1)::int8 FROM s JOIN i ON {}",
+            returned.join(", "),
+            matches.join(" AND ")
+        ))
+    }
+
     /// Inserts every element of the JSON array `$1` into `columns` of `table`.
     pub fn insert_sql(self, table: &TableName, columns: &[String]) -> String {
         let target = self.table(table);

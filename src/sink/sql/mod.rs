@@ -53,6 +53,7 @@ pub struct SqlSink {
     keys: Vec<String>,
     present_sql: String,
     insert_sql: String,
+    insert_returning_sql: Option<String>,
     style: TimeStyle,
 }
 
@@ -100,6 +101,11 @@ impl SqlSink {
         Ok(SqlSink {
             present_sql: dialect.present_sql(config.table(), &keys),
             insert_sql: dialect.insert_sql(config.table(), &column_names),
+            insert_returning_sql: dialect.insert_returning_sql(
+                config.table(),
+                &column_names,
+                &keys,
+            ),
             style: dialect.time_style(),
             keys,
             columns,
@@ -114,9 +120,11 @@ impl SqlSink {
         self.columns
             .iter()
             .map(|(field, column)| {
+                // Never a NULL key: a unique key does not hold NULLs to one row.
+                let empty_as_null = theirs && !self.keys.contains(column);
                 (
                     column.clone(),
-                    fields::value(*field, punch, &self.style, delivered_at, theirs),
+                    fields::value(*field, punch, &self.style, delivered_at, empty_as_null),
                 )
             })
             .collect()
@@ -129,10 +137,12 @@ impl SqlSink {
         positions: &[usize],
     ) -> Result<Vec<SinkOutcome>, Trouble> {
         let trouble = |error: sqlx::Error| self.config.dialect.trouble(&error);
-        let json = rows_json(rows, positions);
+        if let Some(sql) = &self.insert_returning_sql {
+            return self.insert_returning(sql, rows, positions).await;
+        }
         let mut transaction = self.pool.begin().await.map_err(trouble)?;
         let present = match sqlx::query_scalar::<_, i64>(AssertSqlSafe(self.present_sql.as_str()))
-            .bind(json)
+            .bind(self.keys_json(rows, positions))
             .fetch_all(&mut *transaction)
             .await
         {
@@ -177,6 +187,39 @@ impl SqlSink {
         Ok(outcomes)
     }
 
+    /// [`Dialect::insert_returning_sql`]: one statement, which answers the positions
+    /// it inserted.
+    async fn insert_returning(
+        &self,
+        sql: &str,
+        rows: &[Map<String, Value>],
+        positions: &[usize],
+    ) -> Result<Vec<SinkOutcome>, Trouble> {
+        let inserted = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
+            .bind(rows_json(rows, positions))
+            .fetch_all(&self.pool)
+            .await;
+        let inserted = match inserted {
+            Ok(inserted) => inserted,
+            Err(error) => {
+                return match self.config.dialect.trouble(&error) {
+                    Trouble::Row(_) | Trouble::Duplicate => self.row_by_row(rows, positions).await,
+                    other => Err(other),
+                };
+            }
+        };
+        let mut outcomes = vec![SinkOutcome::AlreadyPresent; positions.len()];
+        for index in inserted {
+            if let Some(outcome) = usize::try_from(index)
+                .ok()
+                .and_then(|index| outcomes.get_mut(index))
+            {
+                *outcome = SinkOutcome::Delivered;
+            }
+        }
+        Ok(outcomes)
+    }
+
     /// Writes the rows one at a time, each behind a savepoint, so that only the rows
     /// the database refuses are rejected.
     async fn row_by_row(
@@ -188,19 +231,19 @@ impl SqlSink {
         let mut transaction = self.pool.begin().await.map_err(trouble)?;
         let mut outcomes = Vec::with_capacity(positions.len());
         for position in positions {
-            let json = rows_json(rows, std::slice::from_ref(position));
+            let one = std::slice::from_ref(position);
             transaction
                 .execute("SAVEPOINT iclock_sync_row")
                 .await
                 .map_err(trouble)?;
             let present = sqlx::query_scalar::<_, i64>(AssertSqlSafe(self.present_sql.as_str()))
-                .bind(json.clone())
+                .bind(self.keys_json(rows, one))
                 .fetch_all(&mut *transaction)
                 .await;
             let outcome = match present {
                 Ok(present) if !present.is_empty() => Ok(SinkOutcome::AlreadyPresent),
                 Ok(_) => sqlx::query(AssertSqlSafe(self.insert_sql.as_str()))
-                    .bind(json)
+                    .bind(rows_json(rows, one))
                     .execute(&mut *transaction)
                     .await
                     .map(|_| SinkOutcome::Delivered),
@@ -240,6 +283,21 @@ impl SqlSink {
             self.config.name,
             target(&self.config)
         ))
+    }
+
+    /// The key columns of the rows at `positions`, for asking which are there.
+    fn keys_json(&self, rows: &[Map<String, Value>], positions: &[usize]) -> String {
+        let keys: Vec<Map<String, Value>> = positions
+            .iter()
+            .filter_map(|position| rows.get(*position))
+            .map(|row| {
+                self.keys
+                    .iter()
+                    .map(|key| (key.clone(), row.get(key).cloned().unwrap_or(Value::Null)))
+                    .collect()
+            })
+            .collect();
+        serde_json::to_string(&keys).unwrap_or_else(|_| "[]".to_owned())
     }
 
     /// The key of each row, to find a punch twice in one batch.
