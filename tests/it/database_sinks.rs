@@ -785,3 +785,35 @@ async fn a_server_down_or_read_only_keeps_the_punches_waiting_until_it_is_back()
         .expect("count");
     assert_eq!(rows, 1);
 }
+
+/// TLS through real handshakes with the PostgreSQL server (Debian's, with its own
+/// self-signed certificate): `sslmode=require` encrypts; `verify-full` against a CA
+/// that did not sign the server's certificate is refused, naming the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_tls_modes_come_from_the_url() {
+    let schema = PgSchema::new().await;
+    let ca = crate::support::tls::TestCa::new();
+    let (workspace, site) = one_punch_into(&format!(
+        "[sink.postgres]\nurl = \"{}&sslmode=require\"\n",
+        schema.url
+    ))
+    .await;
+    let run = workspace.sync(&[], 0).await;
+    assert_eq!(sink_report(&run.summary(), "postgres")["delivered"], 1);
+
+    let ca_file = ca.write_to(&workspace.path(""));
+    workspace.configure(
+        &[site.url()],
+        "",
+        &format!(
+            "[sink.postgres]\nurl = \"{}&sslmode=verify-full&sslrootcert={}\"\n",
+            schema.url,
+            ca_file.display()
+        ),
+    );
+    let refused = workspace.sync(&[], 2).await.all_output();
+    assert!(
+        refused.contains("TLS failed") && refused.contains("sslmode"),
+        "{refused}"
+    );
+}

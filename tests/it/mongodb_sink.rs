@@ -83,3 +83,49 @@ async fn mongodb_gets_each_punch_once_field_by_field_across_time_zones_and_dst()
         assert_eq!(document.len(), 14, "no other fields: {document}");
     }
 }
+
+/// TLS through a real handshake: the server's certificate is signed by a test CA that
+/// the URL names (`tlsCAFile`); with another CA the handshake fails, clearly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_over_tls_trusts_the_ca_the_url_names_and_no_other() {
+    let ca = crate::support::tls::TestCa::new();
+    let server = MongoServer::start_tls(&ca).await;
+    let workspace = Workspace::new();
+    let trusted = ca.write_to(&workspace.path(""));
+    let other = crate::support::tls::TestCa::new();
+    let untrusted = workspace.path("other-ca.pem");
+    std::fs::write(&untrusted, &other.pem).expect("write");
+    let site = crate::support::simulator(
+        crate::support::options(),
+        crate::database_sinks::numbered(vec![crate::database_sinks::punch(
+            "DEL-1",
+            "5001",
+            "2026-03-11 08:00:00",
+            0,
+        )]),
+    )
+    .await;
+    let sink = |ca: &std::path::Path| {
+        format!(
+            "[sink.mongodb]\nurl = \"mongodb://127.0.0.1:{}/attendance?tls=true&tlsCAFile={}&serverSelectionTimeoutMS=3000\"\n",
+            server.port,
+            ca.display()
+        )
+    };
+    workspace.configure(&[site.url()], "", &sink(&untrusted));
+    let refused = workspace.sync(&[], 1).await;
+    let report = sink_report(&refused.summary(), "mongodb");
+    assert_eq!(report["pending"], 1, "{report}");
+    assert!(
+        report["down"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase()
+            .contains("certificate"),
+        "the handshake failure is named: {report}"
+    );
+
+    workspace.configure(&[site.url()], "", &sink(&trusted));
+    let run = workspace.sync(&[], 0).await;
+    assert_eq!(sink_report(&run.summary(), "mongodb")["delivered"], 1);
+}

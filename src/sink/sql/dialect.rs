@@ -317,10 +317,15 @@ impl Dialect {
                     problem: format!("the connection settings are refused: {cause}"),
                     fix: format!("check url (see {})", self.url_example()),
                 },
-                sqlx::Error::Tls(cause) => Trouble::Setup {
-                    problem: format!("TLS failed: {cause}"),
-                    fix: "check the server's certificate and the url's sslmode / ssl-mode and CA file".into(),
-                },
+                sqlx::Error::Tls(cause) => tls_trouble(cause),
+                // rustls reports a certificate it cannot trust as an I/O error.
+                sqlx::Error::Io(cause)
+                    if cause
+                        .get_ref()
+                        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) =>
+                {
+                    tls_trouble(cause)
+                }
                 other => Trouble::Outage {
                     problem: format!("cannot reach the database: {other}"),
                     fix: "check that the server is running and reachable from here (host, port, firewall)".into(),
@@ -339,6 +344,13 @@ impl Dialect {
                 mysql_trouble(number, message)
             }
         }
+    }
+}
+
+fn tls_trouble(cause: &dyn std::fmt::Display) -> Trouble {
+    Trouble::Setup {
+        problem: format!("TLS failed: {cause}"),
+        fix: "check the url's sslmode / ssl-mode and its CA file (sslrootcert / ssl-ca) against the server's certificate".into(),
     }
 }
 

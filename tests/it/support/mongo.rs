@@ -40,15 +40,38 @@ pub struct MongoServer {
     child: Option<tokio::process::Child>,
     pub port: u16,
     data: tempfile::TempDir,
+    /// Extra arguments (TLS).
+    arguments: Vec<String>,
 }
 
 impl MongoServer {
     pub async fn start() -> MongoServer {
+        MongoServer::start_with(Vec::new()).await
+    }
+
+    /// A server that speaks only TLS, with a certificate `ca` signed for 127.0.0.1.
+    pub async fn start_tls(ca: &crate::support::tls::TestCa) -> MongoServer {
+        let files = tempfile::tempdir().expect("a directory").keep();
+        let certificate = files.join("server.pem");
+        let key = files.join("server.key");
+        std::fs::write(&certificate, &ca.server_certificate_pem).expect("write");
+        std::fs::write(&key, &ca.server_key_pem).expect("write");
+        MongoServer::start_with(vec![
+            "--tls-cert-file".into(),
+            certificate.display().to_string(),
+            "--tls-key-file".into(),
+            key.display().to_string(),
+        ])
+        .await
+    }
+
+    async fn start_with(arguments: Vec<String>) -> MongoServer {
         let data = tempfile::tempdir().expect("a data directory");
         let mut server = MongoServer {
             child: None,
             port: free_port(),
             data,
+            arguments,
         };
         server.launch().await;
         server
@@ -60,6 +83,7 @@ impl MongoServer {
             .arg("--storage-path")
             .arg(self.data.path())
             .args(["--sync-on-commit", "--log-level", "WARNING"])
+            .args(&self.arguments)
             .current_dir(self.data.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -15,6 +15,9 @@ pub struct TestCa {
     pub pem: String,
     /// The server identity it signed for 127.0.0.1 and localhost.
     pub server: ServerTls,
+    /// The same, as PEM files' contents, for servers run as their own process.
+    pub server_certificate_pem: String,
+    pub server_key_pem: String,
 }
 
 impl TestCa {
@@ -42,6 +45,8 @@ impl TestCa {
         TestCa {
             pem: issuer.pem(),
             server,
+            server_certificate_pem: certificate.pem(),
+            server_key_pem: leaf_key.serialize_pem(),
         }
     }
 
