@@ -41,11 +41,11 @@ async fn postgres(url: &str) -> Result<(usize, f64), Box<dyn std::error::Error>>
     db.execute("DROP TABLE IF EXISTS ceiling").await?;
     db.execute("CREATE TABLE ceiling (LIKE iclock_punches INCLUDING ALL)")
         .await?;
-    let rows = sqlx::query(AssertSqlSafe(format!(
+    let rows = sqlx::query(
         "SELECT id, device_name, device_serial, user_id, local_time::text, utc_time::text, timezone, \
          punch_state, verify_mode, work_code, source, source_key, received_at::text, delivered_at::text \
-         FROM iclock_punches"
-    )))
+         FROM iclock_punches",
+    )
     .fetch_all(&mut db)
     .await?;
     let text = |index: usize| -> Vec<String> { rows.iter().map(|row| row.get(index)).collect() };
@@ -102,11 +102,11 @@ async fn mysql(url: &str) -> Result<(usize, f64), Box<dyn std::error::Error>> {
     db.execute("DROP TABLE IF EXISTS ceiling").await?;
     db.execute("CREATE TABLE ceiling LIKE iclock_punches")
         .await?;
-    let rows = sqlx::query(AssertSqlSafe(format!(
+    let rows = sqlx::query(
         "SELECT id, device_name, device_serial, user_id, CAST(local_time AS CHAR), CAST(`utc_time` AS CHAR), \
          timezone, punch_state, verify_mode, work_code, source, source_key, CAST(received_at AS CHAR), \
-         CAST(delivered_at AS CHAR) FROM iclock_punches"
-    )))
+         CAST(delivered_at AS CHAR) FROM iclock_punches",
+    )
     .fetch_all(&mut db)
     .await?;
     let started = Instant::now();
