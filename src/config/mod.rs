@@ -641,6 +641,18 @@ path = "punches.db"
         let frappe = config.sink::<FrappeConfig>().expect("the Frappe example");
         assert_eq!(frappe.shift_types[0].devices, ["Main gate"]);
         assert_eq!(config.devices[0].interval, Some(Duration::from_secs(900)));
+        let names: Vec<&str> = config.sinks.iter().map(|sink| sink.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "firestore",
+                "frappe",
+                "mongodb",
+                "payroll",
+                "postgres",
+                "sqlite"
+            ]
+        );
     }
 
     #[test]
