@@ -158,6 +158,7 @@ pub fn render(args: &InitArgs, timezone: &str) -> String {
             .replace("https://hr.example.com", url),
         None => FRAPPE.to_owned(),
     });
+    out.push_str(DATABASES);
     out
 }
 
@@ -277,6 +278,40 @@ const FRAPPE: &str = r##"
 # [[sink.frappe.shift_type]]         # keep a Shift Type's last_sync_of_checkin current
 # name = "Day Shift"
 # devices = ["Main gate"]
+"##;
+
+const DATABASES: &str = r##"
+# PostgreSQL: one row per punch in our table iclock_punches, created on first use.
+# TLS and the rest go in the URL (sslmode=require / verify-full, sslrootcert=ca.pem).
+# [sink.postgres]
+# url = "postgres://sync:${PGPASSWORD}@db.school.example:5432/attendance?sslmode=require"
+# name = "postgres"                  # two of a kind: [[sink.postgres]] with names
+# migrate = true                     # false: never change the schema (`iclock-sync db migrate`)
+# pool_size = 4
+# batch_size = 5000                  # rows per statement, one commit each
+
+# MySQL 8 / MariaDB 10.6+, here into a table of yours shaped like BioTime's
+# iclock_transaction: it needs a unique key on (emp_code, punch_time, terminal_sn),
+# and iclock-sync prints the statement that adds one if it is missing.
+# [sink.mysql]
+# url = "mysql://sync:${MYSQL_PASSWORD}@10.0.0.5:3306/hr?ssl-mode=required"
+# name = "payroll"
+# table = "iclock_transaction"       # without it: our own table iclock_punches
+#
+# [sink.mysql.columns]               # our field = your column
+# user_id = "emp_code"
+# local_time = "punch_time"
+# punch_state = "punch_state"
+# verify_mode = "verify_type"
+# work_code = "work_code"
+# device_serial = "terminal_sn"
+# device_name = "terminal_alias"
+# delivered_at = "upload_time"
+
+# MongoDB: one document per punch, its _id the punch ID.
+# [sink.mongodb]
+# url = "mongodb://sync:${MONGO_PASSWORD}@mongo.school.example:27017/attendance?tls=true"
+# collection = "punches"
 "##;
 
 #[cfg(test)]
