@@ -817,3 +817,42 @@ async fn postgres_tls_modes_come_from_the_url() {
         "{refused}"
     );
 }
+
+/// Two sinks of one kind, told apart by name: each database gets every punch, and
+/// `status` and the summary name them; two with one name are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_postgres_sinks_with_their_own_names_each_get_every_punch() {
+    let school = PgSchema::new().await;
+    let district = PgSchema::new().await;
+    let sinks = format!(
+        "[[sink.postgres]]\nname = \"school\"\nurl = \"{}\"\n\n[[sink.postgres]]\nname = \"district\"\nurl = \"{}\"\n",
+        school.url, district.url
+    );
+    let (workspace, site) = one_punch_into(&sinks).await;
+    let run = workspace.sync(&[], 0).await;
+    for name in ["school", "district"] {
+        assert_eq!(sink_report(&run.summary(), name)["delivered"], 1, "{name}");
+    }
+    for schema in [&school, &district] {
+        let mut db = PgConnection::connect(&schema.url).await.expect("connect");
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM iclock_punches")
+            .fetch_one(&mut db)
+            .await
+            .expect("count");
+        assert_eq!(rows, 1, "{}", schema.name);
+    }
+    let status = workspace.run(&["status"]).await;
+    assert!(
+        status.stdout.contains("school (") && status.stdout.contains("district ("),
+        "{}",
+        status.stdout
+    );
+
+    workspace.configure(&[site.url()], "", &sinks.replace("district", "school"));
+    let refused = workspace.sync(&[], 2).await.all_output();
+    assert!(
+        refused.contains("[[sink.postgres]]")
+            && refused.contains("a second sink is named \"school\""),
+        "{refused}"
+    );
+}
