@@ -10,7 +10,8 @@ pub mod firestore;
 pub mod frappe;
 pub mod mongodb;
 pub mod sql;
-pub mod sqlite;
+
+pub use sql::sqlite;
 
 use std::any::Any;
 use std::path::Path;

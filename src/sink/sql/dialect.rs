@@ -83,14 +83,8 @@ impl Dialect {
 
     pub fn time_style(self) -> TimeStyle {
         match self {
-            Dialect::Postgres => TimeStyle {
-                local_with_offset: true,
-                instant_with_zone: true,
-            },
-            Dialect::Mysql => TimeStyle {
-                local_with_offset: false,
-                instant_with_zone: false,
-            },
+            Dialect::Postgres => TimeStyle::Postgres,
+            Dialect::Mysql => TimeStyle::Mysql,
         }
     }
 

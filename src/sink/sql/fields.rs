@@ -6,7 +6,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::punch::Punch;
+use crate::punch::{Punch, utc_text};
 
 /// One thing a row can hold about a punch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -83,23 +83,26 @@ impl fmt::Display for Field {
     }
 }
 
-/// How a database wants its times written (see the dialects).
-pub struct TimeStyle {
-    /// The wall time with the device's UTC offset (`…+05:30`): PostgreSQL then stores
-    /// the right instant in a `timestamptz` column and the wall time in a `timestamp`
-    /// one. MySQL refuses offsets, so it gets the bare wall time.
-    pub local_with_offset: bool,
-    /// Instants as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (PostgreSQL) or as the bare UTC wall
-    /// time `YYYY-MM-DD HH:MM:SS.ffffff` for a session whose time zone is UTC (MySQL).
-    pub instant_with_zone: bool,
+/// How a database wants its times written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeStyle {
+    /// The wall time with the device's UTC offset (`…+05:30`), so that a `timestamptz`
+    /// column gets the right instant and a `timestamp` one the wall time; instants as
+    /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+    Postgres,
+    /// No offsets (MySQL refuses them): the bare wall time, and instants as the UTC
+    /// wall time `YYYY-MM-DD HH:MM:SS.ffffff` for a session whose time zone is UTC.
+    Mysql,
+    /// Text: the bare wall time, instants as `YYYY-MM-DDTHH:MM:SSZ` (they sort).
+    Sqlite,
 }
 
 impl TimeStyle {
-    fn instant(&self, instant: DateTime<Utc>) -> String {
-        if self.instant_with_zone {
-            instant.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-        } else {
-            instant.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+    fn instant(self, instant: DateTime<Utc>) -> String {
+        match self {
+            TimeStyle::Postgres => instant.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            TimeStyle::Mysql => instant.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+            TimeStyle::Sqlite => utc_text(instant),
         }
     }
 }
@@ -110,7 +113,7 @@ impl TimeStyle {
 pub fn value(
     field: Field,
     punch: &Punch,
-    style: &TimeStyle,
+    style: TimeStyle,
     delivered_at: DateTime<Utc>,
     empty_as_null: bool,
 ) -> Value {
@@ -128,7 +131,7 @@ pub fn value(
         Field::UserId => text(&punch.user_id),
         Field::LocalTime => {
             let wall = punch.local_time_text();
-            if style.local_with_offset {
+            if style == TimeStyle::Postgres {
                 let offset = punch.utc().with_timezone(&punch.device.timezone);
                 Value::String(format!("{wall}{}", offset.format("%:z")))
             } else {

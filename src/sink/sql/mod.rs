@@ -1,6 +1,8 @@
-//! PostgreSQL and MySQL/MariaDB: one row per punch, in our table or in one of theirs.
+//! The SQL databases: PostgreSQL and MySQL/MariaDB (this file), and the embedded
+//! SQLite store (`sqlite`) — one row per punch, with the columns and values of
+//! `fields`, in our table or (PostgreSQL, MySQL) in one of theirs.
 //!
-//! One module for both, through sqlx's `Any` driver; what differs is in [`Dialect`].
+//! PostgreSQL and MySQL go through sqlx's `Any` driver; what differs is in [`Dialect`].
 //! A batch goes over as one JSON parameter, unpacked by the database into rows of the
 //! target table's own types (`json_populate_recordset`, `JSON_TABLE`). Each batch is
 //! one transaction: the positions whose key is already there are asked for, the rest
@@ -20,6 +22,7 @@
 pub mod config;
 mod dialect;
 mod fields;
+pub mod sqlite;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -124,7 +127,7 @@ impl SqlSink {
                 let empty_as_null = theirs && !self.keys.contains(column);
                 (
                     column.clone(),
-                    fields::value(*field, punch, &self.style, delivered_at, empty_as_null),
+                    fields::value(*field, punch, self.style, delivered_at, empty_as_null),
                 )
             })
             .collect()

@@ -1,4 +1,7 @@
-//! The embedded default store: one SQLite file, one row per punch keyed by its ID.
+//! The embedded default store: one SQLite file, one row per punch keyed by its ID —
+//! the SQL sinks' SQLite dialect. Its columns and their values are those of the other
+//! SQL databases (`super::fields`), plus the Python tool's ID in `legacy_id`; how it
+//! writes is its own, because an embedded file fails differently from a server (below).
 //!
 //! Created and migrated on first use, so a fresh install needs no database set-up.
 //! Each batch is one transaction: staged in a temporary table, the IDs already there
@@ -26,6 +29,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use serde_json::Value;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -33,8 +37,9 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 pub use config::{KIND, SqliteConfig};
 
-use super::{Sink, SinkError, SinkOutcome};
-use crate::punch::{Punch, utc_text};
+use super::fields::{self, Field, TimeStyle};
+use crate::punch::Punch;
+use crate::sink::{Sink, SinkError, SinkOutcome};
 
 pub const DEFAULT_FILE_NAME: &str = "attendance.db";
 
@@ -58,7 +63,7 @@ CREATE TABLE punches (
     work_code     TEXT NOT NULL,
     source        TEXT NOT NULL,              -- biotime, ...
     source_key    TEXT NOT NULL,              -- the source's own record key
-    received_at   TEXT NOT NULL               -- when iclock-sync stored it (UTC)
+    received_at   TEXT NOT NULL               -- when iclock-sync first read it (UTC; see migration 3)
 );
 CREATE INDEX punches_by_user_time ON punches (user_id, local_time);
 "#,
@@ -71,10 +76,36 @@ CREATE TABLE iclock_sync_store (
 );
 INSERT INTO iclock_sync_store (key, value) VALUES ('identity', lower(hex(randomblob(16))));
 "#,
+    r#"
+-- The columns and indexes the database sinks share (src/sink/sql/fields.rs):
+-- delivered_at, when the row was written here, and received_at from now on when
+-- iclock-sync first read the punch (until now it was when the row was written).
+ALTER TABLE punches ADD COLUMN delivered_at TEXT NOT NULL DEFAULT '';
+UPDATE punches SET delivered_at = received_at;
+CREATE INDEX punches_by_device_time ON punches (device_name, local_time);
+"#,
 ];
 
 const COLUMNS: &str = "id, legacy_id, device_name, device_serial, user_id, local_time, timezone, \
-                       utc_time, punch_state, verify_mode, work_code, source, source_key, received_at";
+                       utc_time, punch_state, verify_mode, work_code, source, source_key, received_at, \
+                       delivered_at";
+
+/// The shared fields of [`COLUMNS`] after `legacy_id`, in order.
+const FIELDS: [Field; 13] = [
+    Field::DeviceName,
+    Field::DeviceSerial,
+    Field::UserId,
+    Field::LocalTime,
+    Field::Timezone,
+    Field::UtcTime,
+    Field::PunchState,
+    Field::VerifyMode,
+    Field::WorkCode,
+    Field::Source,
+    Field::SourceKey,
+    Field::ReceivedAt,
+    Field::DeliveredAt,
+];
 
 pub struct SqliteSink {
     pool: SqlitePool,
@@ -171,7 +202,7 @@ impl SqliteSink {
         // of jumping about it, touching each of its pages once per batch.
         let mut ordered: Vec<&Punch> = batch.iter().collect();
         ordered.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
-        let received_at = utc_text(Utc::now());
+        let delivered_at = Utc::now();
         // BEGIN IMMEDIATE: nothing can slip in between asking what is there and adding.
         let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(AssertSqlSafe(format!(
@@ -186,36 +217,27 @@ impl SqliteSink {
         // page it touched to a statement journal: SQLite keeps one whenever a statement
         // reads a virtual table inside a transaction.
         for chunk in ordered.chunks(JSON_ROWS) {
-            let rows = serde_json::to_string(
-                &chunk
-                    .iter()
-                    .map(|punch| {
-                        (
-                            punch.id.as_str(),
-                            punch.legacy_id().into_string(),
-                            &*punch.device.name,
-                            &*punch.serial,
-                            &punch.user_id,
-                            punch.local_time_text(),
-                            punch.device.timezone.name(),
-                            utc_text(punch.utc()),
-                            punch.state,
-                            punch.verify_mode,
-                            &punch.work_code,
-                            punch.source.as_str(),
-                            &punch.source_key,
-                        )
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .map_err(|error| sqlx::Error::Encode(error.into()))?;
-            sqlx::query(
-                "INSERT INTO temp.iclock_sync_batch \
-                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
-                 value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, ?1 \
-                 FROM jsonb_each(?2)",
-            )
-            .bind(&received_at)
+            let rows: Vec<Vec<Value>> = chunk
+                .iter()
+                .map(|punch| {
+                    let mut row = Vec::with_capacity(FIELDS.len() + 2);
+                    row.push(Value::String(punch.id.as_str().to_owned()));
+                    row.push(Value::String(punch.legacy_id().into_string()));
+                    row.extend(FIELDS.iter().map(|field| {
+                        fields::value(*field, punch, TimeStyle::Sqlite, delivered_at, false)
+                    }));
+                    row
+                })
+                .collect();
+            let rows =
+                serde_json::to_string(&rows).map_err(|error| sqlx::Error::Encode(error.into()))?;
+            let values: Vec<String> = (0..FIELDS.len() + 2)
+                .map(|index| format!("value ->> {index}"))
+                .collect();
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO temp.iclock_sync_batch SELECT {} FROM jsonb_each(?1)",
+                values.join(", ")
+            )))
             .bind(rows)
             .execute(&mut *transaction)
             .await?;
@@ -442,6 +464,69 @@ mod tests {
         );
         std::fs::remove_file(dir.path().join("attendance.db-wal")).unwrap();
         assert!(sink.confirm().await.is_err());
+    }
+
+    /// A store written by the previous version (schema 2) is migrated in place: its
+    /// rows kept, delivered_at taken from the old received_at (the time it was written).
+    #[tokio::test]
+    async fn a_previous_store_is_migrated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("attendance.db");
+        {
+            let options = SqliteConnectOptions::from_str("sqlite:")
+                .unwrap()
+                .filename(&path)
+                .create_if_missing(true);
+            let mut connection = options.connect().await.unwrap();
+            for (index, migration) in MIGRATIONS[..2].iter().enumerate() {
+                sqlx::raw_sql(AssertSqlSafe(*migration))
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+                sqlx::raw_sql(AssertSqlSafe(format!(
+                    "PRAGMA user_version = {}",
+                    index + 1
+                )))
+                .execute(&mut connection)
+                .await
+                .unwrap();
+            }
+            sqlx::query(
+                "INSERT INTO punches VALUES ('old', 'legacy', 'Gate', 'SN1', '7', '2025-01-05 08:00:00', \
+                 'UTC', '2025-01-05T08:00:00Z', 0, 1, '0', 'zk', 'zk:Gate#7', '2025-01-05T08:01:00Z')",
+            )
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        }
+        let sink = SqliteSink::open(&path).await.unwrap();
+        let outcomes = sink.deliver(&[punch("new", 1)]).await;
+        assert_eq!(outcomes, [SinkOutcome::Delivered]);
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT id, received_at, delivered_at FROM punches ORDER BY id")
+                .fetch_all(&sink.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            rows[1].clone(),
+            (
+                "old".into(),
+                "2025-01-05T08:01:00Z".into(),
+                "2025-01-05T08:01:00Z".into()
+            )
+        );
+        assert_eq!(rows[0].0, punch("new", 1).id.as_str());
+        assert!(
+            rows[0].2.ends_with('Z') && rows[0].2.len() == 20,
+            "{rows:?}"
+        );
+        let indexes: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'punches_by_device_time'",
+        )
+        .fetch_one(&sink.pool)
+        .await
+        .unwrap();
+        assert_eq!(indexes, 1);
     }
 
     #[tokio::test]
