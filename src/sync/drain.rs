@@ -112,9 +112,14 @@ impl Drain<'_, '_> {
         let mut problems = Vec::new();
         let mut after = 0;
         let mut size = PROBE;
+        let mut next = None;
         // A stop request does not end it: what was read is still delivered.
         loop {
-            let queued = match self.ledger.due(id, after, size, self.due_by).await {
+            let queued = match next.take() {
+                Some(queued) => queued,
+                None => self.ledger.due(id, after, size, self.due_by).await,
+            };
+            let queued = match queued {
                 Ok(queued) => queued,
                 Err(error) => {
                     problems.push(error.to_string());
@@ -123,11 +128,23 @@ impl Drain<'_, '_> {
             };
             let Some(last) = queued.last() else { break };
             after = last.seq;
+            let full = queued.len() >= size;
             let (seqs, punches): (Vec<Seq>, Vec<Punch>) = queued
                 .into_iter()
                 .map(|queued| (queued.seq, queued.punch))
                 .unzip();
-            let mut outcomes = sink.deliver(&punches).await;
+            // While the sink writes (a database or a site doing the work elsewhere),
+            // the ledger reads the next batch.
+            let mut outcomes = if full {
+                let (outcomes, following) = tokio::join!(
+                    sink.deliver(&punches),
+                    self.ledger.due(id, after, BATCH, self.due_by)
+                );
+                next = Some(following);
+                outcomes
+            } else {
+                sink.deliver(&punches).await
+            };
             outcomes.resize_with(punches.len(), || {
                 SinkOutcome::Failed("the sink gave no answer for this punch".into())
             });

@@ -31,7 +31,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use futures::future::BoxFuture;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions, Connection, Executor};
 
@@ -53,7 +53,9 @@ pub struct SqlSink {
     config: SqlConfig,
     pool: AnyPool,
     columns: Vec<(Field, String)>,
-    keys: Vec<String>,
+    /// Indexes into `columns`: every one, and the key's.
+    all_columns: Vec<usize>,
+    key_columns: Vec<usize>,
     present_sql: String,
     insert_sql: String,
     insert_returning_sql: Option<String>,
@@ -101,7 +103,13 @@ impl SqlSink {
         let keys = config.key_columns();
         let columns = config.columns();
         let column_names: Vec<String> = columns.iter().map(|(_, column)| column.clone()).collect();
+        let key_columns = keys
+            .iter()
+            .filter_map(|key| columns.iter().position(|(_, column)| column == key))
+            .collect();
         Ok(SqlSink {
+            all_columns: (0..columns.len()).collect(),
+            key_columns,
             present_sql: dialect.present_sql(config.table(), &keys),
             insert_sql: dialect.insert_sql(config.table(), &column_names),
             insert_returning_sql: dialect.insert_returning_sql(
@@ -110,33 +118,48 @@ impl SqlSink {
                 &keys,
             ),
             style: dialect.time_style(),
-            keys,
             columns,
             pool,
             config,
         })
     }
 
-    /// The row for `punch`: its mapped columns as a JSON object.
-    fn row(&self, punch: &Punch, delivered_at: chrono::DateTime<Utc>) -> Map<String, Value> {
+    /// The row for `punch`: the values of its columns, in order.
+    fn row(&self, punch: &Punch, delivered_at: chrono::DateTime<Utc>) -> Row {
         let theirs = matches!(self.config.target, Target::Theirs { .. });
         self.columns
             .iter()
-            .map(|(field, column)| {
+            .enumerate()
+            .map(|(index, (field, _))| {
                 // Never a NULL key: a unique key does not hold NULLs to one row.
-                let empty_as_null = theirs && !self.keys.contains(column);
-                (
-                    column.clone(),
-                    fields::value(*field, punch, self.style, delivered_at, empty_as_null),
-                )
+                let empty_as_null = theirs && !self.key_columns.contains(&index);
+                fields::value(*field, punch, self.style, delivered_at, empty_as_null)
             })
             .collect()
+    }
+
+    /// The rows at `positions` as a JSON array of objects keyed by column name, with
+    /// the columns at `columns` (indexes into [`SqlSink::columns`]).
+    fn json(&self, rows: &[Row], positions: &[usize], columns: &[usize]) -> String {
+        let objects = Objects {
+            names: &self.columns,
+            rows,
+            positions,
+            columns,
+        };
+        // Strings, numbers and nulls: serializing them cannot fail.
+        serde_json::to_string(&objects).unwrap_or_else(|_| "[]".to_owned())
+    }
+
+    /// Every column of the rows at `positions`, for inserting them.
+    fn rows_json(&self, rows: &[Row], positions: &[usize]) -> String {
+        self.json(rows, positions, &self.all_columns)
     }
 
     /// Writes the rows at `positions` in one transaction (see the module docs).
     async fn write_chunk(
         &self,
-        rows: &[Map<String, Value>],
+        rows: &[Row],
         positions: &[usize],
     ) -> Result<Vec<SinkOutcome>, Trouble> {
         let trouble = |error: sqlx::Error| self.config.dialect.trouble(&error);
@@ -175,7 +198,7 @@ impl SqlSink {
             .collect();
         if !absent.is_empty() {
             let inserted = sqlx::query(AssertSqlSafe(self.insert_sql.as_str()))
-                .bind(rows_json(rows, &absent))
+                .bind(self.rows_json(rows, &absent))
                 .execute(&mut *transaction)
                 .await;
             if let Err(error) = inserted {
@@ -195,11 +218,11 @@ impl SqlSink {
     async fn insert_returning(
         &self,
         sql: &str,
-        rows: &[Map<String, Value>],
+        rows: &[Row],
         positions: &[usize],
     ) -> Result<Vec<SinkOutcome>, Trouble> {
         let inserted = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
-            .bind(rows_json(rows, positions))
+            .bind(self.rows_json(rows, positions))
             .fetch_all(&self.pool)
             .await;
         let inserted = match inserted {
@@ -227,7 +250,7 @@ impl SqlSink {
     /// the database refuses are rejected.
     async fn row_by_row(
         &self,
-        rows: &[Map<String, Value>],
+        rows: &[Row],
         positions: &[usize],
     ) -> Result<Vec<SinkOutcome>, Trouble> {
         let trouble = |error: sqlx::Error| self.config.dialect.trouble(&error);
@@ -246,7 +269,7 @@ impl SqlSink {
             let outcome = match present {
                 Ok(present) if !present.is_empty() => Ok(SinkOutcome::AlreadyPresent),
                 Ok(_) => sqlx::query(AssertSqlSafe(self.insert_sql.as_str()))
-                    .bind(rows_json(rows, one))
+                    .bind(self.rows_json(rows, one))
                     .execute(&mut *transaction)
                     .await
                     .map(|_| SinkOutcome::Delivered),
@@ -289,37 +312,53 @@ impl SqlSink {
     }
 
     /// The key columns of the rows at `positions`, for asking which are there.
-    fn keys_json(&self, rows: &[Map<String, Value>], positions: &[usize]) -> String {
-        let keys: Vec<Map<String, Value>> = positions
-            .iter()
-            .filter_map(|position| rows.get(*position))
-            .map(|row| {
-                self.keys
-                    .iter()
-                    .map(|key| (key.clone(), row.get(key).cloned().unwrap_or(Value::Null)))
-                    .collect()
-            })
-            .collect();
-        serde_json::to_string(&keys).unwrap_or_else(|_| "[]".to_owned())
+    fn keys_json(&self, rows: &[Row], positions: &[usize]) -> String {
+        self.json(rows, positions, &self.key_columns)
     }
 
     /// The key of each row, to find a punch twice in one batch.
-    fn key(&self, row: &Map<String, Value>) -> String {
-        self.keys
+    fn key(&self, row: &Row) -> String {
+        self.key_columns
             .iter()
-            .map(|key| row.get(key).map(Value::to_string).unwrap_or_default())
+            .map(|index| row.get(*index).map(Value::to_string).unwrap_or_default())
             .collect::<Vec<_>>()
             .join("\u{1f}")
     }
 }
 
-fn rows_json(rows: &[Map<String, Value>], positions: &[usize]) -> String {
-    let selected: Vec<&Map<String, Value>> = positions
-        .iter()
-        .filter_map(|position| rows.get(*position))
-        .collect();
-    // Serializing maps of JSON values cannot fail.
-    serde_json::to_string(&selected).unwrap_or_else(|_| "[]".to_owned())
+/// A row: the values of [`SqlSink::columns`], in order.
+type Row = Vec<Value>;
+
+/// Rows as JSON objects, written straight from the values (no map per row).
+struct Objects<'a> {
+    names: &'a [(Field, String)],
+    rows: &'a [Row],
+    positions: &'a [usize],
+    columns: &'a [usize],
+}
+
+impl serde::Serialize for Objects<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Object<'b>(&'b Objects<'b>, &'b Row);
+        impl serde::Serialize for Object<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(self.0.columns.len()))?;
+                for index in self.0.columns {
+                    let name = &self.0.names[*index].1;
+                    map.serialize_entry(name, self.1.get(*index).unwrap_or(&Value::Null))?;
+                }
+                map.end()
+            }
+        }
+        let mut sequence = serializer.serialize_seq(Some(self.positions.len()))?;
+        for position in self.positions {
+            if let Some(row) = self.rows.get(*position) {
+                sequence.serialize_element(&Object(self, row))?;
+            }
+        }
+        sequence.end()
+    }
 }
 
 /// `postgres://user:****@host/db (iclock_punches)`, for summaries.
@@ -572,7 +611,7 @@ impl Sink for SqlSink {
 
     async fn deliver(&self, batch: &[Punch]) -> Vec<SinkOutcome> {
         let delivered_at = Utc::now();
-        let rows: Vec<Map<String, Value>> = batch
+        let rows: Vec<Row> = batch
             .iter()
             .map(|punch| self.row(punch, delivered_at))
             .collect();
