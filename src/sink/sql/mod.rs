@@ -7,6 +7,7 @@
 //! target table's own types (`json_populate_recordset`, `JSON_TABLE`). Each batch is
 //! one transaction: the positions whose key is already there are asked for, the rest
 //! are inserted — so every punch gets an exact answer, delivered or already present.
+//! (PostgreSQL does both in one statement, which answers the positions it inserted.)
 //! If the insert fails on a row's data (a NOT NULL column of theirs, a value its column
 //! cannot hold), the batch is written again row by row, each behind a savepoint, and
 //! only the rows the database refuses are rejected. Nothing is reported delivered
@@ -181,15 +182,12 @@ impl SqlSink {
                 };
             }
         };
-        let mut outcomes = vec![SinkOutcome::Delivered; positions.len()];
-        for index in present {
-            if let Some(outcome) = usize::try_from(index)
-                .ok()
-                .and_then(|index| outcomes.get_mut(index))
-            {
-                *outcome = SinkOutcome::AlreadyPresent;
-            }
-        }
+        let outcomes = answers(
+            positions.len(),
+            present,
+            SinkOutcome::AlreadyPresent,
+            SinkOutcome::Delivered,
+        );
         let absent: Vec<usize> = positions
             .iter()
             .zip(&outcomes)
@@ -234,16 +232,12 @@ impl SqlSink {
                 };
             }
         };
-        let mut outcomes = vec![SinkOutcome::AlreadyPresent; positions.len()];
-        for index in inserted {
-            if let Some(outcome) = usize::try_from(index)
-                .ok()
-                .and_then(|index| outcomes.get_mut(index))
-            {
-                *outcome = SinkOutcome::Delivered;
-            }
-        }
-        Ok(outcomes)
+        Ok(answers(
+            positions.len(),
+            inserted,
+            SinkOutcome::Delivered,
+            SinkOutcome::AlreadyPresent,
+        ))
     }
 
     /// Writes the rows one at a time, each behind a savepoint, so that only the rows
@@ -324,6 +318,26 @@ impl SqlSink {
             .collect::<Vec<_>>()
             .join("\u{1f}")
     }
+}
+
+/// `count` answers: `marked` for the 0-based positions the database named, `otherwise`
+/// for the rest.
+fn answers(
+    count: usize,
+    positions: Vec<i64>,
+    marked: SinkOutcome,
+    otherwise: SinkOutcome,
+) -> Vec<SinkOutcome> {
+    let mut outcomes = vec![otherwise; count];
+    for position in positions {
+        if let Some(outcome) = usize::try_from(position)
+            .ok()
+            .and_then(|position| outcomes.get_mut(position))
+        {
+            *outcome = marked.clone();
+        }
+    }
+    outcomes
 }
 
 /// A row: the values of [`SqlSink::columns`], in order.
