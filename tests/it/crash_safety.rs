@@ -178,11 +178,33 @@ async fn kills_while_reading_and_draining_into_two_sinks_lose_and_duplicate_noth
         );
         let audited = workspace.audited_ids();
         let audited_set: BTreeSet<String> = audited.iter().cloned().collect();
-        assert_eq!(
-            audited.len(),
-            audited_set.len(),
-            "round {round}: audited twice"
-        );
+        if audited.len() != audited_set.len() {
+            let mut seen = BTreeSet::new();
+            let twice: Vec<&String> = audited.iter().filter(|id| !seen.insert(*id)).collect();
+            let files: Vec<(String, usize)> = workspace
+                .files_named("output", "logs_", ".json")
+                .iter()
+                .map(|file| {
+                    let text = std::fs::read_to_string(file).unwrap_or_default();
+                    let name = file.file_name().unwrap_or_default().to_string_lossy();
+                    (
+                        name.into_owned(),
+                        twice.iter().filter(|id| text.contains(id.as_str())).count(),
+                    )
+                })
+                .filter(|(_, count)| *count > 0)
+                .collect();
+            panic!(
+                "round {round}: {} punch(es) audited twice, in {files:?}; output: {:?}",
+                twice.len(),
+                std::fs::read_dir(workspace.path("output"))
+                    .map(|entries| entries
+                        .flatten()
+                        .map(|entry| entry.file_name())
+                        .collect::<Vec<_>>())
+                    .unwrap_or_default()
+            );
+        }
         assert!(audited_set.is_subset(&ledger), "round {round}");
     }
     eprintln!(

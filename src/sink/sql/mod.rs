@@ -63,11 +63,6 @@ pub struct SqlSink {
     style: TimeStyle,
 }
 
-/// The migrations of our table not yet applied.
-pub struct Pending {
-    pub names: Vec<&'static str>,
-}
-
 impl SqlSink {
     pub async fn open(config: SqlConfig) -> Result<SqlSink, SinkError> {
         let pool = connect(&config).await?;
@@ -77,14 +72,14 @@ impl SqlSink {
                 let pending = migrate(&config, &pool, config.migrate)
                     .await
                     .map_err(|error| open_error(&config, &error))?;
-                if !pending.names.is_empty() {
+                if !pending.is_empty() {
                     pool.close().await;
                     return Err(SinkError {
                         sink: config.name.clone(),
                         target: target(&config),
                         problem: format!(
                             "our table {OUR_TABLE} needs migration {} and migrate = false forbids changing the database",
-                            pending.names.join(", ")
+                            pending.join(", ")
                         ),
                         fix: format!(
                             "run `iclock-sync db migrate {}` (as a user allowed to create tables), or set migrate = true",
@@ -431,8 +426,13 @@ async fn connect(config: &SqlConfig) -> Result<AnyPool, SinkError> {
         .connect_lazy_with(options))
 }
 
-/// Applies (with `apply`) or lists the migrations our table still needs.
-async fn migrate(config: &SqlConfig, pool: &AnyPool, apply: bool) -> Result<Pending, sqlx::Error> {
+/// Applies (with `apply`) or lists the migrations our table still needs; the names of
+/// those still needed.
+async fn migrate(
+    config: &SqlConfig,
+    pool: &AnyPool,
+    apply: bool,
+) -> Result<Vec<&'static str>, sqlx::Error> {
     let dialect = config.dialect;
     let has_table: i64 = sqlx::query_scalar(dialect.has_migrations_table_sql())
         .fetch_one(pool)
@@ -450,9 +450,7 @@ async fn migrate(config: &SqlConfig, pool: &AnyPool, apply: bool) -> Result<Pend
         .filter(|migration| !applied.contains(&migration.version))
         .collect();
     if !apply || pending.is_empty() {
-        return Ok(Pending {
-            names: pending.iter().map(|migration| migration.name).collect(),
-        });
+        return Ok(pending.iter().map(|migration| migration.name).collect());
     }
     pool.execute(dialect.migrations_table_sql()).await?;
     for migration in pending {
@@ -473,7 +471,7 @@ async fn migrate(config: &SqlConfig, pool: &AnyPool, apply: bool) -> Result<Pend
             config.url.redacted()
         );
     }
-    Ok(Pending { names: Vec::new() })
+    Ok(Vec::new())
 }
 
 /// The statements of a migration file: split at `;` ending a line, comments dropped.
@@ -593,7 +591,7 @@ pub async fn migrate_now(config: &SqlConfig) -> Result<Vec<&'static str>, SinkEr
         .await
         .map_err(|error| open_error(config, &error));
     pool.close().await;
-    result.map(|_| pending.names)
+    result.map(|_| pending)
 }
 
 #[async_trait]
