@@ -309,3 +309,48 @@ async fn searching_punches_shows_where_each_went() {
         }]
     );
 }
+
+/// Both sinks settled a batch before either handed it to the export: the first hand-over
+/// exports it, the second finds nothing left (once it wrote every punch a second time
+/// into the audit file and the JSON cache).
+#[tokio::test]
+async fn a_batch_handed_to_the_export_twice_is_exported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&dir).await;
+    let sinks = ledger
+        .register_sinks(
+            &[registration("sqlite", None), registration("frappe", None)],
+            None,
+        )
+        .await
+        .unwrap();
+    let ids: Vec<SinkId> = sinks.iter().map(|sink| sink.id).collect();
+    let batch: Vec<Punch> = (0..3)
+        .map(|n| punch("Gate", &format!("200{n}"), n))
+        .collect();
+    journal(&ledger, "Gate", &batch, &ids).await;
+    let cycle = ledger.begin_cycle(Utc::now()).await.unwrap();
+    let seqs: Vec<Seq> = ledger
+        .due(ids[0], 0, 10, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|queued| queued.seq)
+        .collect();
+    for sink in &ids {
+        let answers: Vec<(Seq, SinkOutcome)> = seqs
+            .iter()
+            .map(|seq| (*seq, SinkOutcome::Delivered))
+            .collect();
+        ledger
+            .settle(*sink, cycle, &answers, Utc::now())
+            .await
+            .unwrap();
+    }
+    let export = ledger.start_export(None, "logs_test.json").await.unwrap();
+    let first = ledger.export_batch(export.id, &seqs).await.unwrap();
+    assert_eq!(first.len(), 3);
+    assert!(first.iter().all(|(_, written)| *written));
+    let second = ledger.export_batch(export.id, &seqs).await.unwrap();
+    assert_eq!(second, [], "exported a second time");
+}

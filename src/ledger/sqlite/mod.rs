@@ -943,16 +943,19 @@ impl Ledger for SqliteLedger {
         let seqs = json_rows(seqs.iter()).map_err(|error| self.error(error))?;
         let sql = format!(
             "UPDATE punches SET exported = ? WHERE seq IN (SELECT value FROM json_each(?)) \
-             AND exported = 0 AND {EXPORTABLE}"
+             AND exported = 0 AND {EXPORTABLE} RETURNING seq"
         )
         .replace("{sinks}", &sinks);
         let result: Result<Vec<(Seq, bool)>, sqlx::Error> = async {
-            sqlx::query(AssertSqlSafe(sql))
+            // Only what this call marks: the same punches handed over again (the other
+            // sink settled them too) were exported by the first call.
+            let taken: Vec<Seq> = sqlx::query_scalar(AssertSqlSafe(sql))
                 .bind(export)
                 .bind(&seqs)
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await?;
-            // What this export took, and whether a sink wrote it now (or had it already).
+            let seqs = json_rows(taken.iter())?;
+            // What this call took, and whether a sink wrote it now (or had it already).
             let marked: String = sqlx::query_scalar(AssertSqlSafe(format!(
                 "SELECT json_group_array(json_array(p.seq, EXISTS (SELECT 1 FROM deliveries d \
                  WHERE d.seq = p.seq AND d.state = {delivered} AND d.sink_id IN ({sinks})))) \
