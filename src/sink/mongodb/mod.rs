@@ -250,12 +250,26 @@ impl Sink for MongoSink {
     async fn deliver(&self, batch: &[Punch]) -> Vec<SinkOutcome> {
         let delivered_at = Utc::now();
         let mut outcomes = Vec::with_capacity(batch.len());
+        // Once the server failed a whole chunk, the rest wait with it.
+        let mut failure: Option<String> = None;
         for chunk in batch.chunks(self.config.batch_size) {
+            if let Some(reason) = &failure {
+                outcomes.extend(vec![SinkOutcome::Failed(reason.clone()); chunk.len()]);
+                continue;
+            }
             let documents = chunk
                 .iter()
                 .map(|punch| document(punch, delivered_at))
                 .collect();
-            outcomes.extend(self.insert(documents).await);
+            let answers = self.insert(documents).await;
+            if let Some(SinkOutcome::Failed(reason)) = answers.first()
+                && answers
+                    .iter()
+                    .all(|answer| matches!(answer, SinkOutcome::Failed(_)))
+            {
+                failure = Some(reason.clone());
+            }
+            outcomes.extend(answers);
         }
         outcomes
     }
