@@ -72,7 +72,7 @@ impl SqlSink {
                 let pending = migrate(&config, &pool, config.migrate)
                     .await
                     .map_err(|error| open_error(&config, &error))?;
-                if !pending.is_empty() {
+                if !config.migrate && !pending.is_empty() {
                     pool.close().await;
                     return Err(SinkError {
                         sink: config.name.clone(),
@@ -426,8 +426,7 @@ async fn connect(config: &SqlConfig) -> Result<AnyPool, SinkError> {
         .connect_lazy_with(options))
 }
 
-/// Applies (with `apply`) or lists the migrations our table still needs; the names of
-/// those still needed.
+/// The migrations our table still needs, by name — applied when `apply` is set.
 async fn migrate(
     config: &SqlConfig,
     pool: &AnyPool,
@@ -449,8 +448,9 @@ async fn migrate(
         .iter()
         .filter(|migration| !applied.contains(&migration.version))
         .collect();
+    let names = pending.iter().map(|migration| migration.name).collect();
     if !apply || pending.is_empty() {
-        return Ok(pending.iter().map(|migration| migration.name).collect());
+        return Ok(names);
     }
     pool.execute(dialect.migrations_table_sql()).await?;
     for migration in pending {
@@ -471,7 +471,7 @@ async fn migrate(
             config.url.redacted()
         );
     }
-    Ok(Vec::new())
+    Ok(names)
 }
 
 /// The statements of a migration file: split at `;` ending a line, comments dropped.
@@ -584,14 +584,11 @@ pub async fn migrate_now(config: &SqlConfig) -> Result<Vec<&'static str>, SinkEr
         });
     }
     let pool = connect(config).await?;
-    let pending = migrate(config, &pool, false)
-        .await
-        .map_err(|error| open_error(config, &error))?;
-    let result = migrate(config, &pool, true)
+    let applied = migrate(config, &pool, true)
         .await
         .map_err(|error| open_error(config, &error));
     pool.close().await;
-    result.map(|_| pending)
+    applied
 }
 
 #[async_trait]
