@@ -74,6 +74,24 @@ async fn journal(
         .unwrap()
 }
 
+/// Sinks "sqlite" and "frappe", `count` punches of PINs 1000, 1001, … journaled for
+/// both, and a cycle begun.
+async fn two_sinks_and_punches(ledger: &SqliteLedger, count: u32) -> ([SinkId; 2], CycleId) {
+    let sinks = ledger
+        .register_sinks(
+            &[registration("sqlite", None), registration("frappe", None)],
+            None,
+        )
+        .await
+        .unwrap();
+    let ids = [sinks[0].id, sinks[1].id];
+    let batch: Vec<Punch> = (0..count)
+        .map(|n| punch("Gate", &format!("100{n}"), n))
+        .collect();
+    journal(ledger, "Gate", &batch, &ids).await;
+    (ids, ledger.begin_cycle(Utc::now()).await.unwrap())
+}
+
 #[tokio::test]
 async fn a_punch_is_journaled_once_and_queued_for_every_sink() {
     let dir = tempfile::tempdir().unwrap();
@@ -120,19 +138,7 @@ async fn a_punch_is_journaled_once_and_queued_for_every_sink() {
 async fn each_sink_settles_on_its_own_and_failures_wait() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(&dir).await;
-    let sinks = ledger
-        .register_sinks(
-            &[registration("sqlite", None), registration("frappe", None)],
-            None,
-        )
-        .await
-        .unwrap();
-    let (sqlite, frappe) = (sinks[0].id, sinks[1].id);
-    let batch: Vec<Punch> = (0..4)
-        .map(|n| punch("Gate", &format!("100{n}"), n))
-        .collect();
-    journal(&ledger, "Gate", &batch, &[sqlite, frappe]).await;
-    let cycle = ledger.begin_cycle(Utc::now()).await.unwrap();
+    let ([sqlite, frappe], cycle) = two_sinks_and_punches(&ledger, 4).await;
 
     let due = ledger.due(sqlite, 0, 10, None).await.unwrap();
     let delivered: Vec<(Seq, SinkOutcome)> = due
@@ -317,19 +323,7 @@ async fn searching_punches_shows_where_each_went() {
 async fn a_batch_handed_to_the_export_twice_is_exported_once() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(&dir).await;
-    let sinks = ledger
-        .register_sinks(
-            &[registration("sqlite", None), registration("frappe", None)],
-            None,
-        )
-        .await
-        .unwrap();
-    let ids: Vec<SinkId> = sinks.iter().map(|sink| sink.id).collect();
-    let batch: Vec<Punch> = (0..3)
-        .map(|n| punch("Gate", &format!("200{n}"), n))
-        .collect();
-    journal(&ledger, "Gate", &batch, &ids).await;
-    let cycle = ledger.begin_cycle(Utc::now()).await.unwrap();
+    let (ids, cycle) = two_sinks_and_punches(&ledger, 3).await;
     let seqs: Vec<Seq> = ledger
         .due(ids[0], 0, 10, None)
         .await

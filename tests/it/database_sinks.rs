@@ -10,7 +10,7 @@ use crate::support::databases::{MariaDatabase, PgSchema};
 use crate::support::{Workspace, options, simulator, wall};
 
 /// A punch from terminal `serial` (numbered by [`numbered`]).
-pub fn punch(serial: &str, pin: &str, time: &str, state: u32) -> SimTransaction {
+fn punch(serial: &str, pin: &str, time: &str, state: u32) -> SimTransaction {
     SimTransaction {
         id: 0,
         emp_code: pin.into(),
@@ -25,7 +25,7 @@ pub fn punch(serial: &str, pin: &str, time: &str, state: u32) -> SimTransaction 
 }
 
 /// The rows with BioTime's own IDs 1, 2, ...
-pub fn numbered(mut rows: Vec<SimTransaction>) -> Vec<SimTransaction> {
+fn numbered(mut rows: Vec<SimTransaction>) -> Vec<SimTransaction> {
     for (index, row) in rows.iter_mut().enumerate() {
         row.id = index as i64 + 1;
     }
@@ -34,7 +34,7 @@ pub fn numbered(mut rows: Vec<SimTransaction>) -> Vec<SimTransaction> {
 
 /// Two BioTime servers: one for a school in Delhi (Asia/Kolkata), one in New York,
 /// whose punches straddle the DST changes of 2026 (8 March, 1 November).
-pub async fn two_sites() -> (BiotimeSimulator, BiotimeSimulator) {
+async fn two_sites() -> (BiotimeSimulator, BiotimeSimulator) {
     let delhi = simulator(
         options(),
         numbered(vec![
@@ -59,7 +59,7 @@ pub async fn two_sites() -> (BiotimeSimulator, BiotimeSimulator) {
     (delhi, new_york)
 }
 
-pub fn config(delhi: &BiotimeSimulator, new_york: &BiotimeSimulator, sink: &str) -> String {
+fn config(delhi: &BiotimeSimulator, new_york: &BiotimeSimulator, sink: &str) -> String {
     let device = |name: &str, url: String, zone: &str| {
         format!(
             "[[device]]\nname = \"{name}\"\nkind = \"biotime\"\nurl = \"{url}\"\nusername = \"admin\"\npassword = \"admin\"\ntimezone = \"{zone}\"\n"
@@ -145,8 +145,12 @@ pub fn id_of(serial: &str, pin: &str, local: &str, state: i32) -> String {
     iclock_sync::punch::PunchId::native(serial, pin, wall(local), state).into_string()
 }
 
-/// Runs twice: the first run writes every punch, the second nothing.
-pub async fn sync_twice(workspace: &Workspace, sink_name: &str) {
+/// The two sites of [`two_sites`] synced into the sink `sink_name` (configured by the
+/// section `sink`) twice: the first run writes every punch, the second nothing.
+pub async fn two_sites_synced_twice(sink: &str, sink_name: &str) -> Workspace {
+    let (delhi, new_york) = two_sites().await;
+    let workspace = Workspace::new();
+    workspace.write("iclock-sync.toml", &config(&delhi, &new_york, sink));
     let run = workspace.sync(&[], 0).await;
     let sink = sink_report(&run.summary(), sink_name);
     assert_eq!(sink["delivered"], 8, "{sink}");
@@ -157,6 +161,7 @@ pub async fn sync_twice(workspace: &Workspace, sink_name: &str) {
         !run.all_output().contains("secret-pw") && !again.all_output().contains("secret-pw"),
         "the password never shows"
     );
+    workspace
 }
 
 pub fn sink_report(summary: &serde_json::Value, name: &str) -> serde_json::Value {
@@ -170,17 +175,11 @@ pub fn sink_report(summary: &serde_json::Value, name: &str) -> serde_json::Value
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_gets_each_punch_once_field_by_field_across_time_zones_and_dst() {
     let schema = PgSchema::new().await;
-    let (delhi, new_york) = two_sites().await;
-    let workspace = Workspace::new();
-    workspace.write(
-        "iclock-sync.toml",
-        &config(
-            &delhi,
-            &new_york,
-            &format!("[sink.postgres]\nurl = \"{}\"\n", schema.url),
-        ),
-    );
-    sync_twice(&workspace, "postgres").await;
+    two_sites_synced_twice(
+        &format!("[sink.postgres]\nurl = \"{}\"\n", schema.url),
+        "postgres",
+    )
+    .await;
 
     let mut db = PgConnection::connect(&schema.url).await.expect("connect");
     let types: Vec<(String, String)> = sqlx::query_as(
@@ -265,17 +264,11 @@ async fn postgres_gets_each_punch_once_field_by_field_across_time_zones_and_dst(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_gets_each_punch_once_field_by_field_across_time_zones_and_dst() {
     let database = MariaDatabase::new().await;
-    let (delhi, new_york) = two_sites().await;
-    let workspace = Workspace::new();
-    workspace.write(
-        "iclock-sync.toml",
-        &config(
-            &delhi,
-            &new_york,
-            &format!("[sink.mysql]\nurl = \"{}\"\n", database.url),
-        ),
-    );
-    sync_twice(&workspace, "mysql").await;
+    two_sites_synced_twice(
+        &format!("[sink.mysql]\nurl = \"{}\"\n", database.url),
+        "mysql",
+    )
+    .await;
 
     let mut db = MySqlConnection::connect(&database.url)
         .await
@@ -610,7 +603,7 @@ async fn mariadb_their_iclock_transaction_table_gets_the_mapped_columns_and_refu
 }
 
 /// One punch on one BioTime server, into `sink`.
-async fn one_punch_into(sink: &str) -> (Workspace, BiotimeSimulator) {
+pub async fn one_punch_into(sink: &str) -> (Workspace, BiotimeSimulator) {
     let site = simulator(
         options(),
         numbered(vec![punch("DEL-1", "5001", "2026-03-11 08:00:00", 0)]),

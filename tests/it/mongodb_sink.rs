@@ -5,24 +5,18 @@
 
 use mongodb::bson::{Bson, DateTime};
 
-use crate::database_sinks::{EXPECTED, config, id_of, sink_report, sync_twice, two_sites};
+use crate::database_sinks::{EXPECTED, id_of, one_punch_into, sink_report, two_sites_synced_twice};
 use crate::support::mongo::MongoServer;
-use crate::support::{Workspace, wall};
+use crate::support::wall;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongodb_gets_each_punch_once_field_by_field_across_time_zones_and_dst() {
     let server = MongoServer::start().await;
-    let (delhi, new_york) = two_sites().await;
-    let workspace = Workspace::new();
-    workspace.write(
-        "iclock-sync.toml",
-        &config(
-            &delhi,
-            &new_york,
-            &format!("[sink.mongodb]\nurl = \"{}\"\n", server.url("attendance")),
-        ),
-    );
-    sync_twice(&workspace, "mongodb").await;
+    two_sites_synced_twice(
+        &format!("[sink.mongodb]\nurl = \"{}\"\n", server.url("attendance")),
+        "mongodb",
+    )
+    .await;
 
     let mut documents = server.documents("attendance", "punches").await;
     assert_eq!(documents.len(), EXPECTED.len());
@@ -90,21 +84,12 @@ async fn mongodb_gets_each_punch_once_field_by_field_across_time_zones_and_dst()
 async fn mongodb_over_tls_trusts_the_ca_the_url_names_and_no_other() {
     let ca = crate::support::tls::TestCa::new();
     let server = MongoServer::start_tls(&ca).await;
-    let workspace = Workspace::new();
+    // One punch waiting; the sink is configured below, once the CA files are written.
+    let (workspace, site) = one_punch_into("").await;
     let trusted = ca.write_to(&workspace.path(""));
     let other = crate::support::tls::TestCa::new();
     let untrusted = workspace.path("other-ca.pem");
     std::fs::write(&untrusted, &other.pem).expect("write");
-    let site = crate::support::simulator(
-        crate::support::options(),
-        crate::database_sinks::numbered(vec![crate::database_sinks::punch(
-            "DEL-1",
-            "5001",
-            "2026-03-11 08:00:00",
-            0,
-        )]),
-    )
-    .await;
     let sink = |ca: &std::path::Path| {
         format!(
             "[sink.mongodb]\nurl = \"mongodb://127.0.0.1:{}/attendance?tls=true&tlsCAFile={}&serverSelectionTimeoutMS=3000\"\n",
