@@ -102,6 +102,13 @@ pub trait Sink: Send + Sync {
     /// A cycle starts: forget what was learned during the last one.
     async fn begin_cycle(&self) {}
 
+    /// How many batches it may be handed at once: a database with a pool of
+    /// connections writes several side by side; a site with rate limits, or a file
+    /// with one writer, takes one at a time.
+    fn batches_at_once(&self) -> usize {
+        1
+    }
+
     /// Writes a batch (no ID twice) and answers for each punch, in order.
     async fn deliver(&self, batch: &[Punch]) -> Vec<SinkOutcome>;
 

@@ -9,14 +9,19 @@
 //! failed ends the sink's drain for this cycle.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::future::OptionFuture;
+use futures::stream::FuturesUnordered;
 
 use super::observer::CycleObserver;
 use crate::crash_point;
 use crate::ledger::export::Exporter;
-use crate::ledger::{CycleId, Ledger, Seq, SinkId};
+use crate::ledger::{CycleId, Ledger, LedgerError, Queued, Seq, SinkId};
 use crate::punch::Punch;
 use crate::quarantine::{Quarantine, QuarantineEntry};
 use crate::report::SinkReport;
@@ -91,6 +96,16 @@ impl Tally {
     }
 }
 
+/// The ledger's answer to a read of due punches.
+type Reading = Result<Vec<Queued>, LedgerError>;
+
+/// A batch the sink answered: its punches, the answers, and whether they are recorded.
+struct Written {
+    punches: Vec<Punch>,
+    answers: Vec<(Seq, SinkOutcome)>,
+    settled: Result<(), LedgerError>,
+}
+
 /// What the sinks draining this cycle share.
 pub(super) struct Drain<'a, 'x> {
     pub ledger: &'a dyn Ledger,
@@ -108,74 +123,109 @@ pub(super) struct Drain<'a, 'x> {
 impl Drain<'_, '_> {
     /// Drains `sink` (the ledger's `id` for it) as far as it takes punches; counts
     /// into `report`. Returns problems that are not the sink's answers.
+    ///
+    /// The ledger reads the next batch while the sink writes, and a sink that can
+    /// write several batches at once (a database's pool of connections) is handed up
+    /// to that many; each batch is settled in the ledger as soon as its answers come
+    /// back, in whatever order they come.
     pub async fn drain(&self, sink: &dyn Sink, id: SinkId, report: &mut SinkReport) -> Vec<String> {
         let mut problems = Vec::new();
+        let width = sink.batches_at_once().max(1);
         let mut after = 0;
         let mut size = PROBE;
-        let mut next = None;
+        // Whether the ledger may hold more for this sink.
+        let mut more = true;
+        let mut reading: Option<Pin<Box<dyn Future<Output = Reading> + '_>>> = None;
+        let mut read: Option<Vec<Queued>> = None;
+        let mut writing = FuturesUnordered::new();
         // A stop request does not end it: what was read is still delivered.
         loop {
-            let queued = match next.take() {
-                Some(queued) => queued,
-                None => self.ledger.due(id, after, size, self.due_by).await,
-            };
-            let queued = match queued {
-                Ok(queued) => queued,
-                Err(error) => {
-                    problems.push(error.to_string());
-                    break;
-                }
-            };
-            let Some(last) = queued.last() else { break };
-            after = last.seq;
-            let full = queued.len() >= size;
-            let (seqs, punches): (Vec<Seq>, Vec<Punch>) = queued
-                .into_iter()
-                .map(|queued| (queued.seq, queued.punch))
-                .unzip();
-            // While the sink writes (a database or a site doing the work elsewhere),
-            // the ledger reads the next batch.
-            let mut outcomes = if full {
-                let (outcomes, following) = tokio::join!(
-                    sink.deliver(&punches),
-                    self.ledger.due(id, after, BATCH, self.due_by)
-                );
-                next = Some(following);
-                outcomes
-            } else {
-                sink.deliver(&punches).await
-            };
-            outcomes.resize_with(punches.len(), || {
-                SinkOutcome::Failed("the sink gave no answer for this punch".into())
-            });
-            crash_point::reached(crash_point::AFTER_SINK_WRITE);
-            let answers: Vec<(Seq, SinkOutcome)> = seqs.iter().copied().zip(outcomes).collect();
-            if let Err(error) = self
-                .ledger
-                .settle(id, self.cycle, &answers, Utc::now())
-                .await
+            if writing.len() < width
+                && let Some(queued) = read.take()
             {
-                // They stay open and are sent again; the sink finds them there.
-                problems.push(format!(
-                    "{error}; the answers of sink {} for {} punch(es) are not recorded, they are sent again",
-                    report.name,
-                    answers.len()
-                ));
+                writing.push(self.batch(sink, id, queued));
+            }
+            // The probe goes alone: nothing more is read until it is answered.
+            let probing = size == PROBE && !writing.is_empty();
+            if more && reading.is_none() && read.is_none() && !probing {
+                reading = Some(Box::pin(self.ledger.due(id, after, size, self.due_by)));
+            }
+            if writing.is_empty() && reading.is_none() {
                 break;
             }
-            self.count(&punches, &answers, report);
-            if let Some(exporter) = self.exporter {
-                exporter.lock().await.take(&seqs, &punches).await;
+            tokio::select! {
+                Some(queued) = OptionFuture::from(reading.as_mut()), if reading.is_some() => {
+                    reading = None;
+                    match queued {
+                        Ok(queued) => {
+                            more = queued.len() >= size;
+                            match queued.last() {
+                                Some(last) => after = last.seq,
+                                None => continue,
+                            }
+                            read = Some(queued);
+                        }
+                        Err(error) => {
+                            problems.push(error.to_string());
+                            more = false;
+                        }
+                    }
+                }
+                Some(written) = writing.next(), if !writing.is_empty() => {
+                    if let Err(error) = written.settled {
+                        // They stay open and are sent again; the sink finds them there.
+                        problems.push(format!(
+                            "{error}; the answers of sink {} for {} punch(es) are not recorded, they are sent again",
+                            report.name,
+                            written.answers.len()
+                        ));
+                        (more, read, reading) = (false, None, None);
+                        continue;
+                    }
+                    self.count(&written.punches, &written.answers, report);
+                    let all_failed = written
+                        .answers
+                        .iter()
+                        .all(|(_, outcome)| matches!(outcome, SinkOutcome::Failed(_)));
+                    if all_failed {
+                        (more, read, reading) = (false, None, None);
+                    } else {
+                        size = BATCH;
+                    }
+                }
+                else => break,
             }
-            let all_failed = answers
-                .iter()
-                .all(|(_, outcome)| matches!(outcome, SinkOutcome::Failed(_)));
-            if all_failed {
-                break;
-            }
-            size = BATCH;
         }
         problems
+    }
+
+    /// One batch: written by the sink, its answers settled in the ledger and, once
+    /// every sink has them, its punches handed to the export.
+    async fn batch(&self, sink: &dyn Sink, id: SinkId, queued: Vec<Queued>) -> Written {
+        let (seqs, punches): (Vec<Seq>, Vec<Punch>) = queued
+            .into_iter()
+            .map(|queued| (queued.seq, queued.punch))
+            .unzip();
+        let mut outcomes = sink.deliver(&punches).await;
+        outcomes.resize_with(punches.len(), || {
+            SinkOutcome::Failed("the sink gave no answer for this punch".into())
+        });
+        crash_point::reached(crash_point::AFTER_SINK_WRITE);
+        let answers: Vec<(Seq, SinkOutcome)> = seqs.iter().copied().zip(outcomes).collect();
+        let settled = self
+            .ledger
+            .settle(id, self.cycle, &answers, Utc::now())
+            .await;
+        if settled.is_ok()
+            && let Some(exporter) = self.exporter
+        {
+            exporter.lock().await.take(&seqs, &punches).await;
+        }
+        Written {
+            punches,
+            answers,
+            settled,
+        }
     }
 
     fn count(&self, punches: &[Punch], answers: &[(Seq, SinkOutcome)], report: &mut SinkReport) {

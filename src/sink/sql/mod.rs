@@ -30,7 +30,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde_json::Value;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -120,25 +120,22 @@ impl SqlSink {
         })
     }
 
-    /// The row for `punch`: the values of its columns, in order.
-    fn row(&self, punch: &Punch, delivered_at: chrono::DateTime<Utc>) -> Row {
+    /// The value of the column at `index` (into [`SqlSink::columns`]) for `punch`.
+    fn value(&self, punch: &Punch, index: usize, delivered_at: DateTime<Utc>) -> Value {
+        let Some((field, _)) = self.columns.get(index) else {
+            return Value::Null;
+        };
+        // Never a NULL key: a unique key does not hold NULLs to one row.
         let theirs = matches!(self.config.target, Target::Theirs { .. });
-        self.columns
-            .iter()
-            .enumerate()
-            .map(|(index, (field, _))| {
-                // Never a NULL key: a unique key does not hold NULLs to one row.
-                let empty_as_null = theirs && !self.key_columns.contains(&index);
-                fields::value(*field, punch, self.style, delivered_at, empty_as_null)
-            })
-            .collect()
+        let empty_as_null = theirs && !self.key_columns.contains(&index);
+        fields::value(*field, punch, self.style, delivered_at, empty_as_null)
     }
 
     /// The rows at `positions` as a JSON array of objects keyed by column name, with
     /// the columns at `columns` (indexes into [`SqlSink::columns`]).
-    fn json(&self, rows: &[Row], positions: &[usize], columns: &[usize]) -> String {
+    fn json(&self, rows: &Rows, positions: &[usize], columns: &[usize]) -> String {
         let objects = Objects {
-            names: &self.columns,
+            sink: self,
             rows,
             positions,
             columns,
@@ -148,14 +145,14 @@ impl SqlSink {
     }
 
     /// Every column of the rows at `positions`, for inserting them.
-    fn rows_json(&self, rows: &[Row], positions: &[usize]) -> String {
+    fn rows_json(&self, rows: &Rows<'_>, positions: &[usize]) -> String {
         self.json(rows, positions, &self.all_columns)
     }
 
     /// Writes the rows at `positions` in one transaction (see the module docs).
     async fn write_chunk(
         &self,
-        rows: &[Row],
+        rows: &Rows<'_>,
         positions: &[usize],
     ) -> Result<Vec<SinkOutcome>, Trouble> {
         let trouble = |error: sqlx::Error| self.config.dialect.trouble(&error);
@@ -211,7 +208,7 @@ impl SqlSink {
     async fn insert_returning(
         &self,
         sql: &str,
-        rows: &[Row],
+        rows: &Rows<'_>,
         positions: &[usize],
     ) -> Result<Vec<SinkOutcome>, Trouble> {
         let inserted = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
@@ -239,7 +236,7 @@ impl SqlSink {
     /// the database refuses are rejected.
     async fn row_by_row(
         &self,
-        rows: &[Row],
+        rows: &Rows<'_>,
         positions: &[usize],
     ) -> Result<Vec<SinkOutcome>, Trouble> {
         let trouble = |error: sqlx::Error| self.config.dialect.trouble(&error);
@@ -301,15 +298,15 @@ impl SqlSink {
     }
 
     /// The key columns of the rows at `positions`, for asking which are there.
-    fn keys_json(&self, rows: &[Row], positions: &[usize]) -> String {
+    fn keys_json(&self, rows: &Rows<'_>, positions: &[usize]) -> String {
         self.json(rows, positions, &self.key_columns)
     }
 
     /// The key of each row, to find a punch twice in one batch.
-    fn key(&self, row: &Row) -> String {
+    fn key(&self, punch: &Punch, delivered_at: DateTime<Utc>) -> String {
         self.key_columns
             .iter()
-            .map(|index| row.get(*index).map(Value::to_string).unwrap_or_default())
+            .map(|index| self.value(punch, *index, delivered_at).to_string())
             .collect::<Vec<_>>()
             .join("\u{1f}")
     }
@@ -336,12 +333,17 @@ fn answers(
 }
 
 /// A row: the values of [`SqlSink::columns`], in order.
-type Row = Vec<Value>;
+/// A batch's rows: the punches, whose column values are made as they are written
+/// (a batch's worth of values held at once would cost more than the punches).
+struct Rows<'a> {
+    punches: &'a [Punch],
+    delivered_at: DateTime<Utc>,
+}
 
-/// Rows as JSON objects, written straight from the values (no map per row).
+/// Rows as JSON objects, written straight from the punches (no map per row).
 struct Objects<'a> {
-    names: &'a [(Field, String)],
-    rows: &'a [Row],
+    sink: &'a SqlSink,
+    rows: &'a Rows<'a>,
     positions: &'a [usize],
     columns: &'a [usize],
 }
@@ -349,21 +351,27 @@ struct Objects<'a> {
 impl serde::Serialize for Objects<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::{SerializeMap, SerializeSeq};
-        struct Object<'b>(&'b Objects<'b>, &'b Row);
+        struct Object<'b>(&'b Objects<'b>, &'b Punch);
         impl serde::Serialize for Object<'_> {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                let mut map = serializer.serialize_map(Some(self.0.columns.len()))?;
-                for index in self.0.columns {
-                    let name = &self.0.names[*index].1;
-                    map.serialize_entry(name, self.1.get(*index).unwrap_or(&Value::Null))?;
+                let Object(objects, punch) = self;
+                let mut map = serializer.serialize_map(Some(objects.columns.len()))?;
+                for index in objects.columns {
+                    let name = objects
+                        .sink
+                        .columns
+                        .get(*index)
+                        .map_or("", |(_, name)| name);
+                    let value = objects.sink.value(punch, *index, objects.rows.delivered_at);
+                    map.serialize_entry(name, &value)?;
                 }
                 map.end()
             }
         }
         let mut sequence = serializer.serialize_seq(Some(self.positions.len()))?;
         for position in self.positions {
-            if let Some(row) = self.rows.get(*position) {
-                sequence.serialize_element(&Object(self, row))?;
+            if let Some(punch) = self.rows.punches.get(*position) {
+                sequence.serialize_element(&Object(self, punch))?;
             }
         }
         sequence.end()
@@ -618,19 +626,28 @@ impl Sink for SqlSink {
             .flatten()
     }
 
+    /// Two batches side by side keep the database busy while the ledger records the
+    /// answers of the one before; more gained nothing measurable in
+    /// `scripts/bench-databases` and cost 6 MB each.
+    fn batches_at_once(&self) -> usize {
+        usize::try_from(self.config.pool_size).map_or(1, |pool| pool.min(2))
+    }
+
     async fn deliver(&self, batch: &[Punch]) -> Vec<SinkOutcome> {
-        let delivered_at = Utc::now();
-        let rows: Vec<Row> = batch
-            .iter()
-            .map(|punch| self.row(punch, delivered_at))
-            .collect();
+        let rows = Rows {
+            punches: batch,
+            delivered_at: Utc::now(),
+        };
         let mut outcomes: Vec<Option<SinkOutcome>> = vec![None; batch.len()];
         // A key twice in one batch (their table keyed on PIN, time and serial, two
         // states in one second): the first is written, the next ones are there.
         let mut seen = HashMap::new();
         let mut unique = Vec::with_capacity(batch.len());
-        for (position, row) in rows.iter().enumerate() {
-            if seen.insert(self.key(row), position).is_some() {
+        for (position, punch) in batch.iter().enumerate() {
+            if seen
+                .insert(self.key(punch, rows.delivered_at), position)
+                .is_some()
+            {
                 outcomes[position] = Some(SinkOutcome::AlreadyPresent);
             } else {
                 unique.push(position);
