@@ -14,6 +14,7 @@
 //! | `cli`, `commands` | the command line, one file per subcommand; signals handled there |
 //! | `config` | loading `iclock-sync.toml` and `.env`; a table of kinds hands each section to its source or sink; shared types (`ConfigError`, `Secret`, `section`) import nothing else |
 //! | `source` | where punches come from: `zk` (terminals, port 4370), `biotime` (the REST API) |
+//! | `adms` | terminals that push (the iclock PUSH protocol): the punch line, the handshake |
 //! | `sink` | where they go: `sqlite`, `firestore`, `frappe`; each answers per punch |
 //! | `sync` | the engine: a cycle over devices and sinks, hosted by whoever passes it a shutdown and an observer |
 //! | `normalize`, `punch`, `device_text` | from a source's record to a `Punch` with its ID, or to the quarantine |
@@ -27,6 +28,7 @@
 //!
 //! The protocols the code relies on are described in `docs/`.
 
+pub mod adms;
 pub mod atomic_file;
 pub mod audit;
 pub mod cache;

@@ -74,6 +74,8 @@ pub enum SourceKind {
     Biotime,
     /// A terminal read directly over the ZK binary protocol (port 4370).
     Zk,
+    /// A terminal pushing to our ADMS receiver (the iclock PUSH protocol).
+    Adms,
 }
 
 impl SourceKind {
@@ -81,6 +83,7 @@ impl SourceKind {
         match self {
             SourceKind::Biotime => "biotime",
             SourceKind::Zk => "zk",
+            SourceKind::Adms => "adms",
         }
     }
 
@@ -88,6 +91,7 @@ impl SourceKind {
         match text {
             "biotime" => Some(SourceKind::Biotime),
             "zk" => Some(SourceKind::Zk),
+            "adms" => Some(SourceKind::Adms),
             _ => None,
         }
     }
