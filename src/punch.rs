@@ -154,6 +154,12 @@ impl fmt::Display for PunchId {
     }
 }
 
+/// 16 hex digits of the SHA-256 of `text`: a short stable key for something a source
+/// could not decode (the quarantine's key for it).
+pub fn short_digest(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes())[..8])
+}
+
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes

@@ -11,10 +11,12 @@
 //! |---|---|
 //! | `attlog` | the punch line, read by the receiver and written by the simulator |
 //! | `options` | the handshake's option block: stamps, delays, time zone |
+//! | `receiver` | the HTTP endpoints: handshake, uploads journaled before `OK`, polls |
 //! | this file | which endpoint a request path is, and the query's keys |
 
 pub mod attlog;
 pub mod options;
+pub mod receiver;
 
 /// The endpoints attendance terminals use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod adms_receiver;
 mod biotime_auth;
 mod biotime_paging;
 mod cache_and_lock;

@@ -251,12 +251,7 @@ fn decode(row: &Row<'_>) -> Result<SourceRecord, String> {
 }
 
 fn undecodable(key_prefix: &str, reason: &str, raw: &RawValue) -> Fetched {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(raw.get().as_bytes());
-    let short: String = digest[..8]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let short = crate::punch::short_digest(raw.get());
     Fetched::Undecodable {
         source_key: format!("{key_prefix}#row-{short}"),
         reason: reason.to_owned(),

@@ -1,0 +1,266 @@
+//! The ADMS receiver: the HTTP endpoints pushing terminals talk to, as one axum
+//! router that `serve` mounts beside the others.
+//!
+//! An upload is answered `OK: n` only after its punches (and the lines it could not
+//! read, quarantined with the reason) are journaled in the ledger, in one transaction
+//! with the table's new stamp. If the ledger cannot take them the answer is 503 and the
+//! terminal keeps them and sends them again after `ErrorDelay`; a batch sent again is
+//! answered "already there" by the ledger, never journaled twice.
+//!
+//! A terminal is known by its serial number (`SN`). One that is not configured is not
+//! acknowledged (403), so that it keeps its data until someone adds it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use chrono_tz::Tz;
+use serde_json::{Value, json};
+
+use super::attlog::parse_line;
+use super::options::{Options, Stamps};
+use super::{Endpoint, Query};
+use crate::ledger::{DeviceRecord, Journal, Ledger, SinkId};
+use crate::normalize::Normalizer;
+use crate::punch::DeviceLabel;
+use crate::quarantine::QuarantineEntry;
+use crate::source::Fetched;
+
+/// A configured pushing terminal.
+#[derive(Debug, Clone)]
+pub struct Terminal {
+    pub serial: String,
+    pub label: Arc<DeviceLabel>,
+    pub location: String,
+}
+
+/// What the receiver needs, shared by its requests.
+pub struct Receiver {
+    pub ledger: Arc<dyn Ledger>,
+    pub normalizer: Normalizer,
+    /// By serial number.
+    pub terminals: HashMap<String, Terminal>,
+    /// Seconds between command polls, and before retrying a failed upload.
+    pub delay: u32,
+    pub error_delay: u32,
+    /// Bodies above this many bytes are refused (413) before they are read whole.
+    pub body_limit: usize,
+    /// The sinks a new punch is queued for (they change when a sink comes back).
+    sinks: RwLock<Vec<SinkId>>,
+}
+
+impl Receiver {
+    pub fn new(
+        ledger: Arc<dyn Ledger>,
+        normalizer: Normalizer,
+        terminals: impl IntoIterator<Item = Terminal>,
+    ) -> Receiver {
+        Receiver {
+            ledger,
+            normalizer,
+            terminals: terminals
+                .into_iter()
+                .map(|terminal| (terminal.serial.clone(), terminal))
+                .collect(),
+            delay: 10,
+            error_delay: 30,
+            body_limit: 20 * 1024 * 1024,
+            sinks: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// The sinks new punches are queued for from now on.
+    pub fn set_sinks(&self, sinks: Vec<SinkId>) {
+        *self.sinks.write().unwrap_or_else(PoisonError::into_inner) = sinks;
+    }
+
+    fn sinks(&self) -> Vec<SinkId> {
+        self.sinks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The router: every path under `/iclock/`.
+    pub fn router(self: Arc<Self>) -> Router {
+        let limit = self.body_limit;
+        Router::new()
+            .route("/iclock/{*rest}", axum::routing::any(answer))
+            .route("/iclock", axum::routing::any(answer))
+            .layer(DefaultBodyLimit::max(limit))
+            .with_state(self)
+    }
+
+    async fn stamps(&self, terminal: &Terminal) -> Result<(Stamps, Value), Response> {
+        let cursor = self
+            .ledger
+            .cursor(&terminal.label.name)
+            .await
+            .map_err(|error| unavailable(&error.to_string()))?
+            .unwrap_or_else(|| json!({}));
+        let stamp = |table: &str| cursor.get(table).and_then(Value::as_str).map(str::to_owned);
+        let stamps = Stamps {
+            attlog: stamp("ATTLOG"),
+            operlog: stamp("OPERLOG"),
+            attphoto: stamp("ATTPHOTO"),
+            biodata: stamp("BIODATA"),
+        };
+        Ok((stamps, cursor))
+    }
+
+    async fn handshake(&self, terminal: &Terminal, query: &Query) -> Response {
+        let stamps = match self.stamps(terminal).await {
+            Ok((stamps, _)) => stamps,
+            Err(response) => return response,
+        };
+        let options = Options {
+            serial: &terminal.serial,
+            push_version: query.get("pushver"),
+            stamps: &stamps,
+            delay: self.delay,
+            error_delay: self.error_delay,
+            timezone: terminal.label.timezone,
+            now: Utc::now(),
+        };
+        text(StatusCode::OK, options.block())
+    }
+
+    /// `POST cdata?table=ATTLOG`: the punches journaled, then `OK: n`.
+    async fn punches(&self, terminal: &Terminal, query: &Query, body: &[u8]) -> Response {
+        let (_, mut cursor) = match self.stamps(terminal).await {
+            Ok(stamps) => stamps,
+            Err(response) => return response,
+        };
+        let body = String::from_utf8_lossy(body);
+        let timezone: Tz = terminal.label.timezone;
+        let now_local = Utc::now().with_timezone(&timezone).naive_local();
+        let serial: Arc<str> = Arc::from(terminal.serial.as_str());
+        let mut punches = Vec::new();
+        let mut quarantine = Vec::new();
+        let mut lines = 0;
+        for (number, raw) in body.split('\n').enumerate() {
+            match parse_line(raw) {
+                Ok(None) => continue,
+                Ok(Some(line)) => {
+                    lines += 1;
+                    let record = line.record(&serial, &terminal.label.name, timezone);
+                    match self.normalizer.normalize(
+                        &terminal.label,
+                        now_local,
+                        Fetched::Record(record),
+                    ) {
+                        Ok(punch) => punches.push(punch),
+                        Err(entry) => quarantine.push(*entry),
+                    }
+                }
+                Err(reason) => {
+                    lines += 1;
+                    quarantine.push(QuarantineEntry {
+                        source_key: format!(
+                            "adms:{}#line:{}",
+                            terminal.serial,
+                            crate::punch::short_digest(raw.trim_end())
+                        ),
+                        device: terminal.label.name.to_string(),
+                        reason: format!(
+                            "ATTLOG line {} from {}: {reason}",
+                            number + 1,
+                            terminal.serial
+                        ),
+                        record: json!({ "line": raw.trim_end() }),
+                    });
+                }
+            }
+        }
+        if let (Some(stamp), Some(object)) = (query.get("Stamp"), cursor.as_object_mut()) {
+            object.insert("ATTLOG".to_owned(), Value::String(stamp.to_owned()));
+        }
+        let device = DeviceRecord {
+            name: terminal.label.name.to_string(),
+            kind: "adms".to_owned(),
+            location: terminal.location.clone(),
+        };
+        let sinks = self.sinks();
+        let journaled = self
+            .ledger
+            .journal(Journal {
+                device: &device,
+                punches: &punches,
+                quarantine: &quarantine,
+                cursor: Some(&cursor),
+                sinks: &sinks,
+            })
+            .await;
+        match journaled {
+            Ok(_) => text(StatusCode::OK, format!("OK: {lines}")),
+            Err(error) => {
+                tracing::warn!(
+                    "ADMS terminal {} ({}): {lines} line(s) not stored, the terminal keeps them and sends them again: {error}",
+                    terminal.label.name,
+                    terminal.serial
+                );
+                unavailable(&error.to_string())
+            }
+        }
+    }
+}
+
+/// Every request under `/iclock/`.
+async fn answer(
+    State(receiver): State<Arc<Receiver>>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let Some(endpoint) = Endpoint::of(uri.path()) else {
+        return text(StatusCode::OK, "OK".to_owned());
+    };
+    let query = Query::parse(uri.query().unwrap_or(""));
+    let Some(serial) = query.serial() else {
+        return text(StatusCode::BAD_REQUEST, "ERROR: no SN".to_owned());
+    };
+    let Some(terminal) = receiver.terminals.get(serial) else {
+        tracing::debug!(
+            "ADMS: terminal {serial} is not configured; its upload is not acknowledged"
+        );
+        return text(
+            StatusCode::FORBIDDEN,
+            format!("ERROR: terminal {serial} is not approved on this server"),
+        );
+    };
+    match (endpoint, method) {
+        (Endpoint::Cdata, Method::GET) if query.get("options").is_some() => {
+            receiver.handshake(terminal, &query).await
+        }
+        (Endpoint::Cdata, Method::POST)
+            if query
+                .get("table")
+                .is_some_and(|table| table.eq_ignore_ascii_case("ATTLOG")) =>
+        {
+            receiver.punches(terminal, &query, &body).await
+        }
+        _ => text(StatusCode::OK, "OK".to_owned()),
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// The ledger could not take it: the terminal keeps its data and tries again.
+fn unavailable(problem: &str) -> Response {
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("ERROR: not stored, send again later ({problem})"),
+    )
+}
