@@ -124,6 +124,8 @@ pub enum Command {
     /// Database sinks: `db migrate postgres` creates or upgrades our table (for migrate = false).
     #[command(subcommand)]
     Db(crate::commands::db::DbAction),
+    /// Run as a service: read the devices on their intervals, deliver, and take punches terminals push ([adms]).
+    Serve(crate::commands::serve::ServeArgs),
     /// Start a simulated terminal and BioTime server and sync them into output/demo/attendance.db.
     Demo(DemoArgs),
     /// Run a device simulator (used by the demo, the tests and the benchmarks).
@@ -192,7 +194,7 @@ pub fn parse_days(text: &str) -> Result<Duration, String> {
     duration::parse_with_default_unit(text, "d")
 }
 
-fn parse_interval(text: &str) -> Result<Duration, String> {
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
     let interval = duration::parse_with_default_unit(text, "m")?;
     if interval < Duration::from_secs(1) {
         return Err("the interval must be at least 1s".into());

@@ -74,6 +74,9 @@ fn main() -> ExitCode {
             Some(Command::Db(action)) => {
                 commands::db::run(&action, cli.config, &environment, &output).await
             }
+            Some(Command::Serve(args)) => {
+                commands::serve::run(cli.config, &environment, &args, &output).await
+            }
             Some(Command::Demo(args)) => commands::demo::run(&args, &output).await,
             Some(Command::Init(args)) => commands::init::run(&args, &output),
             Some(Command::Simulate(simulator)) => commands::simulate::run(simulator).await,

@@ -10,11 +10,13 @@
 //! | module | what |
 //! |---|---|
 //! | `attlog` | the punch line, read by the receiver and written by the simulator |
+//! | `device` | `[[device]] kind = "adms"`: a terminal known by its serial number |
 //! | `options` | the handshake's option block: stamps, delays, time zone |
 //! | `receiver` | the HTTP endpoints: handshake, uploads journaled before `OK`, polls |
 //! | this file | which endpoint a request path is, and the query's keys |
 
 pub mod attlog;
+pub mod device;
 pub mod options;
 pub mod receiver;
 

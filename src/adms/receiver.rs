@@ -10,13 +10,15 @@
 //! A terminal is known by its serial number (`SN`). One that is not configured is not
 //! acknowledged (403), so that it keeps its data until someone adds it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{Method, StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use chrono_tz::Tz;
@@ -25,11 +27,15 @@ use serde_json::{Value, json};
 use super::attlog::parse_line;
 use super::options::{Options, Stamps};
 use super::{Endpoint, Query};
+use crate::config::adms::{Cidr, UnknownDevices};
 use crate::ledger::{DeviceRecord, Journal, Ledger, SinkId};
 use crate::normalize::Normalizer;
 use crate::punch::DeviceLabel;
 use crate::quarantine::QuarantineEntry;
 use crate::source::Fetched;
+
+/// Unknown terminals reported by name; beyond that many, no more are.
+const HELD_LOGGED: usize = 1_000;
 
 /// A configured pushing terminal.
 #[derive(Debug, Clone)]
@@ -50,8 +56,13 @@ pub struct Receiver {
     pub error_delay: u32,
     /// Bodies above this many bytes are refused (413) before they are read whole.
     pub body_limit: usize,
+    pub unknown: UnknownDevices,
     /// The sinks a new punch is queued for (they change when a sink comes back).
     sinks: RwLock<Vec<SinkId>>,
+    /// Told when an upload brought punches new to the ledger.
+    pub arrived: tokio::sync::Notify,
+    /// Unknown terminals already reported as waiting (each is logged once).
+    held: Mutex<HashSet<String>>,
 }
 
 impl Receiver {
@@ -70,7 +81,10 @@ impl Receiver {
             delay: 10,
             error_delay: 30,
             body_limit: 20 * 1024 * 1024,
+            unknown: UnknownDevices::Hold,
             sinks: RwLock::new(Vec::new()),
+            arrived: tokio::sync::Notify::new(),
+            held: Mutex::new(HashSet::new()),
         }
     }
 
@@ -197,7 +211,12 @@ impl Receiver {
             })
             .await;
         match journaled {
-            Ok(_) => text(StatusCode::OK, format!("OK: {lines}")),
+            Ok(journaled) => {
+                if journaled.new > 0 {
+                    self.arrived.notify_one();
+                }
+                text(StatusCode::OK, format!("OK: {lines}"))
+            }
             Err(error) => {
                 tracing::warn!(
                     "ADMS terminal {} ({}): {lines} line(s) not stored, the terminal keeps them and sends them again: {error}",
@@ -224,14 +243,35 @@ async fn answer(
     let Some(serial) = query.serial() else {
         return text(StatusCode::BAD_REQUEST, "ERROR: no SN".to_owned());
     };
-    let Some(terminal) = receiver.terminals.get(serial) else {
-        tracing::debug!(
-            "ADMS: terminal {serial} is not configured; its upload is not acknowledged"
-        );
-        return text(
-            StatusCode::FORBIDDEN,
-            format!("ERROR: terminal {serial} is not approved on this server"),
-        );
+    let accepted;
+    let terminal = match (receiver.terminals.get(serial), receiver.unknown) {
+        (Some(terminal), _) => terminal,
+        (None, UnknownDevices::Accept) => {
+            accepted = Terminal {
+                serial: serial.to_owned(),
+                label: Arc::new(DeviceLabel {
+                    name: Arc::from(format!("ADMS {serial}")),
+                    timezone: crate::config::host_timezone(),
+                }),
+                location: format!("ADMS terminal {serial}"),
+            };
+            &accepted
+        }
+        (None, policy) => {
+            let mut held = receiver.held.lock().unwrap_or_else(PoisonError::into_inner);
+            // Thousands of made-up serials are not kept (nor logged) one by one.
+            let first = held.len() < HELD_LOGGED && held.insert(serial.to_owned());
+            drop(held);
+            if first && policy == UnknownDevices::Hold {
+                tracing::info!(
+                    "ADMS terminal {serial} is not configured: it keeps its punches until you add [[device]] kind = \"adms\", serial = \"{serial}\""
+                );
+            }
+            return text(
+                StatusCode::FORBIDDEN,
+                format!("ERROR: terminal {serial} is not approved on this server"),
+            );
+        }
     };
     match (endpoint, method) {
         (Endpoint::Cdata, Method::GET) if query.get("options").is_some() => {
@@ -245,6 +285,24 @@ async fn answer(
             receiver.punches(terminal, &query, &body).await
         }
         _ => text(StatusCode::OK, "OK".to_owned()),
+    }
+}
+
+/// Refuses (403) connections from outside `allow` (an empty list allows all); the
+/// server must be started with connection info.
+pub async fn allow_only(
+    State(allow): State<Arc<Vec<Cidr>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if allow.is_empty() || allow.iter().any(|range| range.contains(peer.ip())) {
+        next.run(request).await
+    } else {
+        text(
+            StatusCode::FORBIDDEN,
+            format!("ERROR: {} is not allowed here", peer.ip()),
+        )
     }
 }
 

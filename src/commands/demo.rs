@@ -113,6 +113,7 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
             ..SyncSettings::default()
         },
         ledger: LedgerSettings::default(),
+        adms: None,
         devices: vec![
             DeviceConfig {
                 name: "Demo terminal".into(),

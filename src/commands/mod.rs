@@ -9,6 +9,7 @@ pub mod init;
 mod ledger;
 pub mod punches;
 pub mod retry;
+pub mod serve;
 pub mod signals;
 pub mod simulate;
 pub mod status;

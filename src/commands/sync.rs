@@ -2,14 +2,12 @@
 
 use std::path::PathBuf;
 
-use tokio::time::Instant;
-
 use crate::cli::SyncArgs;
 use crate::commands::signals;
 use crate::config::{self, Config, Environment, LoadOptions};
 use crate::exit::Exit;
 use crate::output::Output;
-use crate::sync::{Engine, Schedule};
+use crate::sync::Engine;
 
 pub async fn run(
     config_path: Option<PathBuf>,
@@ -36,7 +34,7 @@ pub async fn run_with(config: &Config, args: &SyncArgs, output: &Output) -> Exit
         Ok(engine) => engine,
         Err(error) => return output.error(&error.to_string(), error.exit()),
     };
-    let mut shutdown = signals::stop_on_signals();
+    let shutdown = signals::stop_on_signals();
     let observer = output.observer();
     let exit = match args.every {
         None => {
@@ -46,27 +44,9 @@ pub async fn run_with(config: &Config, args: &SyncArgs, output: &Output) -> Exit
             report.exit()
         }
         Some(interval) => {
-            let mut schedule = Schedule::new(engine.intervals(interval), Instant::now());
-            loop {
-                let started = Instant::now();
-                let due = schedule.due(started);
-                engine
-                    .run_cycle(args.since, Some(&due), &shutdown, &observer)
-                    .await;
-                if shutdown.is_requested() {
-                    break Exit::Success;
-                }
-                schedule.ran(&due, started);
-                let next = schedule.next_wake().unwrap_or(started + interval);
-                tracing::info!(
-                    "next cycle in {}",
-                    crate::duration::display(next.saturating_duration_since(Instant::now()))
-                );
-                tokio::select! {
-                    () = tokio::time::sleep_until(next) => {}
-                    () = shutdown.requested() => break Exit::Success,
-                }
-            }
+            super::serve::run_loop(&mut engine, interval, args.since, shutdown, &observer, None)
+                .await;
+            Exit::Success
         }
     };
     engine.close().await;

@@ -3,11 +3,12 @@
 //! construction of its component (see [`crate::source::DeviceKind`] and
 //! [`crate::sink::SinkKind`]).
 
+use crate::adms;
 use crate::sink::{self, SinkKind};
 use crate::source::{self, DeviceKind};
 
 /// `kind = "…"` of a `[[device]]`.
-pub const DEVICES: &[DeviceKind] = &[source::zk::KIND, source::biotime::KIND];
+pub const DEVICES: &[DeviceKind] = &[source::zk::KIND, source::biotime::KIND, adms::device::KIND];
 
 /// `[sink.NAME]`.
 pub const SINKS: &[SinkKind] = &[

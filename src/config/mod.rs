@@ -13,6 +13,7 @@
 //! (`BIOTIME_URL`, `DEVICE_IPS`, ...; see `.env.example`). Relative paths in a file
 //! start from that file's folder; without a file, from the working directory.
 
+pub mod adms;
 mod device;
 mod env_expand;
 pub mod environment;
@@ -49,6 +50,8 @@ pub struct Config {
     pub document: Document,
     pub sync: SyncSettings,
     pub ledger: LedgerSettings,
+    /// `[adms]`: the receiver for pushing terminals (`serve`); `None`: off.
+    pub adms: Option<adms::AdmsSettings>,
     pub devices: Vec<DeviceConfig>,
     /// The configured sinks; none means the embedded SQLite store.
     pub sinks: Vec<Arc<dyn SinkConfig>>,
@@ -220,6 +223,10 @@ fn from_value(document: Document, value: toml::Value) -> Result<Config, ConfigEr
         &document.section("[ledger]", 0, "[ledger]"),
         table.remove("ledger"),
     )?;
+    let adms = adms::parse(
+        &document.section("[adms]", 0, "[adms]"),
+        table.remove("adms"),
+    )?;
     let device_tables = match table.remove("device") {
         None => Vec::new(),
         Some(toml::Value::Array(items)) => items,
@@ -259,13 +266,14 @@ fn from_value(document: Document, value: toml::Value) -> Result<Config, ConfigEr
         return Err(top.error(
             Some(unknown),
             format!("`{unknown}` is not a section or key of the configuration"),
-            "the file holds [sync], [ledger], [[device]] and [sink.NAME] sections (see README.md)",
+            "the file holds [sync], [ledger], [adms], [[device]] and [sink.NAME] sections (see README.md)",
         ));
     }
     Ok(Config {
         document,
         sync,
         ledger,
+        adms,
         devices,
         sinks,
         environment: Environment::default(),

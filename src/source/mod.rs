@@ -297,6 +297,12 @@ pub trait SourceConfig: std::fmt::Debug + Send + Sync + Any {
         cursor: Option<&Value>,
     ) -> Result<Box<dyn Source>, SourceError>;
 
+    /// For a terminal that pushes its punches (ADMS) instead of being read: its serial
+    /// number. Such a device is never opened or read by a cycle.
+    fn pushes(&self) -> Option<&str> {
+        None
+    }
+
     /// Whether a read clears the device's log once its punches are everywhere.
     fn clears_after_sync(&self) -> bool {
         false

@@ -24,7 +24,7 @@ use crate::ledger::export::{self, ExportError, ExportFiles, Exporter};
 use crate::ledger::{LEDGER_FILE_NAME, Ledger, LedgerError, SqliteLedger};
 use crate::normalize::Normalizer;
 use crate::quarantine::{QUARANTINE_FILE_NAME, Quarantine};
-use crate::report::{CycleReport, SinkReport};
+use crate::report::{CycleReport, DeviceReport, SinkReport};
 use crate::shutdown::Shutdown;
 use crate::sink::SinkError;
 use crate::source::{DeviceConfig, Source, SourceError};
@@ -148,6 +148,10 @@ impl Engine {
                 tracing::info!(device = %device.name, "disabled in the configuration; skipped");
                 continue;
             }
+            if device.source.pushes().is_some() {
+                // Its punches arrive through `serve`'s ADMS receiver.
+                continue;
+            }
             let cursor = match &ledger {
                 Some(ledger) => ledger.cursor(&device.name).await?,
                 None => CursorStore::load(&settings.cache_dir.join(CURSOR_FILE_NAME))?
@@ -208,6 +212,20 @@ impl Engine {
         if let Some(ledger) = &self.ledger {
             ledger.close().await;
         }
+    }
+
+    /// The ledger, for what runs beside the cycles (the ADMS receiver); `None` in a dry
+    /// run.
+    pub fn ledger(&self) -> Option<Arc<dyn Ledger>> {
+        self.ledger
+            .as_ref()
+            .filter(|_| !self.dry_run)
+            .map(|ledger| Arc::new(ledger.clone()) as Arc<dyn Ledger>)
+    }
+
+    /// The ledger's numbers of the open sinks: what a new punch is queued for.
+    pub fn sink_ids(&self) -> Vec<crate::ledger::SinkId> {
+        self.sinks.iter().map(|slot| slot.id).collect()
     }
 
     /// How often each device is read in a loop whose interval is `default`, in the
@@ -491,6 +509,30 @@ impl Engine {
                 device.already_in_sinks = present;
                 device.rejected = refused;
             }
+        }
+        // Devices not read this cycle whose punches were delivered in it: pushing
+        // terminals, and devices waiting for their interval.
+        let mut others: Vec<_> = by_device.into_iter().collect();
+        others.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, (written, present, refused)) in others {
+            let configured = self
+                .config
+                .devices
+                .iter()
+                .find(|device| *device.name == *name);
+            report.devices.push(DeviceReport {
+                name: name.to_string(),
+                kind: configured
+                    .map(|device| device.kind().to_owned())
+                    .unwrap_or_default(),
+                location: configured
+                    .map(|device| device.location())
+                    .unwrap_or_default(),
+                delivered: written,
+                already_in_sinks: present,
+                rejected: refused,
+                ..DeviceReport::default()
+            });
         }
         match ledger.open_by_device().await {
             Ok(open) => {

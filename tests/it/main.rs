@@ -27,6 +27,7 @@ mod ledger_sinks;
 mod mongodb_sink;
 mod python_tool_crosscheck;
 mod pyzk_crosscheck;
+mod serve;
 mod sync_delivery;
 mod zk_client;
 mod zk_terminals;

@@ -72,6 +72,8 @@ mod state {
     }
 }
 
+/// A clone shares the connection.
+#[derive(Clone)]
 pub struct SqliteLedger {
     pool: SqlitePool,
     path: PathBuf,

@@ -1,0 +1,205 @@
+//! `iclock-sync serve`: the long-running service. One process runs the cycles that
+//! `--loop` runs (each device read on its interval, each sink drained from the ledger)
+//! and, with `[adms]` configured, the receiver pushing terminals send their punches to.
+//! Punches that arrive are delivered by a cycle that reads nothing, a few seconds
+//! later. SIGTERM or Ctrl-C: the receiver stops accepting and finishes the requests in
+//! flight, the cycle under way delivers what it read, and the process exits 0.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::time::Instant;
+
+use crate::adms::receiver::{self, Receiver, Terminal};
+use crate::commands::signals;
+use crate::config::adms::AdmsSettings;
+use crate::config::{self, Config, Environment, LoadOptions};
+use crate::exit::Exit;
+use crate::normalize::Normalizer;
+use crate::output::Output;
+use crate::punch::DeviceLabel;
+use crate::shutdown::Shutdown;
+use crate::sync::{CycleObserver, Engine, Schedule};
+
+/// How often devices are read when neither `--every` nor a device's `interval` says.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// After punches arrive, how long to wait for more before delivering them together.
+const GATHER: Duration = Duration::from_secs(2);
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// How often the devices are read: `30s`, `5m`, `2h` (minutes if no unit). A
+    /// [[device]] with its own `interval` is read on that one.
+    #[arg(long, value_name = "INTERVAL", value_parser = crate::cli::parse_interval)]
+    pub every: Option<Duration>,
+}
+
+pub async fn run(
+    config_path: Option<PathBuf>,
+    environment: &Environment,
+    args: &ServeArgs,
+    output: &Output,
+) -> Exit {
+    let options = LoadOptions {
+        path: config_path,
+        dry_run: false,
+    };
+    let config = match config::load(&options, environment) {
+        Ok(config) => config,
+        Err(error) => return output.error(&error.to_string(), Exit::Configuration),
+    };
+    let mut engine = match Engine::open(&config, false).await {
+        Ok(engine) => engine,
+        Err(error) => return output.error(&error.to_string(), error.exit()),
+    };
+    let shutdown = signals::stop_on_signals();
+    let receiver = match &config.adms {
+        Some(settings) => match start_receiver(&config, settings, &engine, &shutdown).await {
+            Ok(receiver) => Some(receiver),
+            Err(message) => {
+                engine.close().await;
+                return output.error(&message, Exit::Configuration);
+            }
+        },
+        None => None,
+    };
+    let interval = args.every.unwrap_or(DEFAULT_INTERVAL);
+    let observer = output.observer();
+    let running = receiver.as_ref().map(|(receiver, _)| receiver.as_ref());
+    run_loop(&mut engine, interval, None, shutdown, &observer, running).await;
+    if let Some((_, server)) = receiver {
+        // The signal stopped it accepting; requests in flight finish first.
+        let _ = server.await;
+    }
+    engine.close().await;
+    Exit::Success
+}
+
+/// Cycles until `shutdown`: each device on its interval and, when `receiver` is given,
+/// a delivery shortly after pushed punches arrive. `--loop` runs it without one.
+pub async fn run_loop(
+    engine: &mut Engine,
+    interval: Duration,
+    since: Option<Duration>,
+    mut shutdown: Shutdown,
+    observer: &Arc<dyn CycleObserver>,
+    receiver: Option<&Receiver>,
+) {
+    let mut schedule = Schedule::new(engine.intervals(interval), Instant::now());
+    let mut due_now = true;
+    loop {
+        let started = Instant::now();
+        let due = if due_now {
+            schedule.due(started)
+        } else {
+            vec![false; engine.intervals(interval).len()]
+        };
+        engine
+            .run_cycle(since, Some(&due), &shutdown, observer)
+            .await;
+        if shutdown.is_requested() {
+            return;
+        }
+        schedule.ran(&due, started);
+        if let Some(receiver) = receiver {
+            receiver.set_sinks(engine.sink_ids());
+        }
+        let next = schedule.next_wake().unwrap_or(started + interval);
+        tracing::info!(
+            "next cycle in {}",
+            crate::duration::display(next.saturating_duration_since(Instant::now()))
+        );
+        let arrived = async {
+            match receiver {
+                Some(receiver) => receiver.arrived.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => due_now = true,
+            () = arrived => {
+                tokio::time::sleep(GATHER).await;
+                due_now = Instant::now() >= next;
+            }
+            () = shutdown.requested() => return,
+        }
+    }
+}
+
+/// Binds the receiver and serves it until `shutdown`; the running server's task.
+async fn start_receiver(
+    config: &Config,
+    settings: &AdmsSettings,
+    engine: &Engine,
+    shutdown: &Shutdown,
+) -> Result<(Arc<Receiver>, tokio::task::JoinHandle<()>), String> {
+    let Some(ledger) = engine.ledger() else {
+        return Err("the ADMS receiver needs the ledger, which a dry run does not open".into());
+    };
+    let terminals = config
+        .devices
+        .iter()
+        .filter(|device| device.enabled)
+        .filter_map(|device| {
+            let serial = device.source.pushes()?;
+            Some(Terminal {
+                serial: serial.to_owned(),
+                label: Arc::new(DeviceLabel {
+                    name: Arc::from(device.name.as_str()),
+                    timezone: device.timezone,
+                }),
+                location: device.location(),
+            })
+        });
+    let mut receiver = Receiver::new(
+        ledger,
+        Normalizer {
+            scheme: config.sync.id_scheme,
+            max_future_skew: config.sync.max_future_skew,
+        },
+        terminals,
+    );
+    receiver.delay = settings.delay;
+    receiver.error_delay = settings.error_delay;
+    receiver.body_limit = settings.max_body;
+    receiver.unknown = settings.unknown_devices;
+    receiver.set_sinks(engine.sink_ids());
+    let receiver = Arc::new(receiver);
+    let mut router = Arc::clone(&receiver).router();
+    if !settings.prefix.is_empty() {
+        router = Router::new().nest(&settings.prefix, router);
+    }
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        Arc::new(settings.allow.clone()),
+        receiver::allow_only,
+    ));
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|error| {
+            format!(
+                "{}: [adms] listen: cannot listen on {}: {error} — choose a free port (another program, or another iclock-sync, uses this one) or an address of this computer",
+                config.origin(),
+                settings.listen
+            )
+        })?;
+    tracing::info!(
+        "ADMS receiver listening on http://{}{}/iclock/ for {} terminal(s)",
+        settings.listen,
+        settings.prefix,
+        receiver.terminals.len()
+    );
+    let mut stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(listener, service)
+            .with_graceful_shutdown(async move { stop.requested().await })
+            .await;
+        if let Err(error) = served {
+            tracing::warn!("the ADMS receiver stopped: {error}");
+        }
+    });
+    Ok((receiver, server))
+}

@@ -1,0 +1,175 @@
+//! `iclock-sync serve` driven as a user runs it: terminals push to its ADMS receiver,
+//! the punches land in the store once, SIGTERM ends it with exit 0; a wrong `[adms]`
+//! is refused with exit 2.
+
+use std::time::Duration;
+
+use crate::support::Workspace;
+use crate::support::firestore::free_port;
+
+fn configure(workspace: &Workspace, port: u16, extra: &str) {
+    workspace.write(
+        "iclock-sync.toml",
+        &format!(
+            "[adms]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n\n\
+             [[device]]\nname = \"Gate\"\nkind = \"adms\"\nserial = \"SIM1\"\ntimezone = \"Asia/Kolkata\"\n"
+        ),
+    );
+}
+
+/// Waits until the receiver answers a handshake.
+async fn handshake(client: &reqwest::Client, url: &str) -> String {
+    for _ in 0..300 {
+        if let Ok(response) = client
+            .get(format!(
+                "{url}/iclock/cdata?SN=SIM1&options=all&pushver=2.4.1"
+            ))
+            .send()
+            .await
+            && response.status() == 200
+        {
+            return response.text().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("serve did not answer a handshake within 30 s");
+}
+
+async fn upload(client: &reqwest::Client, url: &str, serial: &str, body: &str) -> (u16, String) {
+    let response = client
+        .post(format!(
+            "{url}/iclock/cdata?SN={serial}&table=ATTLOG&Stamp=1"
+        ))
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn pushed_punches_land_once_and_sigterm_ends_serve_with_exit_0() {
+    let workspace = Workspace::new();
+    let port = free_port();
+    configure(&workspace, port, "");
+    let mut child = workspace.command(&["serve"]).spawn().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let options = handshake(&client, &url).await;
+    assert!(options.contains("TimeZone=330"), "{options}");
+
+    let body = "1001\t2026-09-15 09:00:00\t0\t15\t0\t0\t0\n\
+                1002\t2026-09-15 09:00:05\t0\t1\t0\t0\t0\n\
+                1001\t2026-09-15 18:00:00\t1\t15\t0\t0\t0\n";
+    assert_eq!(
+        upload(&client, &url, "SIM1", body).await,
+        (200, "OK: 3".into())
+    );
+    let mut stored = Vec::new();
+    for _ in 0..300 {
+        if workspace.database().exists() {
+            stored = workspace.stored_punches().await;
+            if stored.len() >= 3 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows: Vec<(String, String, i64)> = stored
+        .iter()
+        .map(|(_, pin, time, state)| (pin.clone(), time.clone(), *state))
+        .collect();
+    let mut expected = vec![
+        ("1001".to_owned(), "2026-09-15 09:00:00".to_owned(), 0),
+        ("1002".to_owned(), "2026-09-15 09:00:05".to_owned(), 0),
+        ("1001".to_owned(), "2026-09-15 18:00:00".to_owned(), 1),
+    ];
+    let mut rows = rows;
+    rows.sort();
+    expected.sort();
+    assert_eq!(rows, expected);
+
+    // Sent again (the answer was lost): acknowledged, stored nowhere twice.
+    assert_eq!(
+        upload(&client, &url, "SIM1", body).await,
+        (200, "OK: 3".into())
+    );
+    let (status, _) = upload(&client, &url, "STRANGER", body).await;
+    assert_eq!(status, 403);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(workspace.stored_punches().await.len(), 3);
+
+    crate::support::send_signal(&child, "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("serve stops within 30 s of SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        client
+            .get(format!("{url}/iclock/ping?SN=SIM1"))
+            .send()
+            .await
+            .is_err(),
+        "nothing listens after serve stopped"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_adms_section_is_refused_with_exit_2_naming_the_key() {
+    let workspace = Workspace::new();
+    let cases = [
+        ("listen = \"everywhere\"", "listen", "0.0.0.0:8081"),
+        (
+            "listen = \"127.0.0.1:8081\"\nunknown_devices = \"maybe\"",
+            "unknown_devices",
+            "hold",
+        ),
+        (
+            "listen = \"127.0.0.1:8081\"\nallow = [\"10.0.0/8\"]",
+            "allow",
+            "192.168.1.0/24",
+        ),
+        (
+            "listen = \"127.0.0.1:8081\"\ncolour = 1",
+            "colour",
+            "listen",
+        ),
+    ];
+    for (section, key, fix) in cases {
+        workspace.write(
+            "iclock-sync.toml",
+            &format!(
+                "[adms]\n{section}\n\n[[device]]\nname = \"Gate\"\nkind = \"adms\"\nserial = \"SIM1\"\n"
+            ),
+        );
+        let run = workspace.run(&["serve"]).await;
+        assert_eq!(run.code, Some(2), "{section}: {}", run.all_output());
+        let output = run.all_output();
+        assert!(output.contains("[adms]"), "{section}: {output}");
+        assert!(output.contains(key), "{section}: {output}");
+        assert!(output.contains(fix), "{section}: {output}");
+    }
+    workspace.write(
+        "iclock-sync.toml",
+        "[[device]]\nname = \"Gate\"\nkind = \"adms\"\nserial = \"not a serial!\"\n",
+    );
+    let run = workspace.run(&["serve"]).await;
+    assert_eq!(run.code, Some(2), "{}", run.all_output());
+    assert!(run.all_output().contains("serial"), "{}", run.all_output());
+}
+
+#[tokio::test]
+async fn a_port_in_use_is_refused_with_exit_2() {
+    let workspace = Workspace::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    configure(&workspace, port, "");
+    let run = workspace.run(&["serve"]).await;
+    assert_eq!(run.code, Some(2), "{}", run.all_output());
+    assert!(
+        run.all_output().contains("[adms] listen"),
+        "{}",
+        run.all_output()
+    );
+}
