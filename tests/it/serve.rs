@@ -173,3 +173,62 @@ async fn a_port_in_use_is_refused_with_exit_2() {
         run.all_output()
     );
 }
+
+/// The ledger's disk fails while a terminal uploads: the upload is not acknowledged
+/// (503), so the terminal keeps it; sent again once the disk works, it lands once.
+#[tokio::test]
+async fn an_upload_the_ledger_cannot_store_is_refused_and_lands_once_when_sent_again() {
+    let workspace = Workspace::new();
+    let port = free_port();
+    configure(&workspace, port, "");
+    let switch = workspace.path("disk-is-failing");
+    let fault = crate::support::faulty_disk::failing_writes_while("ledger.db-wal", &switch);
+    let mut command = workspace.command(&["serve"]);
+    command.envs(fault);
+    let mut child = command.spawn().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    handshake(&client, &url).await;
+
+    let body = "2001\t2026-09-15 09:00:00\t0\t15\n2002\t2026-09-15 09:00:01\t0\t15\n";
+    std::fs::write(&switch, "").unwrap();
+    let (status, answer) = upload(&client, &url, "SIM1", body).await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer.starts_with("ERROR"), "{answer}");
+    std::fs::remove_file(&switch).unwrap();
+
+    // The terminal tries again after ErrorDelay.
+    assert_eq!(
+        upload(&client, &url, "SIM1", body).await,
+        (200, "OK: 2".into())
+    );
+    assert_eq!(
+        upload(&client, &url, "SIM1", body).await,
+        (200, "OK: 2".into())
+    );
+    let mut stored = Vec::new();
+    for _ in 0..300 {
+        if workspace.database().exists() {
+            stored = workspace.stored_punches().await;
+            if stored.len() >= 2 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pins: Vec<String> = workspace
+        .stored_punches()
+        .await
+        .into_iter()
+        .map(|(_, pin, ..)| pin)
+        .collect();
+    assert_eq!(pins.len(), 2, "{stored:?}");
+    assert!(pins.contains(&"2001".to_owned()) && pins.contains(&"2002".to_owned()));
+    crate::support::send_signal(&child, "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("serve stops")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}

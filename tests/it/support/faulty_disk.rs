@@ -1,8 +1,8 @@
 //! A disk that fails on cue, for the binary under test: a small C library, preloaded
 //! with `LD_PRELOAD`, that makes the kernel's answer to writes into one file an I/O
-//! error (EIO) — from the Nth write on, for a number of writes. Everything else (the
-//! real SQLite, the real file system) is untouched, so the binary meets the error on
-//! its production path, as it would on a failing disk. Root ignores file permissions,
+//! error (EIO) — from the Nth write on, for a number of writes, or while a switch file
+//! exists. Everything else (the real SQLite, the real file system) is untouched, so
+//! the binary meets the error on its production path, as it would on a failing disk. Root ignores file permissions,
 //! so making a file unwritable cannot produce this here.
 
 use std::path::{Path, PathBuf};
@@ -32,6 +32,8 @@ static int should_fail(int fd) {
     path[n] = 0;
     size_t length = strlen(suffix);
     if ((size_t)n < length || strcmp(path + n - length, suffix) != 0) return 0;
+    const char *switch_file = getenv("FAULTY_DISK_WHILE");
+    if (switch_file) return access(switch_file, F_OK) == 0;
     long index = __atomic_add_fetch(&seen, 1, __ATOMIC_SEQ_CST);
     long from = atol(getenv("FAULTY_DISK_FROM") ? getenv("FAULTY_DISK_FROM") : "1");
     long count = atol(getenv("FAULTY_DISK_COUNT") ? getenv("FAULTY_DISK_COUNT") : "1000000000");
@@ -78,6 +80,17 @@ pub fn library() -> &'static Path {
         assert!(status.success(), "the faulty-disk shim does not compile");
         library
     })
+}
+
+/// The environment that makes every write into files whose path ends with `suffix`
+/// fail with EIO while the file `switch` exists: a disk failing from a moment the test
+/// picks until it deletes the file.
+pub fn failing_writes_while(suffix: &str, switch: &Path) -> Vec<(String, String)> {
+    vec![
+        ("LD_PRELOAD".into(), library().display().to_string()),
+        ("FAULTY_DISK_SUFFIX".into(), suffix.into()),
+        ("FAULTY_DISK_WHILE".into(), switch.display().to_string()),
+    ]
 }
 
 /// The environment that makes writes number `from` to `from + count - 1` into files
