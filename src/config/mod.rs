@@ -640,7 +640,11 @@ path = "punches.db"
         assert!(config.sinks.is_empty());
         let config = parse("iclock-sync.example.toml", &uncommented, false, &variables)
             .unwrap_or_else(|error| panic!("{error}\n{uncommented}"));
-        assert_eq!(config.devices.len(), 2);
+        let kinds: Vec<&str> = config.devices.iter().map(DeviceConfig::kind).collect();
+        assert_eq!(kinds, ["adms", "zk", "biotime"]);
+        let adms = config.adms.as_ref().expect("the [adms] example");
+        assert_eq!(adms.listen.to_string(), "0.0.0.0:8081");
+        assert_eq!(adms.allow.len(), 1);
         let firestore = config
             .sink::<FirestoreConfig>()
             .expect("the Firestore example");
@@ -648,7 +652,7 @@ path = "punches.db"
         assert_eq!(firestore.retry_for(), Duration::from_secs(60));
         let frappe = config.sink::<FrappeConfig>().expect("the Frappe example");
         assert_eq!(frappe.shift_types[0].devices, ["Main gate"]);
-        assert_eq!(config.devices[0].interval, Some(Duration::from_secs(900)));
+        assert_eq!(config.devices[1].interval, Some(Duration::from_secs(900)));
         let names: Vec<&str> = config.sinks.iter().map(|sink| sink.name()).collect();
         assert_eq!(
             names,
