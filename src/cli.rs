@@ -169,6 +169,8 @@ pub enum Simulator {
     Zk(crate::simulate::zk::ZkSimulatorArgs),
     /// A Frappe HR site (Employees, Employee Checkins, Users) on a local port.
     Frappe(crate::simulate::frappe::FrappeSimulatorArgs),
+    /// Terminals pushing their punches to an ADMS server: `--server URL --terminals K --punches N`.
+    Adms(crate::simulate::adms::AdmsSimulatorArgs),
 }
 
 impl Cli {

@@ -6,6 +6,7 @@ use tokio::net::TcpListener;
 
 use crate::cli::Simulator;
 use crate::exit::Exit;
+use crate::simulate::adms::{self, AdmsSimulatorArgs};
 use crate::simulate::biotime::{BiotimeSimulator, generate};
 use crate::simulate::frappe::{FrappeSimulator, FrappeSimulatorArgs, company};
 use crate::simulate::zk::{ZkSimulator, ZkSimulatorArgs};
@@ -47,6 +48,45 @@ pub async fn run(simulator: Simulator) -> Exit {
         }
         Simulator::Zk(args) => run_zk(args).await,
         Simulator::Frappe(args) => run_frappe(args).await,
+        Simulator::Adms(args) => run_adms(args).await,
+    }
+}
+
+/// Pushes every terminal's punches, then prints what was acknowledged (the last line
+/// is machine-read by the bench script: keep its shape).
+async fn run_adms(args: AdmsSimulatorArgs) -> Exit {
+    let started = std::time::Instant::now();
+    let runs = adms::run(&args).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut complete = true;
+    for run in &runs {
+        let done = run.acknowledged == args.punches;
+        complete &= done;
+        if !done || run.resent > 0 {
+            println!(
+                "  {}: {} of {} acknowledged, {} upload(s) sent again{}",
+                run.serial,
+                run.acknowledged,
+                args.punches,
+                run.resent,
+                run.last_refusal
+                    .as_ref()
+                    .map(|refusal| format!("; last refusal: {refusal}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let acknowledged: u64 = runs.iter().map(|run| run.acknowledged).sum();
+    let resent: u64 = runs.iter().map(|run| run.resent).sum();
+    println!(
+        "{} terminal(s): {acknowledged} punches acknowledged, {resent} upload(s) sent again, in {seconds:.2} s ({:.0} punches/s)",
+        runs.len(),
+        acknowledged as f64 / seconds.max(0.001)
+    );
+    if complete {
+        Exit::Success
+    } else {
+        Exit::Incomplete
     }
 }
 

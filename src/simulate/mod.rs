@@ -3,6 +3,7 @@
 //! They share no parsing code with the connectors, so a connector bug is not mirrored
 //! by the simulator and hidden.
 
+pub mod adms;
 pub mod biotime;
 pub mod frappe;
 pub mod random;

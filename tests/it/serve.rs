@@ -18,11 +18,11 @@ fn configure(workspace: &Workspace, port: u16, extra: &str) {
 }
 
 /// Waits until the receiver answers a handshake.
-async fn handshake(client: &reqwest::Client, url: &str) -> String {
+async fn handshake(client: &reqwest::Client, url: &str, serial: &str) -> String {
     for _ in 0..300 {
         if let Ok(response) = client
             .get(format!(
-                "{url}/iclock/cdata?SN=SIM1&options=all&pushver=2.4.1"
+                "{url}/iclock/cdata?SN={serial}&options=all&pushver=2.4.1"
             ))
             .send()
             .await
@@ -55,7 +55,7 @@ async fn pushed_punches_land_once_and_sigterm_ends_serve_with_exit_0() {
     let mut child = workspace.command(&["serve"]).spawn().unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let options = handshake(&client, &url).await;
+    let options = handshake(&client, &url, "SIM1").await;
     assert!(options.contains("TimeZone=330"), "{options}");
 
     let body = "1001\t2026-09-15 09:00:00\t0\t15\t0\t0\t0\n\
@@ -188,7 +188,7 @@ async fn an_upload_the_ledger_cannot_store_is_refused_and_lands_once_when_sent_a
     let mut child = command.spawn().unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    handshake(&client, &url).await;
+    handshake(&client, &url, "SIM1").await;
 
     let body = "2001\t2026-09-15 09:00:00\t0\t15\n2002\t2026-09-15 09:00:01\t0\t15\n";
     std::fs::write(&switch, "").unwrap();
@@ -225,6 +225,74 @@ async fn an_upload_the_ledger_cannot_store_is_refused_and_lands_once_when_sent_a
         .collect();
     assert_eq!(pins.len(), 2, "{stored:?}");
     assert!(pins.contains(&"2001".to_owned()) && pins.contains(&"2002".to_owned()));
+    crate::support::send_signal(&child, "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("serve stops")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+/// Three simulated terminals (push 1.x, push 2.4 and Android firmware) push 400 punches
+/// each; every one lands once, and pushing them all again adds none.
+#[tokio::test]
+async fn simulated_terminals_of_three_firmwares_land_every_punch_once() {
+    let workspace = Workspace::new();
+    let port = free_port();
+    let mut config =
+        format!("[adms]\nlisten = \"127.0.0.1:{port}\"\ndelay = 2\nerror_delay = 10\n");
+    for serial in ["SIM0001", "SIM0002", "SIM0003"] {
+        config.push_str(&format!(
+            "\n[[device]]\nname = \"{serial}\"\nkind = \"adms\"\nserial = \"{serial}\"\ntimezone = \"Asia/Kolkata\"\n"
+        ));
+    }
+    workspace.write("iclock-sync.toml", &config);
+    let mut child = workspace.command(&["serve"]).spawn().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    handshake(&reqwest::Client::new(), &url, "SIM0001").await;
+    let simulate = [
+        "simulate",
+        "adms",
+        "--server",
+        &url,
+        "--terminals",
+        "3",
+        "--punches",
+        "400",
+        "--batch",
+        "150",
+    ];
+    for round in 0..2 {
+        let run = workspace.run(&simulate).await;
+        assert_eq!(run.code, Some(0), "round {round}: {}", run.all_output());
+        assert!(
+            run.stdout
+                .contains("3 terminal(s): 1200 punches acknowledged, 0 upload(s) sent again"),
+            "{}",
+            run.stdout
+        );
+        let mut stored = 0;
+        for _ in 0..300 {
+            if workspace.database().exists() {
+                stored = workspace.stored_punches().await.len();
+                if stored >= 1200 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(stored, 1200, "round {round}");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stored = workspace.stored_punches().await;
+    assert_eq!(stored.len(), 1200);
+    // The push 2.4 terminal's lines carry +05:30, the device's own zone: wall times
+    // are as the terminal showed them.
+    assert!(
+        stored
+            .iter()
+            .any(|(_, _, time, _)| time == "2026-09-01 08:00:00")
+    );
     crate::support::send_signal(&child, "TERM");
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
