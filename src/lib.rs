@@ -22,7 +22,7 @@
 //! | `cache`, `cache_repair`, `audit`, `cursor_store`, `quarantine`, `atomic_file`, `instance_lock` | the files kept for the Python tool and for people (`cursor_store` only imports the old cursors), and how safely they are written |
 //! | `memory` | how the process allocates: one malloc arena |
 //! | `report`, `output`, `progress` | the summary, JSON, the progress line |
-//! | `http_client`, `tls` | one way to build HTTP clients, one crypto provider, HTTPS for what we serve |
+//! | `http_client`, `http_server`, `tls` | one way to build HTTP clients, one accept loop for what `serve` listens on (limits, timeouts, graceful stop), one crypto provider, HTTPS for what we serve |
 //! | `simulate` | terminal, BioTime and Frappe simulators for the demo, tests and benchmarks |
 //! | `user_control` | switching people on and off after their checkins, and undoing it |
 //!
@@ -42,6 +42,7 @@ pub mod device_text;
 pub mod duration;
 pub mod exit;
 pub mod http_client;
+pub mod http_server;
 pub mod instance_lock;
 pub mod ledger;
 pub mod memory;

@@ -69,6 +69,14 @@ impl ServerTls {
         ServerTls::from_pem(&read(certificate)?, &read(key)?)
     }
 
+    /// The TLS handshake on an accepted connection.
+    pub async fn accept(
+        &self,
+        stream: tokio::net::TcpStream,
+    ) -> std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+        self.acceptor.accept(stream).await
+    }
+
     pub fn from_pem(certificate: &[u8], key: &[u8]) -> Result<ServerTls, String> {
         install_crypto_provider();
         let chain = CertificateDer::pem_slice_iter(certificate)

@@ -5,7 +5,6 @@
 //! later. SIGTERM or Ctrl-C: the receiver stops accepting and finishes the requests in
 //! flight, the cycle under way delivers what it read, and the process exits 0.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +22,7 @@ use crate::output::Output;
 use crate::punch::DeviceLabel;
 use crate::shutdown::Shutdown;
 use crate::sync::{CycleObserver, Engine, Schedule};
+use crate::tls::ServerTls;
 
 /// How often devices are read when neither `--every` nor a device's `interval` says.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -176,6 +176,15 @@ async fn start_receiver(
         Arc::new(settings.allow.clone()),
         receiver::allow_only,
     ));
+    let tls = match &settings.tls {
+        Some((cert, key)) => Some(ServerTls::from_files(cert, key).map_err(|problem| {
+            format!(
+                "{}: [adms] tls_cert / tls_key: {problem} — give the PEM certificate chain and its private key",
+                config.origin()
+            )
+        })?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|error| {
@@ -186,20 +195,18 @@ async fn start_receiver(
             )
         })?;
     tracing::info!(
-        "ADMS receiver listening on http://{}{}/iclock/ for {} terminal(s)",
+        "ADMS receiver listening on {}://{}{}/iclock/ for {} terminal(s)",
+        if tls.is_some() { "https" } else { "http" },
         settings.listen,
         settings.prefix,
         receiver.terminals.len()
     );
-    let mut stop = shutdown.clone();
-    let server = tokio::spawn(async move {
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, service)
-            .with_graceful_shutdown(async move { stop.requested().await })
-            .await;
-        if let Err(error) = served {
-            tracing::warn!("the ADMS receiver stopped: {error}");
-        }
-    });
+    let server = tokio::spawn(crate::http_server::serve(
+        listener,
+        router,
+        tls,
+        crate::http_server::Limits::default(),
+        shutdown.clone(),
+    ));
     Ok((receiver, server))
 }

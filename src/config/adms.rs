@@ -7,6 +7,7 @@
 //! all, by address.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -26,6 +27,8 @@ pub struct AdmsSettings {
     /// Seconds between a terminal's command polls, and before it retries a failed upload.
     pub delay: u32,
     pub error_delay: u32,
+    /// HTTPS: the certificate chain and its key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// What happens to a terminal whose serial number is not configured.
@@ -89,6 +92,8 @@ struct RawAdms {
     unknown_devices: Option<String>,
     delay: Option<u32>,
     error_delay: Option<u32>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// Reads `[adms]`; `None` when it is absent (no receiver).
@@ -167,6 +172,17 @@ pub fn parse(
                 ))
             }
         };
+    let tls = match (raw.tls_cert, raw.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some((section.path(&cert), section.path(&key))),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(section.error(
+                Some("tls_cert"),
+                "tls_cert and tls_key go together",
+                "give both: tls_cert = \"server.pem\" (the certificate chain) and tls_key = \"server.key\" (its private key), or neither for plain HTTP",
+            ));
+        }
+    };
     Ok(Some(AdmsSettings {
         listen,
         prefix,
@@ -175,6 +191,7 @@ pub fn parse(
         unknown_devices,
         delay: seconds("delay", raw.delay, 10, 2..=600)?,
         error_delay: seconds("error_delay", raw.error_delay, 30, 10..=600)?,
+        tls,
     }))
 }
 

@@ -300,3 +300,99 @@ async fn simulated_terminals_of_three_firmwares_land_every_punch_once() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// A thousand idle connections and slow clients that send half a request hold no
+/// terminal back: uploads are answered at once meanwhile, and serve stops on SIGTERM.
+#[tokio::test]
+async fn idle_and_slow_connections_by_the_thousand_do_not_hold_back_a_terminal() {
+    use tokio::io::AsyncWriteExt;
+
+    let workspace = Workspace::new();
+    let port = free_port();
+    configure(&workspace, port, "");
+    let mut child = workspace.command(&["serve"]).spawn().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    handshake(&client, &url, "SIM1").await;
+
+    let mut idle = Vec::new();
+    for number in 0..1000 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        if number % 2 == 0 {
+            // Half a request: headers that never end.
+            let _ = stream
+                .write_all(b"POST /iclock/cdata?SN=SIM1&table=ATTLOG HTTP/1.1\r\nHost: x\r\n")
+                .await;
+        }
+        idle.push(stream);
+    }
+    let started = std::time::Instant::now();
+    let body = "3001\t2026-09-15 09:00:00\t0\t15\n";
+    assert_eq!(
+        upload(&client, &url, "SIM1", body).await,
+        (200, "OK: 1".into())
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the upload waited {:?} behind idle connections",
+        started.elapsed()
+    );
+    // A body that never arrives is cut off, not waited for.
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    slow.write_all(
+        b"POST /iclock/cdata?SN=SIM1&table=ATTLOG HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n12",
+    )
+    .await
+    .unwrap();
+    crate::support::send_signal(&child, "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(45), child.wait())
+        .await
+        .expect("serve stops within 45 s of SIGTERM despite the idle connections")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    drop(idle);
+}
+
+/// With tls_cert and tls_key the receiver speaks HTTPS (a real handshake, a test CA).
+#[tokio::test]
+async fn the_receiver_serves_https_with_the_configured_certificate() {
+    let workspace = Workspace::new();
+    let ca = crate::support::tls::TestCa::new();
+    workspace.write("tls/server.pem", &ca.server_certificate_pem);
+    workspace.write("tls/server.key", &ca.server_key_pem);
+    let port = free_port();
+    configure(
+        &workspace,
+        port,
+        "tls_cert = \"tls/server.pem\"\ntls_key = \"tls/server.key\"",
+    );
+    let mut child = workspace.command(&["serve"]).spawn().unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let url = format!("https://127.0.0.1:{port}");
+    let options = handshake(&client, &url, "SIM1").await;
+    assert!(options.starts_with("GET OPTION FROM: SIM1"), "{options}");
+    assert_eq!(
+        upload(&client, &url, "SIM1", "4001\t2026-09-15 09:00:00\t0\t15\n").await,
+        (200, "OK: 1".into())
+    );
+    // Plain HTTP on the TLS port gets no answer.
+    assert!(
+        reqwest::get(format!("http://127.0.0.1:{port}/iclock/ping?SN=SIM1"))
+            .await
+            .map(|response| response.status() != 200)
+            .unwrap_or(true)
+    );
+    crate::support::send_signal(&child, "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("serve stops")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
