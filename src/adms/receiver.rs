@@ -63,6 +63,23 @@ pub struct Receiver {
     pub arrived: tokio::sync::Notify,
     /// Unknown terminals already reported as waiting (each is logged once).
     held: Mutex<HashSet<String>>,
+    /// What each terminal last said about itself, by serial; written to the ledger by
+    /// [`Receiver::record_contacts`] (not on every heartbeat).
+    contacts: Mutex<HashMap<String, Contact>>,
+}
+
+/// A terminal's last contact and what it said about itself.
+#[derive(Debug, Clone, Default)]
+struct Contact {
+    /// The configured device's name; `None`: a terminal held for approval.
+    device: Option<String>,
+    last_contact: String,
+    ip: Option<String>,
+    push_version: Option<String>,
+    /// From `getrequest?INFO=`: firmware, users, fingerprints, punches, IP, …
+    info: Vec<String>,
+    /// Changed since last written to the ledger.
+    dirty: bool,
 }
 
 impl Receiver {
@@ -85,6 +102,7 @@ impl Receiver {
             sinks: RwLock::new(Vec::new()),
             arrived: tokio::sync::Notify::new(),
             held: Mutex::new(HashSet::new()),
+            contacts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -98,6 +116,80 @@ impl Receiver {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Notes a request from `serial` (`device`: its configured name, `None` if held).
+    fn contact(&self, serial: &str, device: Option<&str>, peer: Option<SocketAddr>, query: &Query) {
+        let mut contacts = self.contacts.lock().unwrap_or_else(PoisonError::into_inner);
+        if device.is_none() && !contacts.contains_key(serial) && contacts.len() >= HELD_LOGGED {
+            return;
+        }
+        let contact = contacts.entry(serial.to_owned()).or_default();
+        contact.device = device.map(str::to_owned);
+        contact.last_contact = crate::punch::utc_text(Utc::now());
+        if let Some(peer) = peer {
+            contact.ip = Some(peer.ip().to_string());
+        }
+        if let Some(version) = query.get("pushver") {
+            contact.push_version = Some(version.chars().take(32).collect());
+        }
+        if let Some(info) = query.get("INFO") {
+            contact.info = info
+                .split(',')
+                .take(16)
+                .map(|field| field.chars().take(64).collect())
+                .collect();
+        }
+        contact.dirty = true;
+    }
+
+    /// Writes what changed about the terminals to the ledger, where `status` reads it:
+    /// a configured terminal under its device's name, a held one as `ADMS <serial>`
+    /// waiting for approval.
+    pub async fn record_contacts(&self) {
+        let changed: Vec<(String, Contact)> = {
+            let mut contacts = self.contacts.lock().unwrap_or_else(PoisonError::into_inner);
+            contacts
+                .iter_mut()
+                .filter(|(_, contact)| contact.dirty)
+                .map(|(serial, contact)| {
+                    contact.dirty = false;
+                    (serial.clone(), contact.clone())
+                })
+                .collect()
+        };
+        for (serial, contact) in changed {
+            let info = |index: usize| contact.info.get(index).filter(|value| !value.is_empty());
+            let mut facts = json!({
+                "serial": serial,
+                "last_contact": contact.last_contact,
+                "ip": info(4).or(contact.ip.as_ref()),
+                "push_version": contact.push_version,
+                "firmware": info(0),
+                "users": info(1),
+                "punches_on_terminal": info(3),
+            });
+            if let Some(facts) = facts.as_object_mut() {
+                facts.retain(|_, value| !value.is_null());
+            }
+            let device = match &contact.device {
+                Some(name) => DeviceRecord {
+                    name: name.clone(),
+                    kind: "adms".to_owned(),
+                    location: format!("ADMS terminal {serial}"),
+                },
+                None => DeviceRecord {
+                    name: format!("ADMS {serial}"),
+                    kind: "adms".to_owned(),
+                    location: format!(
+                        "waiting for approval: add [[device]] kind = \"adms\", serial = \"{serial}\""
+                    ),
+                },
+            };
+            if let Err(error) = self.ledger.device_read(&device, None, Some(&facts)).await {
+                tracing::warn!("cannot record ADMS terminal {serial}'s contact: {error}");
+            }
+        }
     }
 
     /// The router: every path under `/iclock/`.
@@ -232,10 +324,12 @@ impl Receiver {
 /// Every request under `/iclock/`.
 async fn answer(
     State(receiver): State<Arc<Receiver>>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     method: Method,
     uri: Uri,
     body: Bytes,
 ) -> Response {
+    let peer = peer.map(|axum::Extension(ConnectInfo(peer))| peer);
     let Some(endpoint) = Endpoint::of(uri.path()) else {
         return text(StatusCode::OK, "OK".to_owned());
     };
@@ -245,7 +339,10 @@ async fn answer(
     };
     let accepted;
     let terminal = match (receiver.terminals.get(serial), receiver.unknown) {
-        (Some(terminal), _) => terminal,
+        (Some(terminal), _) => {
+            receiver.contact(serial, Some(&terminal.label.name), peer, &query);
+            terminal
+        }
         (None, UnknownDevices::Accept) => {
             accepted = Terminal {
                 serial: serial.to_owned(),
@@ -255,9 +352,13 @@ async fn answer(
                 }),
                 location: format!("ADMS terminal {serial}"),
             };
+            receiver.contact(serial, Some(&accepted.label.name), peer, &query);
             &accepted
         }
         (None, policy) => {
+            if policy == UnknownDevices::Hold {
+                receiver.contact(serial, None, peer, &query);
+            }
             let mut held = receiver.held.lock().unwrap_or_else(PoisonError::into_inner);
             // Thousands of made-up serials are not kept (nor logged) one by one.
             let first = held.len() < HELD_LOGGED && held.insert(serial.to_owned());

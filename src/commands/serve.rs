@@ -70,9 +70,10 @@ pub async fn run(
     let observer = output.observer();
     let running = receiver.as_ref().map(|(receiver, _)| receiver.as_ref());
     run_loop(&mut engine, interval, None, shutdown, &observer, running).await;
-    if let Some((_, server)) = receiver {
+    if let Some((receiver, server)) = receiver {
         // The signal stopped it accepting; requests in flight finish first.
         let _ = server.await;
+        receiver.record_contacts().await;
     }
     engine.close().await;
     Exit::Success
@@ -106,6 +107,7 @@ pub async fn run_loop(
         schedule.ran(&due, started);
         if let Some(receiver) = receiver {
             receiver.set_sinks(engine.sink_ids());
+            receiver.record_contacts().await;
         }
         let next = schedule.next_wake().unwrap_or(started + interval);
         tracing::info!(

@@ -66,13 +66,22 @@ fn render(status: &Status) -> String {
         let _ = writeln!(out, "  none read yet");
     }
     for device in &status.devices {
+        // A pushing terminal is not read: its last contact is what it did last.
+        let (what, when) = match device
+            .facts
+            .as_ref()
+            .and_then(|facts| facts.get("last_contact"))
+        {
+            Some(contact) if device.kind == "adms" => ("last contact", contact.as_str()),
+            _ => ("last read", device.last_read_at.as_deref()),
+        };
         let _ = writeln!(
             out,
-            "  {} ({}, {}): last read {}",
+            "  {} ({}, {}): {what} {}",
             device.name,
             device.kind,
             device.location,
-            device.last_read_at.as_deref().unwrap_or("never"),
+            when.unwrap_or("never"),
         );
         if let Some(error) = &device.last_error {
             let _ = writeln!(

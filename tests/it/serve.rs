@@ -57,6 +57,14 @@ async fn pushed_punches_land_once_and_sigterm_ends_serve_with_exit_0() {
     let client = reqwest::Client::new();
     let options = handshake(&client, &url, "SIM1").await;
     assert!(options.contains("TimeZone=330"), "{options}");
+    let poll = client
+        .get(format!(
+            "{url}/iclock/getrequest?SN=SIM1&INFO=Ver%202.0.12-20150625,25,30,1200,192.168.1.50,10,7,15,0,111"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(poll.text().await.unwrap(), "OK");
 
     let body = "1001\t2026-09-15 09:00:00\t0\t15\t0\t0\t0\n\
                 1002\t2026-09-15 09:00:05\t0\t1\t0\t0\t0\n\
@@ -112,6 +120,24 @@ async fn pushed_punches_land_once_and_sigterm_ends_serve_with_exit_0() {
             .await
             .is_err(),
         "nothing listens after serve stopped"
+    );
+    // `status` shows each terminal's last contact and what it said, and the one held.
+    let status = workspace.run(&["status"]).await;
+    let text = status.all_output();
+    assert!(
+        text.contains("Gate (adms, ADMS terminal SIM1): last contact 20"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"firmware\":\"Ver 2.0.12-20150625\""),
+        "{text}"
+    );
+    assert!(text.contains("\"ip\":\"192.168.1.50\""), "{text}");
+    assert!(text.contains("\"push_version\":\"2.4.1\""), "{text}");
+    assert!(text.contains("cursor: {\"ATTLOG\":\"1\"}"), "{text}");
+    assert!(
+        text.contains("ADMS STRANGER (adms, waiting for approval: add [[device]] kind = \"adms\", serial = \"STRANGER\")"),
+        "{text}"
     );
 }
 
