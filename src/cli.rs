@@ -126,6 +126,9 @@ pub enum Command {
     Db(crate::commands::db::DbAction),
     /// Run as a service: read the devices on their intervals, deliver, and take punches terminals push ([adms]).
     Serve(crate::commands::serve::ServeArgs),
+    /// Commands for terminals that push: `adms command SERIAL check|info|reboot|reupload FROM TO`, `adms commands`.
+    #[command(subcommand)]
+    Adms(crate::commands::adms::AdmsAction),
     /// Start a simulated terminal and BioTime server and sync them into output/demo/attendance.db.
     Demo(DemoArgs),
     /// Run a device simulator (used by the demo, the tests and the benchmarks).

@@ -74,6 +74,9 @@ fn main() -> ExitCode {
             Some(Command::Db(action)) => {
                 commands::db::run(&action, cli.config, &environment, &output).await
             }
+            Some(Command::Adms(action)) => {
+                commands::adms::run(&action, cli.config, &environment, &output).await
+            }
             Some(Command::Serve(args)) => {
                 commands::serve::run(cli.config, &environment, &args, &output).await
             }

@@ -321,6 +321,123 @@ impl Receiver {
     }
 }
 
+impl Receiver {
+    /// `getrequest`: the open commands, one `C:<id>:<command>` per line, or `OK`.
+    async fn poll(&self, terminal: &Terminal) -> Response {
+        match self
+            .ledger
+            .commands_to_send(&terminal.serial, RESEND_AFTER, COMMANDS_PER_POLL)
+            .await
+        {
+            Ok(commands) if commands.is_empty() => text(StatusCode::OK, "OK".to_owned()),
+            Ok(commands) => {
+                let lines: Vec<String> = commands
+                    .iter()
+                    .map(|(id, command)| format!("C:{id}:{command}"))
+                    .collect();
+                text(StatusCode::OK, lines.join("\n") + "\n")
+            }
+            // The terminal asks again at its next poll.
+            Err(error) => {
+                tracing::warn!(
+                    "ADMS terminal {}: cannot read its commands: {error}",
+                    terminal.serial
+                );
+                text(StatusCode::OK, "OK".to_owned())
+            }
+        }
+    }
+
+    /// `devicecmd`: each result recorded against its command, then `OK`.
+    async fn results(&self, terminal: &Terminal, body: &[u8]) -> Response {
+        let body = String::from_utf8_lossy(body);
+        for result in command_results(&body) {
+            match self
+                .ledger
+                .command_result(
+                    &terminal.serial,
+                    result.id,
+                    result.return_code,
+                    &result.text,
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(error) => {
+                    // Not recorded: the terminal is asked again (503) and sends it again.
+                    tracing::warn!(
+                        "ADMS terminal {}: cannot record command {}'s result: {error}",
+                        terminal.serial,
+                        result.id
+                    );
+                    return unavailable(&error.to_string());
+                }
+            }
+        }
+        text(StatusCode::OK, "OK".to_owned())
+    }
+}
+
+/// A command handed over and not answered within this long is handed over again.
+const RESEND_AFTER: std::time::Duration = std::time::Duration::from_secs(120);
+/// Commands handed over at one poll.
+const COMMANDS_PER_POLL: usize = 10;
+/// A result's text is kept up to this many bytes (an `INFO` answer is a few hundred).
+const RESULT_KEPT: usize = 16 * 1024;
+
+/// One command result from a `devicecmd` body.
+#[derive(Debug, PartialEq, Eq)]
+struct CommandResult {
+    id: i64,
+    /// `Return=`: 0 success, negative an error; `None` if the terminal gave none.
+    return_code: Option<i64>,
+    /// The result line and the lines after it (an `INFO` answer's settings).
+    text: String,
+}
+
+/// `ID=<id>&Return=<code>&CMD=<echo>` lines, several per body, each perhaps followed by
+/// lines of its own; some firmware puts `ID=`, `Return=` and `CMD=` on separate lines.
+fn command_results(body: &str) -> Vec<CommandResult> {
+    let mut results: Vec<CommandResult> = Vec::new();
+    for line in body.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some(rest) = line.strip_prefix("ID=") {
+            let pairs = std::iter::once(("ID", rest.split('&').next().unwrap_or(""))).chain(
+                rest.split('&')
+                    .skip(1)
+                    .filter_map(|pair| pair.split_once('=')),
+            );
+            let mut id = None;
+            let mut return_code = None;
+            for (key, value) in pairs {
+                match key {
+                    "ID" => id = value.trim().parse().ok(),
+                    "Return" => return_code = value.trim().parse().ok(),
+                    _ => {}
+                }
+            }
+            if let Some(id) = id {
+                results.push(CommandResult {
+                    id,
+                    return_code,
+                    text: line.chars().take(RESULT_KEPT).collect(),
+                });
+            }
+        } else if let Some(last) = results.last_mut() {
+            if let Some(code) = line.strip_prefix("Return=")
+                && last.return_code.is_none()
+            {
+                last.return_code = code.trim().parse().ok();
+            }
+            if last.text.len() + line.len() < RESULT_KEPT {
+                last.text.push('\n');
+                last.text.push_str(line);
+            }
+        }
+    }
+    results
+}
+
 /// Every request under `/iclock/`.
 async fn answer(
     State(receiver): State<Arc<Receiver>>,
@@ -385,6 +502,8 @@ async fn answer(
         {
             receiver.punches(terminal, &query, &body).await
         }
+        (Endpoint::GetRequest, _) => receiver.poll(terminal).await,
+        (Endpoint::DeviceCmd, Method::POST) => receiver.results(terminal, &body).await,
         _ => text(StatusCode::OK, "OK".to_owned()),
     }
 }
@@ -422,4 +541,30 @@ fn unavailable(problem: &str) -> Response {
         StatusCode::SERVICE_UNAVAILABLE,
         format!("ERROR: not stored, send again later ({problem})"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_results_are_read_in_every_shape_seen() {
+        let body = "ID=7&Return=0&CMD=CHECK\r\nID=8&Return=-1002&CMD=USER ADD\n\
+                    ID=9&Return=0&CMD=INFO\n~DeviceName=MB460\nFWVersion=Ver 6.60\nUserCount=25\n\
+                    ID=10\nReturn=0\nCMD=Shell\nContent=ok\nnonsense before\n";
+        let results = command_results(body);
+        let summary: Vec<(i64, Option<i64>)> = results
+            .iter()
+            .map(|result| (result.id, result.return_code))
+            .collect();
+        assert_eq!(
+            summary,
+            [(7, Some(0)), (8, Some(-1002)), (9, Some(0)), (10, Some(0))]
+        );
+        assert_eq!(
+            results[2].text,
+            "ID=9&Return=0&CMD=INFO\n~DeviceName=MB460\nFWVersion=Ver 6.60\nUserCount=25"
+        );
+        assert!(command_results("Return=0\ngarbage\nID=x&Return=0").is_empty());
+    }
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process's [`crate::exit::Exit`].
 
+pub mod adms;
 pub mod backfill;
 pub mod build_cache;
 pub mod db;

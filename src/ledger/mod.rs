@@ -442,6 +442,50 @@ pub trait Ledger: Send + Sync {
     /// Deletes punches read before `before` that every sink has settled; returns how
     /// many.
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64, LedgerError>;
+
+    /// Queues `command` for the pushing terminal `serial`; its number.
+    async fn queue_command(&self, serial: &str, command: &str) -> Result<i64, LedgerError>;
+
+    /// The open commands for `serial` to hand over at its poll (those handed over less
+    /// than `again_after` ago wait for their result), marked as handed over.
+    async fn commands_to_send(
+        &self,
+        serial: &str,
+        again_after: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, LedgerError>;
+
+    /// Records a command's result; whether it was waiting for one.
+    async fn command_result(
+        &self,
+        serial: &str,
+        id: i64,
+        return_code: Option<i64>,
+        result: &str,
+    ) -> Result<bool, LedgerError>;
+
+    /// The newest `limit` commands, of one terminal or all.
+    async fn commands(
+        &self,
+        serial: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AdmsCommand>, LedgerError>;
+}
+
+/// A command for a pushing terminal, and what became of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdmsCommand {
+    pub id: i64,
+    pub serial: String,
+    pub command: String,
+    pub queued_at: String,
+    /// Last handed to the terminal, and how many times.
+    pub sent_at: Option<String>,
+    pub sends: u64,
+    pub result_at: Option<String>,
+    /// The terminal's `Return=` (0 success; see docs/adms.md).
+    pub return_code: Option<i64>,
+    pub result: Option<String>,
 }
 
 /// A shared handle.

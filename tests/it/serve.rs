@@ -422,3 +422,71 @@ async fn the_receiver_serves_https_with_the_configured_certificate() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// A command queued by hand is handed over at the terminal's next poll, once, and its
+/// result is recorded and shown.
+#[tokio::test]
+async fn a_queued_command_is_handed_over_at_the_next_poll_and_its_result_kept() {
+    let workspace = Workspace::new();
+    let port = free_port();
+    configure(&workspace, port, "");
+    let mut child = workspace.command(&["serve"]).spawn().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    handshake(&client, &url, "SIM1").await;
+    let poll = || async {
+        client
+            .get(format!("{url}/iclock/getrequest?SN=SIM1"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert_eq!(poll().await, "OK");
+
+    let queued = workspace.run(&["adms", "command", "SIM1", "info"]).await;
+    assert_eq!(queued.code, Some(0), "{}", queued.all_output());
+    let queued = workspace
+        .run(&[
+            "adms",
+            "command",
+            "SIM1",
+            "reupload",
+            "2026-09-01",
+            "2026-09-30",
+        ])
+        .await;
+    assert_eq!(queued.code, Some(0), "{}", queued.all_output());
+    let refused = workspace
+        .run(&["adms", "command", "SIM1", "CLEAR", "LOG"])
+        .await;
+    assert_eq!(refused.code, Some(2), "{}", refused.all_output());
+
+    assert_eq!(
+        poll().await,
+        "C:1:INFO\nC:2:DATA QUERY ATTLOG StartTime=2026-09-01 00:00:00\tEndTime=2026-09-30 23:59:59\n"
+    );
+    // Handed over and waiting for the result: not handed over again at once.
+    assert_eq!(poll().await, "OK");
+    let answered = client
+        .post(format!("{url}/iclock/devicecmd?SN=SIM1"))
+        .body("ID=1&Return=0&CMD=INFO\n~DeviceName=MB460\nUserCount=25\nID=2&Return=-1&CMD=DATA\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.text().await.unwrap(), "OK");
+
+    let listed = workspace.run(&["adms", "commands", "SIM1"]).await;
+    let text = listed.all_output();
+    assert!(text.contains("1  SIM1  INFO  — done"), "{text}");
+    assert!(text.contains("~DeviceName=MB460"), "{text}");
+    assert!(text.contains("(Return=-1)"), "{text}");
+    crate::support::send_signal(&child, "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("serve stops")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}

@@ -28,9 +28,9 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 
 use super::{
-    CacheFile, CycleId, DeviceRecord, DeviceStanding, Export, Exported, Journal, Journaled, Ledger,
-    LedgerError, PunchDelivery, PunchQuery, PunchRecord, Queued, RegisteredSink, RetryFilter, Seq,
-    SinkId, SinkRegistration, SinkStanding,
+    AdmsCommand, CacheFile, CycleId, DeviceRecord, DeviceStanding, Export, Exported, Journal,
+    Journaled, Ledger, LedgerError, PunchDelivery, PunchQuery, PunchRecord, Queued, RegisteredSink,
+    RetryFilter, Seq, SinkId, SinkRegistration, SinkStanding,
 };
 use crate::punch::{
     DeviceLabel, Punch, PunchId, SourceKind, WALL_TIME_FORMAT, utc_text, wall_time_text,
@@ -44,6 +44,8 @@ pub const LEDGER_FILE_NAME: &str = "ledger.db";
 const JSON_ROWS: usize = 1000;
 
 /// Delivery states as stored.
+mod commands;
+
 mod state {
     pub const PENDING: i64 = 0;
     pub const FAILED: i64 = 1;
@@ -1358,6 +1360,45 @@ impl Ledger for SqliteLedger {
             });
         }
         Ok(records)
+    }
+
+    async fn queue_command(&self, serial: &str, command: &str) -> Result<i64, LedgerError> {
+        commands::queue(&self.pool, serial, command)
+            .await
+            .map_err(|error| self.error(error))
+    }
+
+    async fn commands_to_send(
+        &self,
+        serial: &str,
+        again_after: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, LedgerError> {
+        commands::to_send(&self.pool, serial, again_after, limit)
+            .await
+            .map_err(|error| self.error(error))
+    }
+
+    async fn command_result(
+        &self,
+        serial: &str,
+        id: i64,
+        return_code: Option<i64>,
+        result: &str,
+    ) -> Result<bool, LedgerError> {
+        commands::finish(&self.pool, serial, id, return_code, result)
+            .await
+            .map_err(|error| self.error(error))
+    }
+
+    async fn commands(
+        &self,
+        serial: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AdmsCommand>, LedgerError> {
+        commands::list(&self.pool, serial, limit)
+            .await
+            .map_err(|error| self.error(error))
     }
 
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64, LedgerError> {
