@@ -33,6 +33,11 @@ pub struct AdmsSimulatorArgs {
     /// Punch lines per upload (firmware sends a few hundred).
     #[arg(long, default_value_t = 500)]
     pub batch: usize,
+    /// After uploading, keep polling for commands (every `Delay` the server gives) this
+    /// long, carrying out each: CHECK, INFO, LOG, REBOOT and DATA QUERY ATTLOG (its
+    /// punches in the window uploaded again).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = crate::cli::parse_interval)]
+    pub poll_for: Duration,
     /// A terminal still not done after this long gives up (its punches stay unsent).
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::cli::parse_interval)]
     pub give_up_after: Duration,
@@ -48,6 +53,8 @@ pub struct TerminalRun {
     pub resent: u64,
     /// The last refusal, if any.
     pub last_refusal: Option<String>,
+    /// Commands received and answered.
+    pub commands: u64,
 }
 
 /// The serial number of terminal `index` (0-based).
@@ -121,11 +128,15 @@ async fn terminal(
         handshake.push_str(&format!("&pushver={version}"));
     }
     let mut error_delay = Duration::from_secs(30);
+    let mut delay = Duration::from_secs(10);
     loop {
         match get(client, &handshake).await {
             Ok(options) => {
                 if let Some(seconds) = option(&options, "ErrorDelay") {
                     error_delay = Duration::from_secs(seconds);
+                }
+                if let Some(seconds) = option(&options, "Delay") {
+                    delay = Duration::from_secs(seconds);
                 }
                 break;
             }
@@ -138,35 +149,142 @@ async fn terminal(
         }
     }
     let lines = punches(index, args.punches);
-    for (number, batch) in lines.chunks(args.batch.max(1)).enumerate() {
-        let mut body = batch
-            .iter()
-            .map(|line| line.write(style))
-            .collect::<Vec<_>>()
-            .join("\n");
-        body.push('\n');
-        let url = format!(
-            "{server}/iclock/cdata?SN={serial}&table=ATTLOG&Stamp={}",
-            number + 1
-        );
-        loop {
-            match post(client, &url, &body).await {
-                Ok(answer) if answer.starts_with("OK") => {
-                    run.acknowledged += batch.len() as u64;
-                    break;
-                }
-                Ok(answer) => run.last_refusal = Some(answer),
-                Err(refusal) => run.last_refusal = Some(refusal),
+    let uploader = Uploader {
+        client,
+        server,
+        serial: &serial,
+        style,
+        batch: args.batch.max(1),
+        error_delay,
+        deadline,
+    };
+    if !uploader.upload(&lines, &mut run).await {
+        return run;
+    }
+    // Polls, as the terminal makes after uploading, carrying out what it is given.
+    let polling_ends = Instant::now() + args.poll_for;
+    loop {
+        if let Ok(commands) = get(client, &format!("{server}/iclock/getrequest?SN={serial}")).await
+        {
+            let mut results = Vec::new();
+            for line in commands.lines() {
+                let Some((id, command)) = line
+                    .strip_prefix("C:")
+                    .and_then(|rest| rest.split_once(':'))
+                else {
+                    continue;
+                };
+                run.commands += 1;
+                results.push(uploader.carry_out(id, command, &lines, &mut run).await);
             }
-            run.resent += 1;
-            if !wait(error_delay, deadline).await {
-                return run;
+            if !results.is_empty() {
+                let _ = post(
+                    client,
+                    &format!("{server}/iclock/devicecmd?SN={serial}"),
+                    &results.join("\n"),
+                )
+                .await;
             }
         }
+        if Instant::now() + delay >= polling_ends.min(deadline) {
+            return run;
+        }
+        tokio::time::sleep(delay).await;
     }
-    // A poll, as the terminal makes after uploading.
-    let _ = get(client, &format!("{server}/iclock/getrequest?SN={serial}")).await;
-    run
+}
+
+/// What a terminal needs to upload.
+struct Uploader<'a> {
+    client: &'a reqwest::Client,
+    server: &'a str,
+    serial: &'a str,
+    style: LineStyle,
+    batch: usize,
+    error_delay: Duration,
+    deadline: Instant,
+}
+
+impl Uploader<'_> {
+    /// Uploads `lines` in batches, each sent again until acknowledged; false if the
+    /// deadline came first.
+    async fn upload(&self, lines: &[AttlogLine], run: &mut TerminalRun) -> bool {
+        for (number, batch) in lines.chunks(self.batch).enumerate() {
+            let mut body = batch
+                .iter()
+                .map(|line| line.write(self.style))
+                .collect::<Vec<_>>()
+                .join("\n");
+            body.push('\n');
+            let url = format!(
+                "{}/iclock/cdata?SN={}&table=ATTLOG&Stamp={}",
+                self.server,
+                self.serial,
+                number + 1
+            );
+            loop {
+                match post(self.client, &url, &body).await {
+                    Ok(answer) if answer.starts_with("OK") => {
+                        run.acknowledged += batch.len() as u64;
+                        break;
+                    }
+                    Ok(answer) => run.last_refusal = Some(answer),
+                    Err(refusal) => run.last_refusal = Some(refusal),
+                }
+                run.resent += 1;
+                if !wait(self.error_delay, self.deadline).await {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Carries out one command; its result line.
+    async fn carry_out(
+        &self,
+        id: &str,
+        command: &str,
+        lines: &[AttlogLine],
+        run: &mut TerminalRun,
+    ) -> String {
+        let verb = command.split([' ', '\t']).next().unwrap_or("");
+        match verb {
+            "CHECK" | "LOG" | "REBOOT" => format!("ID={id}&Return=0&CMD={verb}"),
+            "INFO" => format!(
+                "ID={id}&Return=0&CMD=INFO\n~DeviceName=iclock-sync simulator\nFWVersion=Ver 6.60 Sim\nUserCount=50\nAttLogCount={}",
+                lines.len()
+            ),
+            "DATA" if command.starts_with("DATA QUERY ATTLOG") => {
+                let field = |name: &str| {
+                    command
+                        .split(['\t'])
+                        .find_map(|part| {
+                            part.split_once(&format!("{name}=")).map(|(_, value)| value)
+                        })
+                        .and_then(|value| {
+                            NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%d %H:%M:%S").ok()
+                        })
+                };
+                let (Some(from), Some(to)) = (field("StartTime"), field("EndTime")) else {
+                    return format!("ID={id}&Return=-1&CMD=DATA");
+                };
+                let window: Vec<AttlogLine> = lines
+                    .iter()
+                    .filter(|line| matches!(line.time, LineTime::Wall(time) if time >= from && time <= to))
+                    .cloned()
+                    .collect();
+                if window.is_empty() {
+                    return format!("ID={id}&Return=-1&CMD=DATA");
+                }
+                let before = run.acknowledged;
+                self.upload(&window, run).await;
+                // Re-uploaded punches are not new acknowledgements of the terminal's log.
+                run.acknowledged = before;
+                format!("ID={id}&Return=0&CMD=DATA")
+            }
+            _ => format!("ID={id}&Return=-1002&CMD={verb}"),
+        }
+    }
 }
 
 /// `Key=Value` from an option block.

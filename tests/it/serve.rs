@@ -490,3 +490,60 @@ async fn a_queued_command_is_handed_over_at_the_next_poll_and_its_result_kept() 
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// A re-upload asked of a simulated terminal: it polls, carries it out (its punches in
+/// the window sent again) and answers; the store still holds each punch once.
+#[tokio::test]
+async fn a_reupload_carried_out_by_a_terminal_adds_no_second_punch() {
+    let workspace = Workspace::new();
+    let port = free_port();
+    workspace.write(
+        "iclock-sync.toml",
+        &format!(
+            "[adms]\nlisten = \"127.0.0.1:{port}\"\ndelay = 2\n\n\
+             [[device]]\nname = \"Gate\"\nkind = \"adms\"\nserial = \"SIM0001\"\ntimezone = \"Asia/Kolkata\"\n"
+        ),
+    );
+    let mut child = workspace.command(&["serve"]).spawn().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    handshake(&reqwest::Client::new(), &url, "SIM0001").await;
+    let queued = workspace
+        .run(&[
+            "adms",
+            "command",
+            "SIM0001",
+            "reupload",
+            "2026-09-01",
+            "2026-09-01",
+        ])
+        .await;
+    assert_eq!(queued.code, Some(0), "{}", queued.all_output());
+    let run = workspace
+        .run(&[
+            "simulate",
+            "adms",
+            "--server",
+            &url,
+            "--punches",
+            "100",
+            "--poll-for",
+            "3s",
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.all_output());
+    let listed = workspace.run(&["adms", "commands"]).await.all_output();
+    assert!(
+        listed.contains(
+            "DATA QUERY ATTLOG StartTime=2026-09-01 00:00:00 EndTime=2026-09-01 23:59:59  — done"
+        ),
+        "{listed}"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(workspace.stored_punches().await.len(), 100);
+    crate::support::send_signal(&child, "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("serve stops")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
