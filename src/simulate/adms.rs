@@ -36,8 +36,9 @@ pub struct AdmsSimulatorArgs {
     /// After uploading, keep polling for commands (every `Delay` the server gives) this
     /// long, carrying out each: CHECK, INFO, LOG, REBOOT and DATA QUERY ATTLOG (its
     /// punches in the window uploaded again).
-    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = crate::cli::parse_interval)]
-    pub poll_for: Duration,
+    /// Without it, one poll.
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_interval)]
+    pub poll_for: Option<Duration>,
     /// A terminal still not done after this long gives up (its punches stay unsent).
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::cli::parse_interval)]
     pub give_up_after: Duration,
@@ -162,7 +163,7 @@ async fn terminal(
         return run;
     }
     // Polls, as the terminal makes after uploading, carrying out what it is given.
-    let polling_ends = Instant::now() + args.poll_for;
+    let polling_ends = Instant::now() + args.poll_for.unwrap_or_default();
     loop {
         if let Ok(commands) = get(client, &format!("{server}/iclock/getrequest?SN={serial}")).await
         {
