@@ -100,6 +100,7 @@ pub fn run(args: &InitArgs, output: &Output) -> Exit {
 pub fn render(args: &InitArgs, timezone: &str) -> String {
     let mut out = String::from(HEADER);
     out.push_str(SYNC);
+    out.push_str(&ADMS.replace("{timezone}", timezone));
     for (index, zk) in args.zk.iter().enumerate() {
         let (name, address) = match zk.split_once('=') {
             Some((name, address)) => (name.trim().to_owned(), address.trim()),
@@ -212,6 +213,29 @@ const SYNC: &str = r##"
 # backfill = "30d"                   # a sink new to this setup gets the punches read in
 #                                    # this window before it ("none": only new ones)
 # retain = "forever"                 # or e.g. "400d": delivered punches older are pruned
+"##;
+
+const ADMS: &str = r##"
+# `iclock-sync serve` only: the receiver terminals push their punches to (ADMS,
+# "Cloud Server Setting" on the terminal). Off without this section.
+# [adms]
+# listen = "0.0.0.0:8081"            # address:port the terminals connect to
+# allow = ["192.168.1.0/24"]         # who may connect (default: anyone)
+# unknown_devices = "hold"           # a serial not listed below: "hold" (it keeps its
+#                                    # punches until added), "accept" or "reject"
+# prefix = ""                        # e.g. "/attendance" if the server address has a path
+# max_body_mb = 20                   # larger uploads are refused
+# delay = 10                         # seconds between the terminals' polls
+# error_delay = 30                   # seconds before a terminal retries a failed upload
+# tls_cert = "server.pem"            # HTTPS (newer firmware only): certificate chain
+# tls_key = "server.key"             # and its private key
+
+# A terminal that pushes to the [adms] receiver, known by its serial number.
+# [[device]]
+# name = "Branch office"
+# kind = "adms"
+# serial = "CQZ7224460246"           # on its label, or Menu → System Info
+# timezone = "{timezone}"
 "##;
 
 const ZK_DEFAULTS: &str = r##"# transport = "auto"                 # "tcp", "udp", or "auto" (TCP, then UDP)

@@ -35,6 +35,34 @@ async fn handshake(client: &reqwest::Client, url: &str, serial: &str) -> String 
     panic!("serve did not answer a handshake within 30 s");
 }
 
+/// The store's punches once it holds at least `count` (or after 30 s, whatever it holds).
+async fn stored_at_least(
+    workspace: &Workspace,
+    count: usize,
+) -> Vec<(String, String, String, i64)> {
+    let mut stored = Vec::new();
+    for _ in 0..300 {
+        if workspace.database().exists() {
+            stored = workspace.stored_punches().await;
+            if stored.len() >= count {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stored
+}
+
+/// SIGTERM, and serve exits 0 within `limit`.
+async fn stop(child: &mut tokio::process::Child, limit: Duration) {
+    crate::support::send_signal(child, "TERM");
+    let status = tokio::time::timeout(limit, child.wait())
+        .await
+        .expect("serve stops after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
 async fn upload(client: &reqwest::Client, url: &str, serial: &str, body: &str) -> (u16, String) {
     let response = client
         .post(format!(
@@ -73,16 +101,7 @@ async fn pushed_punches_land_once_and_sigterm_ends_serve_with_exit_0() {
         upload(&client, &url, "SIM1", body).await,
         (200, "OK: 3".into())
     );
-    let mut stored = Vec::new();
-    for _ in 0..300 {
-        if workspace.database().exists() {
-            stored = workspace.stored_punches().await;
-            if stored.len() >= 3 {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let stored = stored_at_least(&workspace, 3).await;
     let rows: Vec<(String, String, i64)> = stored
         .iter()
         .map(|(_, pin, time, state)| (pin.clone(), time.clone(), *state))
@@ -107,12 +126,7 @@ async fn pushed_punches_land_once_and_sigterm_ends_serve_with_exit_0() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(workspace.stored_punches().await.len(), 3);
 
-    crate::support::send_signal(&child, "TERM");
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("serve stops within 30 s of SIGTERM")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    stop(&mut child, Duration::from_secs(30)).await;
     assert!(
         client
             .get(format!("{url}/iclock/ping?SN=SIM1"))
@@ -232,16 +246,7 @@ async fn an_upload_the_ledger_cannot_store_is_refused_and_lands_once_when_sent_a
         upload(&client, &url, "SIM1", body).await,
         (200, "OK: 2".into())
     );
-    let mut stored = Vec::new();
-    for _ in 0..300 {
-        if workspace.database().exists() {
-            stored = workspace.stored_punches().await;
-            if stored.len() >= 2 {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let stored = stored_at_least(&workspace, 2).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let pins: Vec<String> = workspace
         .stored_punches()
@@ -251,12 +256,7 @@ async fn an_upload_the_ledger_cannot_store_is_refused_and_lands_once_when_sent_a
         .collect();
     assert_eq!(pins.len(), 2, "{stored:?}");
     assert!(pins.contains(&"2001".to_owned()) && pins.contains(&"2002".to_owned()));
-    crate::support::send_signal(&child, "TERM");
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("serve stops")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    stop(&mut child, Duration::from_secs(30)).await;
 }
 
 /// Three simulated terminals (push 1.x, push 2.4 and Android firmware) push 400 punches
@@ -297,17 +297,11 @@ async fn simulated_terminals_of_three_firmwares_land_every_punch_once() {
             "{}",
             run.stdout
         );
-        let mut stored = 0;
-        for _ in 0..300 {
-            if workspace.database().exists() {
-                stored = workspace.stored_punches().await.len();
-                if stored >= 1200 {
-                    break;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(stored, 1200, "round {round}");
+        assert_eq!(
+            stored_at_least(&workspace, 1200).await.len(),
+            1200,
+            "round {round}"
+        );
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let stored = workspace.stored_punches().await;
@@ -319,12 +313,7 @@ async fn simulated_terminals_of_three_firmwares_land_every_punch_once() {
             .iter()
             .any(|(_, _, time, _)| time == "2026-09-01 08:00:00")
     );
-    crate::support::send_signal(&child, "TERM");
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("serve stops")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    stop(&mut child, Duration::from_secs(30)).await;
 }
 
 /// A thousand idle connections and slow clients that send half a request hold no
@@ -374,12 +363,7 @@ async fn idle_and_slow_connections_by_the_thousand_do_not_hold_back_a_terminal()
     )
     .await
     .unwrap();
-    crate::support::send_signal(&child, "TERM");
-    let status = tokio::time::timeout(Duration::from_secs(45), child.wait())
-        .await
-        .expect("serve stops within 45 s of SIGTERM despite the idle connections")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    stop(&mut child, Duration::from_secs(45)).await;
     drop(idle);
 }
 
@@ -415,12 +399,7 @@ async fn the_receiver_serves_https_with_the_configured_certificate() {
             .map(|response| response.status() != 200)
             .unwrap_or(true)
     );
-    crate::support::send_signal(&child, "TERM");
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("serve stops")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    stop(&mut child, Duration::from_secs(30)).await;
 }
 
 /// A command queued by hand is handed over at the terminal's next poll, once, and its
@@ -483,12 +462,7 @@ async fn a_queued_command_is_handed_over_at_the_next_poll_and_its_result_kept() 
     assert!(text.contains("1  SIM1  INFO  — done"), "{text}");
     assert!(text.contains("~DeviceName=MB460"), "{text}");
     assert!(text.contains("(Return=-1)"), "{text}");
-    crate::support::send_signal(&child, "TERM");
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("serve stops")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    stop(&mut child, Duration::from_secs(30)).await;
 }
 
 /// A re-upload asked of a simulated terminal: it polls, carries it out (its punches in
@@ -540,10 +514,5 @@ async fn a_reupload_carried_out_by_a_terminal_adds_no_second_punch() {
     );
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(workspace.stored_punches().await.len(), 100);
-    crate::support::send_signal(&child, "TERM");
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("serve stops")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    stop(&mut child, Duration::from_secs(30)).await;
 }
