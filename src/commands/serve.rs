@@ -64,7 +64,20 @@ pub async fn run(
                 return output.error(&message, Exit::Configuration);
             }
         },
-        None => None,
+        None => {
+            for device in config
+                .devices
+                .iter()
+                .filter(|device| device.source.pushes().is_some())
+            {
+                tracing::warn!(
+                    "[[device]] '{}' pushes (kind = \"adms\") but {} has no [adms] section, so nothing receives its punches; add [adms] listen = \"0.0.0.0:8081\"",
+                    device.name,
+                    config.origin()
+                );
+            }
+            None
+        }
     };
     let interval = args.every.unwrap_or(DEFAULT_INTERVAL);
     let observer = output.observer();
