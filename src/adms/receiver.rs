@@ -10,7 +10,7 @@
 //! A terminal is known by its serial number (`SN`). One that is not configured is not
 //! acknowledged (403), so that it keeps its data until someone adds it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -34,8 +34,8 @@ use crate::punch::DeviceLabel;
 use crate::quarantine::QuarantineEntry;
 use crate::source::Fetched;
 
-/// Unknown terminals reported by name; beyond that many, no more are.
-const HELD_LOGGED: usize = 1_000;
+/// Terminals kept track of before unknown ones are no longer noted (nor logged).
+const HELD_KEPT: usize = 1_000;
 
 /// A configured pushing terminal.
 #[derive(Debug, Clone)]
@@ -61,8 +61,6 @@ pub struct Receiver {
     sinks: RwLock<Vec<SinkId>>,
     /// Told when an upload brought punches new to the ledger.
     pub arrived: tokio::sync::Notify,
-    /// Unknown terminals already reported as waiting (each is logged once).
-    held: Mutex<HashSet<String>>,
     /// What each terminal last said about itself, by serial; written to the ledger by
     /// [`Receiver::record_contacts`] (not on every heartbeat).
     contacts: Mutex<HashMap<String, Contact>>,
@@ -101,7 +99,6 @@ impl Receiver {
             unknown: UnknownDevices::Hold,
             sinks: RwLock::new(Vec::new()),
             arrived: tokio::sync::Notify::new(),
-            held: Mutex::new(HashSet::new()),
             contacts: Mutex::new(HashMap::new()),
         }
     }
@@ -118,11 +115,20 @@ impl Receiver {
             .clone()
     }
 
-    /// Notes a request from `serial` (`device`: its configured name, `None` if held).
-    fn contact(&self, serial: &str, device: Option<&str>, peer: Option<SocketAddr>, query: &Query) {
+    /// Notes a request from `serial` (`device`: its configured name, `None` if held);
+    /// whether it is the terminal's first since this process started.
+    fn contact(
+        &self,
+        serial: &str,
+        device: Option<&str>,
+        peer: Option<SocketAddr>,
+        query: &Query,
+    ) -> bool {
         let mut contacts = self.contacts.lock().unwrap_or_else(PoisonError::into_inner);
-        if device.is_none() && !contacts.contains_key(serial) && contacts.len() >= HELD_LOGGED {
-            return;
+        let first = !contacts.contains_key(serial);
+        // Thousands of made-up serials are not kept (nor logged) one by one.
+        if device.is_none() && first && contacts.len() >= HELD_KEPT {
+            return false;
         }
         let contact = contacts.entry(serial.to_owned()).or_default();
         contact.device = device.map(str::to_owned);
@@ -141,6 +147,7 @@ impl Receiver {
                 .collect();
         }
         contact.dirty = true;
+        first
     }
 
     /// Writes what changed about the terminals to the ledger, where `status` reads it:
@@ -473,14 +480,7 @@ async fn answer(
             &accepted
         }
         (None, policy) => {
-            if policy == UnknownDevices::Hold {
-                receiver.contact(serial, None, peer, &query);
-            }
-            let mut held = receiver.held.lock().unwrap_or_else(PoisonError::into_inner);
-            // Thousands of made-up serials are not kept (nor logged) one by one.
-            let first = held.len() < HELD_LOGGED && held.insert(serial.to_owned());
-            drop(held);
-            if first && policy == UnknownDevices::Hold {
+            if policy == UnknownDevices::Hold && receiver.contact(serial, None, peer, &query) {
                 tracing::info!(
                     "ADMS terminal {serial} is not configured: it keeps its punches until you add [[device]] kind = \"adms\", serial = \"{serial}\""
                 );
