@@ -12,6 +12,7 @@
 //! | `attlog` | the punch line, read by the receiver and written by the simulator |
 //! | `device` | `[[device]] kind = "adms"`: a terminal known by its serial number |
 //! | `options` | the handshake's option block: stamps, delays, time zone |
+//! | `users` | who is who on a terminal, from its `USER` / `USERINFO` uploads |
 //! | `receiver` | the HTTP endpoints: handshake, uploads journaled before `OK`, polls |
 //! | this file | which endpoint a request path is, and the query's keys |
 
@@ -19,6 +20,7 @@ pub mod attlog;
 pub mod device;
 pub mod options;
 pub mod receiver;
+pub mod users;
 
 /// The endpoints attendance terminals use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -355,6 +355,57 @@ impl Receiver {
         }
     }
 
+    /// `OPERLOG` / `USERINFO`: the users' names kept, then `OK: n` (n lines read);
+    /// 503 if the ledger cannot keep them, so that the terminal sends them again.
+    async fn people(
+        &self,
+        terminal: &Terminal,
+        query: &Query,
+        table: &str,
+        body: &[u8],
+    ) -> Response {
+        let body = String::from_utf8_lossy(body);
+        let users = super::users::users(&body);
+        if !users.is_empty()
+            && let Err(error) = self
+                .ledger
+                .record_terminal_users(&terminal.serial, &users)
+                .await
+        {
+            return unavailable(&error.to_string());
+        }
+        // The operation log's stamp (`OpStamp` on older firmware), echoed at the next
+        // handshake so that the terminal does not send its whole log again.
+        if let Some(stamp) = query.get("Stamp").or_else(|| query.get("OpStamp"))
+            && table.eq_ignore_ascii_case("OPERLOG")
+        {
+            let (_, mut cursor) = match self.stamps(terminal).await {
+                Ok(stamps) => stamps,
+                Err(response) => return response,
+            };
+            if let Some(object) = cursor.as_object_mut() {
+                object.insert("OPERLOG".to_owned(), Value::String(stamp.to_owned()));
+            }
+            let device = DeviceRecord {
+                name: terminal.label.name.to_string(),
+                kind: "adms".to_owned(),
+                location: terminal.location.clone(),
+            };
+            let journal = Journal {
+                device: &device,
+                punches: &[],
+                quarantine: &[],
+                cursor: Some(&cursor),
+                sinks: &[],
+            };
+            if let Err(error) = self.ledger.journal(journal).await {
+                return unavailable(&error.to_string());
+            }
+        }
+        let lines = body.lines().filter(|line| !line.trim().is_empty()).count();
+        text(StatusCode::OK, format!("OK: {lines}"))
+    }
+
     /// `devicecmd`: each result recorded against its command, then `OK`.
     async fn results(&self, terminal: &Terminal, body: &[u8]) -> Response {
         let body = String::from_utf8_lossy(body);
@@ -501,6 +552,14 @@ async fn answer(
                 .is_some_and(|table| table.eq_ignore_ascii_case("ATTLOG")) =>
         {
             receiver.punches(terminal, &query, &body).await
+        }
+        (Endpoint::Cdata, Method::POST)
+            if query.get("table").is_some_and(|table| {
+                table.eq_ignore_ascii_case("OPERLOG") || table.eq_ignore_ascii_case("USERINFO")
+            }) =>
+        {
+            let table = query.get("table").unwrap_or_default();
+            receiver.people(terminal, &query, table, &body).await
         }
         (Endpoint::GetRequest, _) => receiver.poll(terminal).await,
         (Endpoint::DeviceCmd, Method::POST) => receiver.results(terminal, &body).await,

@@ -464,6 +464,19 @@ pub trait Ledger: Send + Sync {
         result: &str,
     ) -> Result<bool, LedgerError>;
 
+    /// Records who is who on a pushing terminal (from its user uploads); how many.
+    async fn record_terminal_users(
+        &self,
+        serial: &str,
+        users: &[crate::adms::users::TerminalUser],
+    ) -> Result<u64, LedgerError>;
+
+    /// Who is who on a pushing terminal, by PIN.
+    async fn terminal_users(
+        &self,
+        serial: &str,
+    ) -> Result<Vec<crate::adms::users::TerminalUser>, LedgerError>;
+
     /// The newest `limit` commands, of one terminal or all.
     async fn commands(
         &self,

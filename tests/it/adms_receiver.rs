@@ -197,7 +197,7 @@ async fn unknown_terminals_keep_their_data_and_other_paths_are_acknowledged() {
         "/iclock/getrequest.aspx?SN=CQZ7224460246&INFO=Ver%202.0.12,0,0,0,10.0.0.5",
         "/iclock/ping?SN=CQZ7224460246",
         "/iclock/registry?SN=CQZ7224460246",
-        "/iclock/cdata?SN=CQZ7224460246&table=OPERLOG&OpStamp=5",
+        "/iclock/cdata?SN=CQZ7224460246&table=BIODATA&Stamp=5",
     ] {
         let (status, body) = server.post(path, "").await;
         assert_eq!((status, body.as_str()), (200, "OK"), "{path}");
@@ -217,4 +217,46 @@ async fn bodies_over_the_limit_are_refused_and_bad_bytes_are_quarantined() {
     assert_eq!((status, answer.as_str()), (200, "OK: 3"));
     assert_eq!(server.queued().await.len(), 1);
     assert_eq!(server.ledger.quarantine_count().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn names_come_from_user_lines_and_the_operation_logs_stamp_is_echoed() {
+    let server = server().await;
+    let operlog = "OPLOG 4\t0\t2026-09-15 09:00:00\t0\t0\t0\t0\n\
+                   USER PIN=1001\tName=Aishath Shifa\tPri=0\tPasswd=\tCard=\tGrp=1\n\
+                   FP PIN=1001\tFID=6\tSize=4\tValid=1\tTMP=AAAA\n";
+    let (status, answer) = server
+        .post(
+            "/iclock/cdata?SN=CQZ7224460246&table=OPERLOG&OpStamp=77",
+            operlog,
+        )
+        .await;
+    assert_eq!((status, answer.as_str()), (200, "OK: 3"));
+    let (status, answer) = server
+        .post(
+            "/iclock/cdata?SN=CQZ7224460246&table=USERINFO",
+            "PIN=0042\tName=Mohamed\tPri=14\nPIN=1001\tName=Aishath S.\n",
+        )
+        .await;
+    assert_eq!((status, answer.as_str()), (200, "OK: 2"));
+    let users: Vec<(String, String)> = server
+        .ledger
+        .terminal_users("CQZ7224460246")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|user| (user.pin, user.name))
+        .collect();
+    assert_eq!(
+        users,
+        [
+            ("0042".to_owned(), "Mohamed".to_owned()),
+            ("1001".to_owned(), "Aishath S.".to_owned())
+        ]
+    );
+    let (_, options, _) = server
+        .get("/iclock/cdata?SN=CQZ7224460246&options=all")
+        .await;
+    assert!(options.contains("\nOPERLOGStamp=77\n"), "{options}");
+    assert!(server.queued().await.is_empty());
 }

@@ -32,6 +32,7 @@ use super::{
     Journaled, Ledger, LedgerError, PunchDelivery, PunchQuery, PunchRecord, Queued, RegisteredSink,
     RetryFilter, Seq, SinkId, SinkRegistration, SinkStanding,
 };
+use crate::adms::users::TerminalUser;
 use crate::punch::{
     DeviceLabel, Punch, PunchId, SourceKind, WALL_TIME_FORMAT, utc_text, wall_time_text,
 };
@@ -44,7 +45,7 @@ pub const LEDGER_FILE_NAME: &str = "ledger.db";
 const JSON_ROWS: usize = 1000;
 
 /// Delivery states as stored.
-mod commands;
+mod adms;
 
 mod state {
     pub const PENDING: i64 = 0;
@@ -1363,7 +1364,7 @@ impl Ledger for SqliteLedger {
     }
 
     async fn queue_command(&self, serial: &str, command: &str) -> Result<i64, LedgerError> {
-        commands::queue(&self.pool, serial, command)
+        adms::queue(&self.pool, serial, command)
             .await
             .map_err(|error| self.error(error))
     }
@@ -1374,7 +1375,7 @@ impl Ledger for SqliteLedger {
         again_after: std::time::Duration,
         limit: usize,
     ) -> Result<Vec<(i64, String)>, LedgerError> {
-        commands::to_send(&self.pool, serial, again_after, limit)
+        adms::to_send(&self.pool, serial, again_after, limit)
             .await
             .map_err(|error| self.error(error))
     }
@@ -1386,7 +1387,7 @@ impl Ledger for SqliteLedger {
         return_code: Option<i64>,
         result: &str,
     ) -> Result<bool, LedgerError> {
-        commands::finish(&self.pool, serial, id, return_code, result)
+        adms::finish(&self.pool, serial, id, return_code, result)
             .await
             .map_err(|error| self.error(error))
     }
@@ -1396,7 +1397,23 @@ impl Ledger for SqliteLedger {
         serial: Option<&str>,
         limit: usize,
     ) -> Result<Vec<AdmsCommand>, LedgerError> {
-        commands::list(&self.pool, serial, limit)
+        adms::list(&self.pool, serial, limit)
+            .await
+            .map_err(|error| self.error(error))
+    }
+
+    async fn record_terminal_users(
+        &self,
+        serial: &str,
+        users: &[TerminalUser],
+    ) -> Result<u64, LedgerError> {
+        adms::record_users(&self.pool, serial, users)
+            .await
+            .map_err(|error| self.error(error))
+    }
+
+    async fn terminal_users(&self, serial: &str) -> Result<Vec<TerminalUser>, LedgerError> {
+        adms::users(&self.pool, serial)
             .await
             .map_err(|error| self.error(error))
     }

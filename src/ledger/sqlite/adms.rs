@@ -1,4 +1,5 @@
-//! The queue of commands for terminals that push (ADMS), in `adms_commands`.
+//! What the ledger keeps for terminals that push (ADMS): the queue of commands for
+//! them (`adms_commands`) and who is who on each (`adms_users`).
 
 use std::time::Duration;
 
@@ -6,6 +7,7 @@ use chrono::Utc;
 use sqlx::{Row, SqlitePool};
 
 use super::now_text;
+use crate::adms::users::TerminalUser;
 use crate::ledger::AdmsCommand;
 use crate::punch::utc_text;
 
@@ -102,4 +104,42 @@ pub async fn list(
             })
         })
         .collect()
+}
+
+/// Records the users a terminal described (a name changed on the terminal replaces the
+/// one kept); how many.
+pub async fn record_users(
+    pool: &SqlitePool,
+    serial: &str,
+    users: &[TerminalUser],
+) -> Result<u64, sqlx::Error> {
+    let mut transaction = pool.begin().await?;
+    let now = now_text();
+    for user in users {
+        sqlx::query(
+            "INSERT INTO adms_users (serial, pin, name, updated_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (serial, pin) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at",
+        )
+        .bind(serial)
+        .bind(&user.pin)
+        .bind(&user.name)
+        .bind(&now)
+        .execute(&mut *transaction)
+        .await?;
+    }
+    transaction.commit().await?;
+    Ok(users.len() as u64)
+}
+
+/// The users a terminal described, by PIN.
+pub async fn users(pool: &SqlitePool, serial: &str) -> Result<Vec<TerminalUser>, sqlx::Error> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT pin, name FROM adms_users WHERE serial = ? ORDER BY pin")
+            .bind(serial)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(pin, name)| TerminalUser { pin, name })
+        .collect())
 }
