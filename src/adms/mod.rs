@@ -55,6 +55,21 @@ impl Endpoint {
     }
 }
 
+/// An upload's text: UTF-8, or else GB18030/GBK (names on Chinese-language terminals),
+/// or else Windows-1252 — every byte is some character, nothing is refused.
+pub fn body_text(body: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Ok(text) = std::str::from_utf8(body) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    encoding_rs::GB18030
+        .decode_without_bom_handling_and_without_replacement(body)
+        .unwrap_or_else(|| {
+            encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(body)
+                .0
+        })
+}
+
 /// A request's query, read leniently: keys compared without case (`SN`, `sn`), bad
 /// percent-encoding kept as it came rather than refused.
 #[derive(Debug, Clone, Default)]
@@ -141,6 +156,17 @@ mod tests {
         assert_eq!(Endpoint::of("/iclock/registry"), Some(Endpoint::Other));
         assert_eq!(Endpoint::of("/iclock/"), Some(Endpoint::Other));
         assert_eq!(Endpoint::of("/api/v1/devices"), None);
+    }
+
+    #[test]
+    fn bodies_are_utf8_or_gbk_or_one_byte_per_character() {
+        assert_eq!(body_text("PIN=1\tName=Zoë".as_bytes()), "PIN=1\tName=Zoë");
+        // 张三 in GBK.
+        assert_eq!(
+            body_text(b"PIN=2\tName=\xd5\xc5\xc8\xfd"),
+            "PIN=2\tName=张三"
+        );
+        assert_eq!(body_text(b"PIN=3\tName=\xff\xfe"), "PIN=3\tName=ÿþ");
     }
 
     #[test]

@@ -249,7 +249,7 @@ impl Receiver {
             Ok(stamps) => stamps,
             Err(response) => return response,
         };
-        let body = String::from_utf8_lossy(body);
+        let body = super::body_text(body);
         let timezone: Tz = terminal.label.timezone;
         let now_local = Utc::now().with_timezone(&timezone).naive_local();
         let serial: Arc<str> = Arc::from(terminal.serial.as_str());
@@ -364,7 +364,7 @@ impl Receiver {
         table: &str,
         body: &[u8],
     ) -> Response {
-        let body = String::from_utf8_lossy(body);
+        let body = super::body_text(body);
         let users = super::users::users(&body);
         if !users.is_empty()
             && let Err(error) = self
@@ -408,7 +408,7 @@ impl Receiver {
 
     /// `devicecmd`: each result recorded against its command, then `OK`.
     async fn results(&self, terminal: &Terminal, body: &[u8]) -> Response {
-        let body = String::from_utf8_lossy(body);
+        let body = super::body_text(body);
         for result in command_results(&body) {
             match self
                 .ledger

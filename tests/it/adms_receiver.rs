@@ -239,6 +239,14 @@ async fn names_come_from_user_lines_and_the_operation_logs_stamp_is_echoed() {
         )
         .await;
     assert_eq!((status, answer.as_str()), (200, "OK: 2"));
+    // A Chinese-language terminal writes names in GBK.
+    let (status, _) = server
+        .post(
+            "/iclock/cdata?SN=CQZ7224460246&table=USERINFO",
+            b"PIN=2002\tName=\xd5\xc5\xc8\xfd\n".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 200);
     let users: Vec<(String, String)> = server
         .ledger
         .terminal_users("CQZ7224460246")
@@ -251,7 +259,8 @@ async fn names_come_from_user_lines_and_the_operation_logs_stamp_is_echoed() {
         users,
         [
             ("0042".to_owned(), "Mohamed".to_owned()),
-            ("1001".to_owned(), "Aishath S.".to_owned())
+            ("1001".to_owned(), "Aishath S.".to_owned()),
+            ("2002".to_owned(), "张三".to_owned())
         ]
     );
     let (_, options, _) = server
