@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use crate::config::{self, Environment, LoadOptions};
+use crate::config::Environment;
 use crate::exit::Exit;
 use crate::output::Output;
 use crate::sink::sql::SqlConfig;
@@ -27,13 +27,9 @@ pub async fn run(
     output: &Output,
 ) -> Exit {
     let DbAction::Migrate { sink } = action;
-    let options = LoadOptions {
-        path: config_path,
-        dry_run: false,
-    };
-    let config = match config::load(&options, environment) {
+    let config = match super::load_config(config_path, environment, false, output) {
         Ok(config) => config,
-        Err(error) => return output.error(&error.to_string(), Exit::Configuration),
+        Err(exit) => return exit,
     };
     let databases: Vec<&SqlConfig> = config
         .sinks

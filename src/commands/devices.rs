@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::config::{self, Environment, LoadOptions};
+use crate::config::Environment;
 use crate::duration;
 use crate::exit::Exit;
 use crate::output::Output;
@@ -33,13 +33,9 @@ struct DeviceStatus {
 }
 
 pub async fn run(config_path: Option<PathBuf>, environment: &Environment, output: &Output) -> Exit {
-    let options = LoadOptions {
-        path: config_path,
-        dry_run: true,
-    };
-    let config = match config::load(&options, environment) {
+    let config = match super::load_config(config_path, environment, true, output) {
         Ok(config) => config,
-        Err(error) => return output.error(&error.to_string(), Exit::Configuration),
+        Err(exit) => return exit,
     };
     let mut exit = Exit::Success;
     let device_control = config

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::cli::SyncArgs;
 use crate::commands::signals;
-use crate::config::{self, Config, Environment, LoadOptions};
+use crate::config::{Config, Environment};
 use crate::exit::Exit;
 use crate::output::Output;
 use crate::sync::Engine;
@@ -15,16 +15,9 @@ pub async fn run(
     args: &SyncArgs,
     output: &Output,
 ) -> Exit {
-    let loaded = config::load(
-        &LoadOptions {
-            path: config_path,
-            dry_run: args.dry_run,
-        },
-        environment,
-    );
-    match loaded {
+    match super::load_config(config_path, environment, args.dry_run, output) {
         Ok(config) => run_with(&config, args, output).await,
-        Err(error) => output.error(&error.to_string(), Exit::Configuration),
+        Err(exit) => exit,
     }
 }
 

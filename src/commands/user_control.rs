@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::cli::UserControlAction;
-use crate::config::{self, Config, Environment, LoadOptions};
+use crate::config::{Config, Environment};
 use crate::exit::Exit;
 use crate::instance_lock::InstanceLock;
 use crate::output::Output;
@@ -35,13 +35,14 @@ pub async fn run(
     environment: &Environment,
     output: &Output,
 ) -> Exit {
-    let options = LoadOptions {
-        path: config_path,
-        dry_run: matches!(action, UserControlAction::Status),
-    };
-    let config = match config::load(&options, environment) {
+    let config = match super::load_config(
+        config_path,
+        environment,
+        matches!(action, UserControlAction::Status),
+        output,
+    ) {
         Ok(config) => config,
-        Err(error) => return output.error(&error.to_string(), Exit::Configuration),
+        Err(exit) => return exit,
     };
     let _lock = match InstanceLock::acquire(&config.sync.cache_dir) {
         Ok(lock) => lock,
