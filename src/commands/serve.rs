@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::adms::receiver::{self, Receiver, Terminal};
 use crate::commands::signals;
 use crate::config::adms::AdmsSettings;
-use crate::config::{self, Config, Environment, LoadOptions};
+use crate::config::{Config, Environment};
 use crate::exit::Exit;
 use crate::normalize::Normalizer;
 use crate::output::Output;
@@ -43,13 +43,9 @@ pub async fn run(
     args: &ServeArgs,
     output: &Output,
 ) -> Exit {
-    let options = LoadOptions {
-        path: config_path,
-        dry_run: false,
-    };
-    let config = match config::load(&options, environment) {
+    let config = match super::load_config(config_path, environment, false, output) {
         Ok(config) => config,
-        Err(error) => return output.error(&error.to_string(), Exit::Configuration),
+        Err(exit) => return exit,
     };
     let mut engine = match Engine::open(&config, false).await {
         Ok(engine) => engine,
@@ -103,14 +99,10 @@ pub async fn run_loop(
     receiver: Option<&Receiver>,
 ) {
     let mut schedule = Schedule::new(engine.intervals(interval), Instant::now());
-    let mut due_now = true;
     loop {
         let started = Instant::now();
-        let due = if due_now {
-            schedule.due(started)
-        } else {
-            vec![false; engine.intervals(interval).len()]
-        };
+        // Woken early by pushed punches: the devices not yet due are not read.
+        let due = schedule.due(started);
         engine
             .run_cycle(since, Some(&due), &shutdown, observer)
             .await;
@@ -134,11 +126,8 @@ pub async fn run_loop(
             }
         };
         tokio::select! {
-            () = tokio::time::sleep_until(next) => due_now = true,
-            () = arrived => {
-                tokio::time::sleep(GATHER).await;
-                due_now = Instant::now() >= next;
-            }
+            () = tokio::time::sleep_until(next) => {}
+            () = arrived => tokio::time::sleep(GATHER).await,
             () = shutdown.requested() => return,
         }
     }
