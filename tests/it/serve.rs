@@ -35,6 +35,35 @@ async fn handshake(client: &reqwest::Client, url: &str, serial: &str) -> String 
     panic!("serve did not answer a handshake within 30 s");
 }
 
+/// `serve` running on the one-terminal configuration (terminal SIM1, Asia/Kolkata),
+/// after it answered a handshake (`options`).
+struct Serving {
+    workspace: Workspace,
+    child: tokio::process::Child,
+    port: u16,
+    url: String,
+    client: reqwest::Client,
+    options: String,
+}
+
+async fn serving() -> Serving {
+    let workspace = Workspace::new();
+    let port = free_port();
+    configure(&workspace, port, "");
+    let child = workspace.command(&["serve"]).spawn().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let options = handshake(&client, &url, "SIM1").await;
+    Serving {
+        workspace,
+        child,
+        port,
+        url,
+        client,
+        options,
+    }
+}
+
 /// The store's punches once it holds at least `count` (or after 30 s, whatever it holds).
 async fn stored_at_least(
     workspace: &Workspace,
@@ -77,13 +106,14 @@ async fn upload(client: &reqwest::Client, url: &str, serial: &str, body: &str) -
 
 #[tokio::test]
 async fn pushed_punches_land_once_and_sigterm_ends_serve_with_exit_0() {
-    let workspace = Workspace::new();
-    let port = free_port();
-    configure(&workspace, port, "");
-    let mut child = workspace.command(&["serve"]).spawn().unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let options = handshake(&client, &url, "SIM1").await;
+    let Serving {
+        workspace,
+        mut child,
+        url,
+        client,
+        options,
+        ..
+    } = serving().await;
     assert!(options.contains("TimeZone=330"), "{options}");
     let poll = client
         .get(format!(
@@ -322,13 +352,15 @@ async fn simulated_terminals_of_three_firmwares_land_every_punch_once() {
 async fn idle_and_slow_connections_by_the_thousand_do_not_hold_back_a_terminal() {
     use tokio::io::AsyncWriteExt;
 
-    let workspace = Workspace::new();
-    let port = free_port();
-    configure(&workspace, port, "");
-    let mut child = workspace.command(&["serve"]).spawn().unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    handshake(&client, &url, "SIM1").await;
+    let Serving {
+        // Kept to the end: serve works in its folder.
+        workspace: _workspace,
+        mut child,
+        port,
+        url,
+        client,
+        ..
+    } = serving().await;
 
     let mut idle = Vec::new();
     for number in 0..1000 {
@@ -406,13 +438,13 @@ async fn the_receiver_serves_https_with_the_configured_certificate() {
 /// result is recorded and shown.
 #[tokio::test]
 async fn a_queued_command_is_handed_over_at_the_next_poll_and_its_result_kept() {
-    let workspace = Workspace::new();
-    let port = free_port();
-    configure(&workspace, port, "");
-    let mut child = workspace.command(&["serve"]).spawn().unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    handshake(&client, &url, "SIM1").await;
+    let Serving {
+        workspace,
+        mut child,
+        url,
+        client,
+        ..
+    } = serving().await;
     let poll = || async {
         client
             .get(format!("{url}/iclock/getrequest?SN=SIM1"))
