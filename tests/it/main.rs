@@ -7,6 +7,7 @@
 mod support;
 
 mod adms_receiver;
+mod adms_third_party;
 mod biotime_auth;
 mod biotime_paging;
 mod cache_and_lock;
@@ -27,7 +28,7 @@ mod ledger_sinks;
 mod mongodb_sink;
 mod python_tool_crosscheck;
 mod pyzk_crosscheck;
-mod serve;
+pub mod serve;
 mod sync_delivery;
 mod zk_client;
 mod zk_terminals;

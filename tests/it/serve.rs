@@ -18,7 +18,7 @@ fn configure(workspace: &Workspace, port: u16, extra: &str) {
 }
 
 /// Waits until the receiver answers a handshake.
-async fn handshake(client: &reqwest::Client, url: &str, serial: &str) -> String {
+pub(crate) async fn handshake(client: &reqwest::Client, url: &str, serial: &str) -> String {
     for _ in 0..300 {
         if let Ok(response) = client
             .get(format!(
@@ -65,7 +65,7 @@ async fn serving() -> Serving {
 }
 
 /// The store's punches once it holds at least `count` (or after 30 s, whatever it holds).
-async fn stored_at_least(
+pub(crate) async fn stored_at_least(
     workspace: &Workspace,
     count: usize,
 ) -> Vec<(String, String, String, i64)> {
@@ -83,7 +83,7 @@ async fn stored_at_least(
 }
 
 /// SIGTERM, and serve exits 0 within `limit`.
-async fn stop(child: &mut tokio::process::Child, limit: Duration) {
+pub(crate) async fn stop(child: &mut tokio::process::Child, limit: Duration) {
     crate::support::send_signal(child, "TERM");
     let status = tokio::time::timeout(limit, child.wait())
         .await

@@ -165,7 +165,7 @@ impl Workspace {
     }
 
     /// The SQLite sink's database, read-only.
-    async fn open_database(&self) -> sqlx::SqlitePool {
+    pub async fn open_database(&self) -> sqlx::SqlitePool {
         let options = SqliteConnectOptions::new()
             .filename(self.database())
             .read_only(true);
