@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use crate::adms::receiver::{self, Receiver, Terminal};
@@ -20,6 +21,7 @@ use crate::exit::Exit;
 use crate::normalize::Normalizer;
 use crate::output::Output;
 use crate::punch::DeviceLabel;
+use crate::report::CycleReport;
 use crate::shutdown::Shutdown;
 use crate::sync::{CycleObserver, Engine, Schedule};
 use crate::tls::ServerTls;
@@ -28,6 +30,8 @@ use crate::tls::ServerTls;
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// After punches arrive, how long to wait for more before delivering them together.
 const GATHER: Duration = Duration::from_secs(2);
+/// How soon a sink that could not be opened at all (server down) is tried again.
+const SINK_DOWN_RETRY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -88,8 +92,9 @@ pub async fn run(
     Exit::Success
 }
 
-/// Cycles until `shutdown`: each device on its interval and, when `receiver` is given,
-/// a delivery shortly after pushed punches arrive. `--loop` runs it without one.
+/// Cycles until `shutdown`: each device on its interval, a delivery when a sink's
+/// failed punches are due to be tried again and, when `receiver` is given, a delivery
+/// shortly after pushed punches arrive. `--loop` runs it without one.
 pub async fn run_loop(
     engine: &mut Engine,
     interval: Duration,
@@ -103,7 +108,7 @@ pub async fn run_loop(
         let started = Instant::now();
         // Woken early by pushed punches: the devices not yet due are not read.
         let due = schedule.due(started);
-        engine
+        let report = engine
             .run_cycle(since, Some(&due), &shutdown, observer)
             .await;
         if shutdown.is_requested() {
@@ -114,7 +119,10 @@ pub async fn run_loop(
             receiver.set_sinks(engine.sink_ids());
             receiver.record_contacts().await;
         }
-        let next = schedule.next_wake().unwrap_or(started + interval);
+        let mut next = schedule.next_wake().unwrap_or(started + interval);
+        if let Some(retry) = sink_retry(&report) {
+            next = next.min(retry);
+        }
         tracing::info!(
             "next cycle in {}",
             crate::duration::display(next.saturating_duration_since(Instant::now()))
@@ -131,6 +139,26 @@ pub async fn run_loop(
             () = shutdown.requested() => return,
         }
     }
+}
+
+/// When a sink left with punches waiting by a failure is to be tried again: the
+/// earliest retry the ledger set (a second after it, its times are whole seconds), or
+/// `SINK_DOWN_RETRY` from now for a sink that could not be opened.
+fn sink_retry(report: &CycleReport) -> Option<Instant> {
+    let now = Utc::now();
+    report
+        .sinks
+        .iter()
+        .filter(|sink| sink.pending > 0)
+        .filter_map(|sink| {
+            if sink.down.is_some() {
+                return Some(Instant::now() + SINK_DOWN_RETRY);
+            }
+            let at = DateTime::parse_from_rfc3339(sink.next_retry.as_deref()?).ok()?;
+            let wait = (at.with_timezone(&Utc) - now).to_std().unwrap_or_default();
+            Some(Instant::now() + wait + Duration::from_secs(1))
+        })
+        .min()
 }
 
 /// Binds the receiver and serves it until `shutdown`; the running server's task.

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::serve::{handshake, stop, stored_at_least};
+use crate::serve::{handshake, spawn_serve, stop, stored_at_least};
 use crate::support::Workspace;
 use crate::support::firestore::free_port;
 use crate::support::python::{script, venv_with};
@@ -34,7 +34,7 @@ async fn django_fingerprint_attendance_terminals_land_every_punch_once() {
         ));
     }
     workspace.write("iclock-sync.toml", &config);
-    let mut child = workspace.command(&["serve"]).spawn().unwrap();
+    let mut child = spawn_serve(&workspace);
     let url = format!("http://127.0.0.1:{port}");
     handshake(&reqwest::Client::new(), &url, "DJ-PUSH2").await;
 
@@ -75,7 +75,11 @@ async fn django_fingerprint_attendance_terminals_land_every_punch_once() {
             statuses.iter().all(|status| status == 200),
             "{serial}: {statuses:?}"
         );
-        assert_eq!(terminal["executed"].as_array().unwrap().len(), 1, "{serial}");
+        assert_eq!(
+            terminal["executed"].as_array().unwrap().len(),
+            1,
+            "{serial}"
+        );
         for punch in terminal["punches"].as_array().unwrap() {
             expected.insert((
                 serial.to_owned(),

@@ -6,7 +6,7 @@
 
 mod support;
 
-mod adms_kills;
+mod adms_faults;
 mod adms_receiver;
 mod adms_third_party;
 mod biotime_auth;

@@ -17,6 +17,21 @@ fn configure(workspace: &Workspace, port: u16, extra: &str) {
     );
 }
 
+/// `serve` started in `workspace`, its output appended to `serve.log` there (a pipe
+/// nobody reads would stop it once full).
+pub(crate) fn spawn_serve(workspace: &Workspace) -> tokio::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(workspace.path("serve.log"))
+        .expect("open serve.log");
+    workspace
+        .command(&["serve"])
+        .stdout(log)
+        .spawn()
+        .expect("start serve")
+}
+
 /// Waits until the receiver answers a handshake.
 pub(crate) async fn handshake(client: &reqwest::Client, url: &str, serial: &str) -> String {
     for _ in 0..300 {
@@ -50,7 +65,7 @@ async fn serving() -> Serving {
     let workspace = Workspace::new();
     let port = free_port();
     configure(&workspace, port, "");
-    let child = workspace.command(&["serve"]).spawn().unwrap();
+    let child = spawn_serve(&workspace);
     let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let options = handshake(&client, &url, "SIM1").await;
@@ -303,7 +318,7 @@ async fn simulated_terminals_of_three_firmwares_land_every_punch_once() {
         ));
     }
     workspace.write("iclock-sync.toml", &config);
-    let mut child = workspace.command(&["serve"]).spawn().unwrap();
+    let mut child = spawn_serve(&workspace);
     let url = format!("http://127.0.0.1:{port}");
     handshake(&reqwest::Client::new(), &url, "SIM0001").await;
     let simulate = [
@@ -412,7 +427,7 @@ async fn the_receiver_serves_https_with_the_configured_certificate() {
         port,
         "tls_cert = \"tls/server.pem\"\ntls_key = \"tls/server.key\"",
     );
-    let mut child = workspace.command(&["serve"]).spawn().unwrap();
+    let mut child = spawn_serve(&workspace);
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(ca.pem.as_bytes()).unwrap())
         .build()
@@ -510,7 +525,7 @@ async fn a_reupload_carried_out_by_a_terminal_adds_no_second_punch() {
              [[device]]\nname = \"Gate\"\nkind = \"adms\"\nserial = \"SIM0001\"\ntimezone = \"Asia/Kolkata\"\n"
         ),
     );
-    let mut child = workspace.command(&["serve"]).spawn().unwrap();
+    let mut child = spawn_serve(&workspace);
     let url = format!("http://127.0.0.1:{port}");
     handshake(&reqwest::Client::new(), &url, "SIM0001").await;
     let queued = workspace
