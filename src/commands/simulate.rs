@@ -1,6 +1,7 @@
 //! `iclock-sync simulate …`: run a device simulator in the foreground until Ctrl-C.
 
 use std::io::Write;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -75,6 +76,21 @@ async fn run_adms(args: AdmsSimulatorArgs) -> Exit {
                     .unwrap_or_default()
             );
         }
+    }
+    let mut polls: Vec<Duration> = runs.iter().flat_map(|run| run.polls.clone()).collect();
+    if !polls.is_empty() {
+        polls.sort_unstable();
+        let at = |share: f64| {
+            let index = ((polls.len() as f64 * share).ceil() as usize).clamp(1, polls.len());
+            polls[index - 1].as_secs_f64() * 1000.0
+        };
+        println!(
+            "{} command poll(s) answered in: median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            polls.len(),
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        );
     }
     let acknowledged: u64 = runs.iter().map(|run| run.acknowledged).sum();
     let resent: u64 = runs.iter().map(|run| run.resent).sum();

@@ -56,6 +56,8 @@ pub struct TerminalRun {
     pub last_refusal: Option<String>,
     /// Commands received and answered.
     pub commands: u64,
+    /// How long each command poll (`getrequest`) took to be answered.
+    pub polls: Vec<Duration>,
 }
 
 /// The serial number of terminal `index` (0-based).
@@ -164,9 +166,15 @@ async fn terminal(
     }
     // Polls, as the terminal makes after uploading, carrying out what it is given.
     let polling_ends = Instant::now() + args.poll_for.unwrap_or_default();
+    if args.poll_for.is_some() {
+        // Terminals switched on at different moments poll at different moments.
+        tokio::time::sleep(delay * index / args.terminals.max(1)).await;
+    }
     loop {
-        if let Ok(commands) = get(client, &format!("{server}/iclock/getrequest?SN={serial}")).await
-        {
+        let asked = Instant::now();
+        let answer = get(client, &format!("{server}/iclock/getrequest?SN={serial}")).await;
+        run.polls.push(asked.elapsed());
+        if let Ok(commands) = answer {
             let mut results = Vec::new();
             for line in commands.lines() {
                 let Some((id, command)) = line
