@@ -39,6 +39,31 @@ pub struct UserSwitch {
     pub because: String,
 }
 
+/// What a round of switches did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SwitchTally {
+    pub switched_on: u32,
+    pub switched_off: u32,
+    /// PINs the terminal has no user for.
+    pub unknown: Vec<String>,
+}
+
+impl SwitchTally {
+    pub fn describe(&self) -> String {
+        let mut text = format!(
+            "user control: {} user(s) switched on, {} off",
+            self.switched_on, self.switched_off
+        );
+        if !self.unknown.is_empty() {
+            text.push_str(&format!(
+                "; no user on the terminal for PIN(s) {}",
+                self.unknown.join(", ")
+            ));
+        }
+        text
+    }
+}
+
 /// One switch as the log keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwitchRecord {

@@ -20,6 +20,7 @@ pub mod attlog;
 pub mod device;
 pub mod options;
 pub mod receiver;
+pub mod user_control;
 pub mod users;
 
 /// The endpoints attendance terminals use.

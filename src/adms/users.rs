@@ -1,17 +1,22 @@
 //! Who is who on a pushing terminal: the `USER` lines of an `OPERLOG` upload and the
 //! lines of a `USERINFO` upload (the answer to `DATA QUERY USERINFO`), read for the
-//! PIN and the name. Templates, photos and the operation log's other lines are
-//! acknowledged and not kept.
+//! PIN, the name and the whole record (user control sends it back changed). Templates,
+//! photos and the operation log's other lines are acknowledged and not kept.
 
 /// A person as a terminal describes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TerminalUser {
     pub pin: String,
     pub name: String,
+    /// The record's tab-separated `Key=value` fields as uploaded (`PIN=…⇥Name=…⇥Pri=…`);
+    /// empty when it was too long to keep.
+    pub record: String,
 }
 
 /// Longest name kept (terminals allow 24 characters; some firmware 64).
 const NAME_KEPT: usize = 64;
+/// Longest record kept (a real one is under 200 bytes).
+const RECORD_KEPT: usize = 1024;
 
 /// The users in an `OPERLOG` or `USERINFO` body: `USER PIN=…⇥Name=…` lines, or the
 /// same without the `USER ` tag. Other lines (`OPLOG`, `FP`, `BIODATA`, …) are skipped.
@@ -36,6 +41,11 @@ pub fn users(body: &str) -> Vec<TerminalUser> {
             Some(TerminalUser {
                 pin: pin.to_owned(),
                 name,
+                record: if fields.len() <= RECORD_KEPT {
+                    fields.to_owned()
+                } else {
+                    String::new()
+                },
             })
         })
         .collect()
@@ -58,11 +68,13 @@ mod tests {
             vec![
                 TerminalUser {
                     pin: "1001".into(),
-                    name: "Aishath Shifa".into()
+                    name: "Aishath Shifa".into(),
+                    record: "PIN=1001\tName=Aishath Shifa\tPri=0\tPasswd=\tCard=[15CD5B07]\tGrp=1\tTZ=0000000100000000\tVerify=-1".into()
                 },
                 TerminalUser {
                     pin: "0042".into(),
-                    name: "Mohamed".into()
+                    name: "Mohamed".into(),
+                    record: "PIN=0042\tName=Mohamed\tPri=14".into()
                 },
             ]
         );

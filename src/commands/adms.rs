@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 
+use crate::adms::user_control::redacted;
 use crate::config::Environment;
 use crate::exit::Exit;
 use crate::ledger::Ledger;
@@ -75,7 +76,7 @@ async fn queue(ledger: &dyn Ledger, args: &CommandArgs, output: &Output) -> Exit
                 output.say(&format!(
                     "Queued command {id} for terminal {}: {}. `iclock-sync serve` hands it over at the terminal's next poll; `iclock-sync adms commands {}` shows its result.",
                     args.serial,
-                    command.replace('\t', " "),
+                    redacted(&command).replace('\t', " "),
                     args.serial
                 ));
             }
@@ -154,7 +155,7 @@ async fn list(ledger: &dyn Ledger, args: &CommandsArgs, output: &Output) -> Exit
             "{:>5}  {}  {}  — {state}",
             command.id,
             command.serial,
-            command.command.replace('\t', " ")
+            redacted(&command.command).replace('\t', " ")
         ));
         if let Some(result) = &command.result {
             for line in result.lines().skip(1).take(20) {

@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::adms::user_control::queue_switches;
 use crate::cli::UserControlAction;
 use crate::config::{Config, Environment};
 use crate::exit::Exit;
 use crate::instance_lock::InstanceLock;
+use crate::ledger::{LEDGER_FILE_NAME, SqliteLedger};
 use crate::output::Output;
 use crate::punch::DeviceLabel;
 use crate::sink::frappe::{FrappeConfig, FrappeSink, FrappeUsers};
@@ -25,7 +27,8 @@ struct Line {
     account: String,
     /// The state it is (or would be) put back to.
     enabled: bool,
-    /// `pending` (status), `restored`, `already`, or the reason it failed.
+    /// `pending` (status), `restored`, `queued` (a pushing terminal: restored at its
+    /// next poll), `already`, or the reason it failed.
     result: String,
 }
 
@@ -76,7 +79,12 @@ pub async fn run(
     };
     let failed = lines
         .iter()
-        .filter(|line| !matches!(line.result.as_str(), "pending" | "restored" | "already"))
+        .filter(|line| {
+            !matches!(
+                line.result.as_str(),
+                "pending" | "restored" | "queued" | "already"
+            )
+        })
         .count();
     output.json_line(&lines);
     for line in &lines {
@@ -170,26 +178,57 @@ async fn restore_on_terminal(config: &Config, log: &SwitchLog, restore: &Restore
     else {
         return format!("no [[device]] named '{}' is configured", restore.place);
     };
-    let Some(zk) = device.source.as_any().downcast_ref::<ZkConfig>() else {
-        return format!("'{}' is not a terminal (kind = \"zk\")", restore.place);
-    };
-    let label = Arc::new(DeviceLabel {
-        name: device.name.as_str().into(),
-        timezone: device.timezone,
-    });
-    let source = ZkSource::new(label, zk, None);
     let switch = UserSwitch {
         device: device.name.as_str().into(),
         user_id: restore.account.clone(),
         enable: restore.enabled,
         because: "user-control undo".into(),
     };
+    if let Some(serial) = device.source.pushes() {
+        return restore_on_pushing_terminal(config, log, &device.name, serial, switch).await;
+    }
+    let Some(zk) = device.source.as_any().downcast_ref::<ZkConfig>() else {
+        return format!(
+            "'{}' is not a terminal (kind = \"zk\" or \"adms\")",
+            restore.place
+        );
+    };
+    let label = Arc::new(DeviceLabel {
+        name: device.name.as_str().into(),
+        timezone: device.timezone,
+    });
+    let source = ZkSource::new(label, zk, None);
     match source.switch(&[switch], log, true).await {
         Ok(tally) if !tally.unknown.is_empty() => {
             "the terminal has no user with this PIN".to_owned()
         }
         Ok(tally) if tally.switched_on + tally.switched_off == 0 => "already".to_owned(),
         Ok(_) => "restored".to_owned(),
+        Err(problem) => problem,
+    }
+}
+
+/// A pushing terminal's switch goes through its command queue in the ledger.
+async fn restore_on_pushing_terminal(
+    config: &Config,
+    log: &SwitchLog,
+    device: &str,
+    serial: &str,
+    switch: UserSwitch,
+) -> String {
+    let path = config.sync.cache_dir.join(LEDGER_FILE_NAME);
+    let ledger = match SqliteLedger::open(&path, false).await {
+        Ok(ledger) => ledger,
+        Err(error) => return error.to_string(),
+    };
+    let queued = queue_switches(&ledger, device, serial, &[switch], log, true).await;
+    ledger.close().await;
+    match queued {
+        Ok(tally) if !tally.unknown.is_empty() => {
+            "the terminal has not described this PIN (asked it to: DATA QUERY USERINFO)".to_owned()
+        }
+        Ok(tally) if tally.switched_on + tally.switched_off == 0 => "already".to_owned(),
+        Ok(_) => "queued".to_owned(),
         Err(problem) => problem,
     }
 }

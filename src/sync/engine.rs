@@ -581,7 +581,11 @@ impl Engine {
                 None
             };
         }
-        finish_sinks(&self.sinks, &mut read, &self.settings, report).await;
+        let pushers = Pushers {
+            ledger: self.ledger.as_ref(),
+            devices: &self.config.devices,
+        };
+        finish_sinks(&self.sinks, &mut read, pushers, &self.settings, report).await;
         if let Some(keep) = self.settings.audit_retention {
             let pruned = audit::prune(&self.settings.output_dir, keep, started);
             if !pruned.is_empty() {
@@ -679,11 +683,19 @@ async fn import_cursor_file(
     Ok(())
 }
 
+/// The terminals that push, whose user switches go through their command queue in
+/// the ledger.
+struct Pushers<'a> {
+    ledger: Option<&'a SqliteLedger>,
+    devices: &'a [DeviceConfig],
+}
+
 /// Lets every sink finish the cycle, and has the devices apply the user switches the
-/// sinks ask for.
+/// sinks ask for (pushing terminals: queued as commands).
 async fn finish_sinks(
     sinks: &[SinkSlot],
     devices: &mut [&mut DeviceSlot],
+    pushers: Pushers<'_>,
     settings: &SyncSettings,
     report: &mut CycleReport,
 ) {
@@ -708,15 +720,49 @@ async fn finish_sinks(
             continue;
         }
         let note = device.source.switch_users(&mine, &log).await;
-        if let Some(device_report) = report
-            .devices
-            .iter_mut()
-            .find(|read| read.name == device.config.name)
-        {
-            device_report.note = Some(match device_report.note.take() {
-                Some(earlier) => format!("{earlier}; {note}"),
-                None => note,
-            });
+        add_note(report, &device.config.name, note);
+    }
+    let Some(ledger) = pushers.ledger else {
+        return;
+    };
+    for device in pushers.devices {
+        let Some(serial) = device.source.pushes() else {
+            continue;
+        };
+        let mine: Vec<UserSwitch> = switches
+            .iter()
+            .filter(|switch| *switch.device == *device.name)
+            .cloned()
+            .collect();
+        if mine.is_empty() {
+            continue;
         }
+        let note = match crate::adms::user_control::queue_switches(
+            ledger,
+            &device.name,
+            serial,
+            &mine,
+            &log,
+            false,
+        )
+        .await
+        {
+            Ok(tally) => crate::adms::user_control::describe(&tally),
+            Err(problem) => format!(
+                "user control: {} switch(es) not queued: {problem}",
+                mine.len()
+            ),
+        };
+        add_note(report, &device.name, note);
+    }
+}
+
+/// Adds `note` to the summary row of the device named `name`.
+fn add_note(report: &mut CycleReport, name: &str, note: String) {
+    if let Some(device_report) = report.devices.iter_mut().find(|read| read.name == name) {
+        device_report.note = Some(match device_report.note.take() {
+            Some(earlier) => format!("{earlier}; {note}"),
+            None => note,
+        });
     }
 }

@@ -216,3 +216,108 @@ async fn terminal_users_follow_their_last_punch_and_biotime_says_it_cannot() {
         "everyone can punch again"
     );
 }
+
+/// A pushing terminal has no enable/disable verb: the person's record, as the terminal
+/// uploaded it, is queued back with an expired validity window (`DATA UPDATE USERINFO`,
+/// keypad password and all, never shown); someone it has not described is asked for;
+/// `user-control undo` queues the record back with `Expires=0`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushing_terminal_users_are_switched_through_queued_commands() {
+    let frappe = start(terminal_site(3), SiteOptions::default()).await;
+    let workspace = workspace();
+    let port = crate::support::firestore::free_port();
+    workspace.write(
+        "iclock-sync.toml",
+        &format!(
+            "[adms]\nlisten = \"127.0.0.1:{port}\"\n\n{}\n\
+             [[device]]\nname = \"Gate\"\nkind = \"adms\"\nserial = \"SIM1\"\ntimezone = \"Asia/Kolkata\"\n",
+            sink(&frappe, "user_control = [\"device\"]"),
+        ),
+    );
+    let mut serve = crate::serve::spawn_serve(&workspace);
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    crate::serve::handshake(&client, &url, "SIM1").await;
+    let post = async |table: &str, body: &str| {
+        client
+            .post(format!("{url}/iclock/cdata?SN=SIM1&table={table}&Stamp=1"))
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let record = "PIN=1001\tName=Employee 1\tPri=0\tPasswd=4321\tCard=[15CD5B07]\tGrp=1\tTZ=0000000100000000\tVerify=-1";
+    assert!(
+        post(
+            "OPERLOG",
+            &format!("USER {record}\nUSER PIN=1002\tName=Employee 2\tPri=0\n")
+        )
+        .await
+        .starts_with("OK")
+    );
+    assert_eq!(
+        post(
+            "ATTLOG",
+            "1001\t2026-09-15 08:00:00\t0\t1\n\
+             1001\t2026-09-15 17:00:00\t1\t1\n\
+             1002\t2026-09-15 08:05:00\t0\t1\n\
+             1003\t2026-09-15 17:10:00\t1\t1\n"
+        )
+        .await,
+        "OK: 4"
+    );
+
+    let mut commands = String::from("OK");
+    for _ in 0..100 {
+        commands = client
+            .get(format!("{url}/iclock/getrequest?SN=SIM1"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if commands != "OK" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        commands,
+        format!(
+            "C:1:DATA UPDATE USERINFO {record}\tStartDatetime=2000-01-01T00:00:00\tEndDatetime=2000-01-01T00:00:01\tExpires=1\n\
+             C:2:DATA QUERY USERINFO\n"
+        )
+    );
+    crate::serve::stop(&mut serve, std::time::Duration::from_secs(30)).await;
+    let log = workspace.read("output/user_control.jsonl");
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(log.contains("\"account\":\"1001\""), "{log}");
+    assert!(
+        workspace
+            .read("serve.log")
+            .contains("0 user(s) switched on, 1 off"),
+        "{}",
+        workspace.read("serve.log")
+    );
+
+    let undo = workspace.run(&["user-control", "undo"]).await;
+    assert_eq!(undo.code, Some(0), "{}", undo.all_output());
+    assert!(
+        undo.stdout
+            .contains("1001                     enable   queued"),
+        "{}",
+        undo.stdout
+    );
+    let listed = workspace.run(&["adms", "commands", "SIM1"]).await;
+    let text = listed.all_output();
+    assert!(
+        !text.contains("4321"),
+        "the keypad password is never shown: {text}"
+    );
+    assert!(text.contains("Passwd=•••"), "{text}");
+    assert!(text.contains("Verify=-1 Expires=0"), "{text}");
+}

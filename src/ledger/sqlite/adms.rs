@@ -117,12 +117,14 @@ pub async fn record_users(
     let now = now_text();
     for user in users {
         sqlx::query(
-            "INSERT INTO adms_users (serial, pin, name, updated_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (serial, pin) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at",
+            "INSERT INTO adms_users (serial, pin, name, record, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (serial, pin) DO UPDATE SET name = excluded.name, record = excluded.record, \
+             updated_at = excluded.updated_at",
         )
         .bind(serial)
         .bind(&user.pin)
         .bind(&user.name)
+        .bind(&user.record)
         .bind(&now)
         .execute(&mut *transaction)
         .await?;
@@ -133,13 +135,13 @@ pub async fn record_users(
 
 /// The users a terminal described, by PIN.
 pub async fn users(pool: &SqlitePool, serial: &str) -> Result<Vec<TerminalUser>, sqlx::Error> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT pin, name FROM adms_users WHERE serial = ? ORDER BY pin")
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT pin, name, record FROM adms_users WHERE serial = ? ORDER BY pin")
             .bind(serial)
             .fetch_all(pool)
             .await?;
     Ok(rows
         .into_iter()
-        .map(|(pin, name)| TerminalUser { pin, name })
+        .map(|(pin, name, record)| TerminalUser { pin, name, record })
         .collect())
 }

@@ -5,32 +5,7 @@
 
 use super::ZkSource;
 use crate::source::zk::client::ZkError;
-use crate::user_control::{SwitchLog, SwitchRecord, Target, UserSwitch};
-
-/// What a round of switches did.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct SwitchTally {
-    pub switched_on: u32,
-    pub switched_off: u32,
-    /// PINs the terminal has no user for.
-    pub unknown: Vec<String>,
-}
-
-impl SwitchTally {
-    pub fn describe(&self) -> String {
-        let mut text = format!(
-            "user control: {} user(s) switched on, {} off",
-            self.switched_on, self.switched_off
-        );
-        if !self.unknown.is_empty() {
-            text.push_str(&format!(
-                "; no user on the terminal for PIN(s) {}",
-                self.unknown.join(", ")
-            ));
-        }
-        text
-    }
-}
+use crate::user_control::{SwitchLog, SwitchRecord, SwitchTally, Target, UserSwitch};
 
 impl ZkSource {
     /// Applies `switches` over one connection, logging each change (as an undo when
