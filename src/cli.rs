@@ -126,7 +126,7 @@ pub enum Command {
     Db(crate::commands::db::DbAction),
     /// Run as a service: read the devices on their intervals, deliver, and take punches terminals push ([adms]).
     Serve(crate::commands::serve::ServeArgs),
-    /// Commands for terminals that push: `adms command SERIAL check|info|reboot|reupload FROM TO`, `adms commands`.
+    /// Commands for terminals that push: `adms command SERIAL check|info|reboot|log|set-time|reupload FROM TO`, `adms commands`.
     #[command(subcommand)]
     Adms(crate::commands::adms::AdmsAction),
     /// Start a simulated terminal and BioTime server and sync them into output/demo/attendance.db.

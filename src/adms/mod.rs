@@ -16,6 +16,11 @@
 //! | `receiver` | the HTTP endpoints: handshake, uploads journaled before `OK`, polls |
 //! | this file | which endpoint a request path is, and the query's keys |
 
+/// Sets a terminal's clock: queued as is, its value (the terminal's local time, packed
+/// as the ZK protocol packs times) added when it is handed over. Terminals also follow
+/// the handshake's `TimeZone` and the answers' `Date` header.
+pub const SET_CLOCK: &str = "SET OPTION DateTime";
+
 pub mod attlog;
 pub mod device;
 pub mod options;

@@ -10,6 +10,7 @@
 //! A terminal is known by its serial number (`SN`). One that is not configured is not
 //! acknowledged (403), so that it keeps its data until someone adds it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -26,13 +27,14 @@ use serde_json::{Value, json};
 
 use super::attlog::parse_line;
 use super::options::{Options, Stamps};
-use super::{Endpoint, Query};
+use super::{Endpoint, Query, SET_CLOCK};
 use crate::config::adms::{Cidr, UnknownDevices};
 use crate::ledger::{DeviceRecord, Journal, Ledger, SinkId};
 use crate::normalize::Normalizer;
 use crate::punch::DeviceLabel;
 use crate::quarantine::QuarantineEntry;
 use crate::source::Fetched;
+use crate::source::zk::codec::time::DeviceTime;
 
 /// Terminals kept track of before unknown ones are no longer noted (nor logged).
 const HELD_KEPT: usize = 1_000;
@@ -328,6 +330,21 @@ impl Receiver {
     }
 }
 
+/// A command as handed over: the clock setting (queued without its value) gets the
+/// terminal's local time at this moment, in the firmware's packed form.
+fn at_hand_over<'a>(terminal: &Terminal, command: &'a str) -> Cow<'a, str> {
+    if command != SET_CLOCK {
+        return Cow::Borrowed(command);
+    }
+    let local = Utc::now()
+        .with_timezone(&terminal.label.timezone)
+        .naive_local();
+    Cow::Owned(format!(
+        "{SET_CLOCK}={}",
+        DeviceTime::from_datetime(local).to_packed()
+    ))
+}
+
 impl Receiver {
     /// `getrequest`: the open commands, one `C:<id>:<command>` per line, or `OK`.
     async fn poll(&self, terminal: &Terminal) -> Response {
@@ -340,7 +357,7 @@ impl Receiver {
             Ok(commands) => {
                 let lines: Vec<String> = commands
                     .iter()
-                    .map(|(id, command)| format!("C:{id}:{command}"))
+                    .map(|(id, command)| format!("C:{id}:{}", at_hand_over(terminal, command)))
                     .collect();
                 text(StatusCode::OK, lines.join("\n") + "\n")
             }
@@ -605,6 +622,29 @@ fn unavailable(problem: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_clock_setting_gets_the_terminals_local_time_when_handed_over() {
+        let terminal = Terminal {
+            serial: "SIM1".into(),
+            label: Arc::new(DeviceLabel {
+                name: Arc::from("Gate"),
+                timezone: chrono_tz::Asia::Kolkata,
+            }),
+            location: String::new(),
+        };
+        assert_eq!(at_hand_over(&terminal, "CHECK"), "CHECK");
+        let handed = at_hand_over(&terminal, SET_CLOCK);
+        let packed: u32 = handed
+            .strip_prefix("SET OPTION DateTime=")
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("{handed}"));
+        let set = DeviceTime::from_packed(packed).to_datetime().unwrap();
+        let now = Utc::now()
+            .with_timezone(&chrono_tz::Asia::Kolkata)
+            .naive_local();
+        assert!((now - set).num_seconds().abs() <= 2, "{set} vs {now}");
+    }
 
     #[test]
     fn command_results_are_read_in_every_shape_seen() {

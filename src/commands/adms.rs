@@ -26,7 +26,9 @@ pub enum AdmsAction {
 pub struct CommandArgs {
     /// The terminal's serial number.
     pub serial: String,
-    /// The command and its arguments.
+    /// The command: check, info, reboot, log (upload new data now), set-time (the
+    /// terminal's clock to the time in its zone), reupload FROM TO (dates
+    /// YYYY-MM-DD), or a protocol command in quotes (fields separated by \t).
     #[arg(required = true, num_args = 1..)]
     pub command: Vec<String>,
 }
@@ -98,6 +100,7 @@ pub fn protocol_command(words: &[String]) -> Result<String, String> {
         "info" => "INFO".to_owned(),
         "reboot" => "REBOOT".to_owned(),
         "log" => "LOG".to_owned(),
+        "set-time" => crate::adms::SET_CLOCK.to_owned(),
         "reupload" => {
             let from = day(words.get(1), "first")?;
             let to = day(words.get(2), "last")?;
@@ -114,7 +117,7 @@ pub fn protocol_command(words: &[String]) -> Result<String, String> {
                 .unwrap_or("")
                 .to_ascii_uppercase();
             if text.trim().is_empty() || text.contains(['\n', '\r']) {
-                return Err("give a command: check, info, reboot, reupload FROM TO, or a protocol command in quotes".into());
+                return Err("give a command: check, info, reboot, log, set-time, reupload FROM TO, or a protocol command in quotes".into());
             }
             if REFUSED.iter().any(|refused| verb.starts_with(refused)) {
                 return Err(format!(
