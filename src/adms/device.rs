@@ -58,6 +58,12 @@ impl SourceConfig for AdmsDeviceConfig {
         Some(&self.serial)
     }
 
+    fn user_control(&self) -> Result<&'static str, &'static str> {
+        Ok(
+            "their record queued back with an ended validity window; the terminal needs UserValidTimeFun=1",
+        )
+    }
+
     fn open(
         &self,
         label: Arc<DeviceLabel>,

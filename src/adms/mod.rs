@@ -22,6 +22,7 @@
 pub const SET_CLOCK: &str = "SET OPTION DateTime";
 
 pub mod attlog;
+pub mod check;
 pub mod device;
 pub mod options;
 pub mod receiver;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::config::Environment;
 use crate::duration;
 use crate::exit::Exit;
+use crate::ledger::{LEDGER_FILE_NAME, Ledger, SqliteLedger};
 use crate::output::Output;
 use crate::punch::WALL_TIME_FORMAT;
 use crate::report::ReportedError;
@@ -41,9 +42,33 @@ pub async fn run(config_path: Option<PathBuf>, environment: &Environment, output
     let device_control = config
         .sink::<FrappeConfig>()
         .is_some_and(|frappe| frappe.user_control.contains(&Target::Device));
+    // What `serve` recorded of the terminals that push (they cannot be called).
+    let ledger_path = config.sync.cache_dir.join(LEDGER_FILE_NAME);
+    let ledger = if ledger_path.exists() {
+        SqliteLedger::open(&ledger_path, true).await.ok()
+    } else {
+        None
+    };
+    let ledger = ledger.as_ref();
+    let adms = config.adms.as_ref();
     let checks = config.devices.iter().map(|device| async move {
         if !device.enabled {
             return status(device, String::new(), DeviceCheck::default());
+        }
+        if let Some(serial) = device.source.pushes() {
+            let mut check = crate::adms::check::check(
+                ledger.map(|ledger| ledger as &dyn Ledger),
+                adms,
+                &device.name,
+                serial,
+            )
+            .await;
+            if device_control {
+                check
+                    .facts
+                    .push(("user control".into(), user_control(device)));
+            }
+            return status(device, device.location(), check);
         }
         match device.open(None) {
             Ok(mut source) => {
@@ -66,6 +91,9 @@ pub async fn run(config_path: Option<PathBuf>, environment: &Environment, output
         }
     });
     let statuses = futures::future::join_all(checks).await;
+    if let Some(ledger) = ledger {
+        ledger.close().await;
+    }
     for device in &statuses {
         if let Some(error) = &device.error {
             exit = exit.max(if error.needs_a_person() {
@@ -88,7 +116,7 @@ pub async fn run(config_path: Option<PathBuf>, environment: &Environment, output
 /// Whether `user_control = ["device"]` can act on this device.
 fn user_control(device: &DeviceConfig) -> String {
     match device.source.user_control() {
-        Ok(()) => "users are switched on and off here (the disabled bit of their record)".into(),
+        Ok(how) => format!("users are switched on and off here ({how})"),
         Err(why) => format!("not possible: {why}"),
     }
 }

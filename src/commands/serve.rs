@@ -30,6 +30,9 @@ use crate::tls::ServerTls;
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// After punches arrive, how long to wait for more before delivering them together.
 const GATHER: Duration = Duration::from_secs(2);
+/// How often what the terminals' polls told is written to the ledger between cycles
+/// (their last contact, for `status` and `devices`).
+const CONTACTS_EVERY: Duration = Duration::from_secs(60);
 /// How soon a sink that could not be opened at all (server down) is tried again.
 const SINK_DOWN_RETRY: Duration = Duration::from_secs(30);
 
@@ -240,5 +243,17 @@ async fn start_receiver(
         crate::http_server::Limits::default(),
         shutdown.clone(),
     ));
+    let recorder = Arc::clone(&receiver);
+    let mut stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(CONTACTS_EVERY);
+        every.tick().await;
+        loop {
+            tokio::select! {
+                _ = every.tick() => recorder.record_contacts().await,
+                () = stop.requested() => return,
+            }
+        }
+    });
     Ok((receiver, server))
 }

@@ -3,6 +3,7 @@
 //! (and when a failed punch is tried again), what it refused and why; the quarantine;
 //! the last cycles. `--json` gives the same to monitoring.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::PathBuf;
 
@@ -17,6 +18,8 @@ use crate::report::text::thousands;
 
 /// Cycles listed.
 const CYCLES: usize = 10;
+/// The newest commands looked at for those still waiting.
+const COMMANDS_LOOKED_AT: usize = 1000;
 
 #[derive(Debug, Serialize)]
 struct Status {
@@ -25,6 +28,8 @@ struct Status {
     sinks: Vec<SinkStanding>,
     quarantined: u64,
     cycles: Vec<Value>,
+    /// Commands queued for pushing terminals and not yet answered, by serial.
+    commands_waiting: BTreeMap<String, u64>,
 }
 
 pub async fn run(config_path: Option<PathBuf>, environment: &Environment, output: &Output) -> Exit {
@@ -55,6 +60,15 @@ async fn gather(ledger: &dyn Ledger) -> Result<Status, crate::ledger::LedgerErro
         sinks: ledger.sink_standings().await?,
         quarantined: ledger.quarantine_count().await?,
         cycles: ledger.cycles(CYCLES).await?,
+        commands_waiting: ledger
+            .commands(None, COMMANDS_LOOKED_AT)
+            .await?
+            .into_iter()
+            .filter(|command| command.result_at.is_none())
+            .fold(BTreeMap::new(), |mut waiting, command| {
+                *waiting.entry(command.serial).or_insert(0) += 1;
+                waiting
+            }),
     })
 }
 
@@ -62,7 +76,7 @@ fn render(status: &Status) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Ledger {}\n", status.ledger);
     let _ = writeln!(out, "Devices");
-    if status.devices.is_empty() {
+    if status.devices.is_empty() && status.commands_waiting.is_empty() {
         let _ = writeln!(out, "  none read yet");
     }
     for device in &status.devices {
@@ -95,6 +109,31 @@ fn render(status: &Status) -> String {
         }
         if let Some(facts) = &device.facts {
             let _ = writeln!(out, "    known: {}", compact(facts));
+            if let Some(serial) = facts.get("serial").and_then(Value::as_str)
+                && let Some(waiting) = status.commands_waiting.get(serial)
+            {
+                let _ = writeln!(
+                    out,
+                    "    commands: {waiting} waiting (`iclock-sync adms commands {serial}`)"
+                );
+            }
+        }
+    }
+    // Commands for terminals that have not been recorded yet.
+    for (serial, waiting) in &status.commands_waiting {
+        let recorded = status.devices.iter().any(|device| {
+            device
+                .facts
+                .as_ref()
+                .and_then(|facts| facts.get("serial"))
+                .and_then(Value::as_str)
+                == Some(serial.as_str())
+        });
+        if !recorded {
+            let _ = writeln!(
+                out,
+                "  terminal {serial}: commands: {waiting} waiting (`iclock-sync adms commands {serial}`)"
+            );
         }
     }
     let _ = writeln!(out, "\nSinks");

@@ -242,7 +242,7 @@ pub trait Source: Send {
 }
 
 /// Why devices other than terminals cannot switch users (also shown by `devices`).
-pub const USER_CONTROL_UNSUPPORTED: &str = "BioTime has no flag to disable a person (only resignation or an area change); user control on devices works for terminals read directly (kind = \"zk\")";
+pub const USER_CONTROL_UNSUPPORTED: &str = "BioTime has no flag to disable a person (only resignation or an area change); user control on devices works for terminals (kind = \"zk\" or \"adms\")";
 
 /// A configured device: what every kind shares, and its kind's own settings.
 #[derive(Debug, Clone)]
@@ -308,8 +308,9 @@ pub trait SourceConfig: std::fmt::Debug + Send + Sync + Any {
         false
     }
 
-    /// Whether post-checkin user control can switch people on this device; why not.
-    fn user_control(&self) -> Result<(), &'static str> {
+    /// Whether post-checkin user control can switch people on this device: how it
+    /// does, or why it cannot.
+    fn user_control(&self) -> Result<&'static str, &'static str> {
         Err(USER_CONTROL_UNSUPPORTED)
     }
 

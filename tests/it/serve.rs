@@ -198,6 +198,20 @@ async fn pushed_punches_land_once_and_sigterm_ends_serve_with_exit_0() {
         text.contains("ADMS STRANGER (adms, waiting for approval: add [[device]] kind = \"adms\", serial = \"STRANGER\")"),
         "{text}"
     );
+    // `devices`: what serve recorded, and that the terminal is in touch.
+    let devices = workspace.run(&["devices"]).await;
+    assert_eq!(devices.code, Some(0), "{}", devices.all_output());
+    for fact in [
+        "Gate (adms, ADMS terminal SIM1)",
+        "reachable      yes",
+        "address        192.168.1.50",
+        "push version   2.4.1",
+        "firmware       Ver 2.0.12-20150625",
+        "stamps         ATTLOG=1",
+        "commands       0 waiting",
+    ] {
+        assert!(devices.stdout.contains(fact), "{fact}: {}", devices.stdout);
+    }
 }
 
 #[tokio::test]
@@ -489,6 +503,11 @@ async fn a_queued_command_is_handed_over_at_the_next_poll_and_its_result_kept() 
         .run(&["adms", "command", "SIM1", "CLEAR", "LOG"])
         .await;
     assert_eq!(refused.code, Some(2), "{}", refused.all_output());
+    let status = workspace.run(&["status"]).await.all_output();
+    assert!(
+        status.contains("commands: 2 waiting (`iclock-sync adms commands SIM1`)"),
+        "{status}"
+    );
 
     assert_eq!(
         poll().await,

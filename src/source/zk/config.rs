@@ -70,8 +70,8 @@ impl SourceConfig for ZkConfig {
         Ok(Box::new(ZkSource::new(label, self, cursor)))
     }
 
-    fn user_control(&self) -> Result<(), &'static str> {
-        Ok(())
+    fn user_control(&self) -> Result<&'static str, &'static str> {
+        Ok("the disabled bit of their record")
     }
 
     fn as_any(&self) -> &dyn Any {
