@@ -84,9 +84,12 @@ pub async fn run(
     };
     let interval = args.every.unwrap_or(DEFAULT_INTERVAL);
     let observer = output.observer();
-    let running = receiver.as_ref().map(|(receiver, _)| receiver.as_ref());
+    let running = receiver.as_ref().map(|running| running.receiver.as_ref());
     run_loop(&mut engine, interval, None, shutdown, &observer, running).await;
-    if let Some((receiver, server)) = receiver {
+    if let Some(RunningReceiver {
+        receiver, server, ..
+    }) = receiver
+    {
         // The signal stopped it accepting; requests in flight finish first.
         let _ = server.await;
         receiver.record_contacts().await;
@@ -164,13 +167,20 @@ fn sink_retry(report: &CycleReport) -> Option<Instant> {
         .min()
 }
 
-/// Binds the receiver and serves it until `shutdown`; the running server's task.
-async fn start_receiver(
+/// The receiver running: shared with the loop, the server's task, where it listens.
+pub struct RunningReceiver {
+    pub receiver: Arc<Receiver>,
+    pub server: tokio::task::JoinHandle<()>,
+    pub address: std::net::SocketAddr,
+}
+
+/// Binds the receiver and serves it until `shutdown`.
+pub async fn start_receiver(
     config: &Config,
     settings: &AdmsSettings,
     engine: &Engine,
     shutdown: &Shutdown,
-) -> Result<(Arc<Receiver>, tokio::task::JoinHandle<()>), String> {
+) -> Result<RunningReceiver, String> {
     let Some(ledger) = engine.ledger() else {
         return Err("the ADMS receiver needs the ledger, which a dry run does not open".into());
     };
@@ -229,10 +239,11 @@ async fn start_receiver(
                 settings.listen
             )
         })?;
+    let address = listener.local_addr().unwrap_or(settings.listen);
     tracing::info!(
         "ADMS receiver listening on {}://{}{}/iclock/ for {} terminal(s)",
         if tls.is_some() { "https" } else { "http" },
-        settings.listen,
+        address,
         settings.prefix,
         receiver.terminals.len()
     );
@@ -255,5 +266,9 @@ async fn start_receiver(
             }
         }
     });
-    Ok((receiver, server))
+    Ok(RunningReceiver {
+        receiver,
+        server,
+        address,
+    })
 }

@@ -42,6 +42,26 @@ pub enum UnknownDevices {
     Reject,
 }
 
+const DEFAULT_MAX_BODY_MB: u32 = 20;
+const DEFAULT_DELAY: u32 = 10;
+const DEFAULT_ERROR_DELAY: u32 = 30;
+
+impl AdmsSettings {
+    /// The defaults, listening on `listen` (the demo's receiver).
+    pub fn on(listen: SocketAddr) -> AdmsSettings {
+        AdmsSettings {
+            listen,
+            prefix: String::new(),
+            max_body: DEFAULT_MAX_BODY_MB as usize * 1024 * 1024,
+            allow: Vec::new(),
+            unknown_devices: UnknownDevices::Hold,
+            delay: DEFAULT_DELAY,
+            error_delay: DEFAULT_ERROR_DELAY,
+            tls: None,
+        }
+    }
+}
+
 /// An address range: `10.0.0.0/8`, `192.168.1.20` (one address), `::1/128`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -125,7 +145,7 @@ pub fn parse(
             ));
         }
     };
-    let max_body_mb = raw.max_body_mb.unwrap_or(20);
+    let max_body_mb = raw.max_body_mb.unwrap_or(DEFAULT_MAX_BODY_MB);
     if !(1..=200).contains(&max_body_mb) {
         return Err(section.error(
             Some("max_body_mb"),
@@ -189,8 +209,13 @@ pub fn parse(
         max_body: max_body_mb as usize * 1024 * 1024,
         allow,
         unknown_devices,
-        delay: seconds("delay", raw.delay, 10, 2..=600)?,
-        error_delay: seconds("error_delay", raw.error_delay, 30, 10..=600)?,
+        delay: seconds("delay", raw.delay, DEFAULT_DELAY, 2..=600)?,
+        error_delay: seconds(
+            "error_delay",
+            raw.error_delay,
+            DEFAULT_ERROR_DELAY,
+            10..=600,
+        )?,
         tls,
     }))
 }

@@ -309,6 +309,11 @@ async fn the_demo_delivers_once_and_the_second_demo_finds_nothing_new() {
     let terminal = device(&first, "Demo terminal");
     assert_eq!(terminal["kind"], "zk");
     assert_eq!(terminal["delivered"], 160);
+    for gate in ["Demo gate 1", "Demo gate 2"] {
+        let pushed = device(&first, gate);
+        assert_eq!(pushed["kind"], "adms", "{pushed}");
+        assert_eq!(pushed["delivered"], 60, "{pushed}");
+    }
 
     let second = workspace.run(&args).await;
     assert_eq!(second.code, Some(0), "{}", second.all_output());
@@ -316,6 +321,11 @@ async fn the_demo_delivers_once_and_the_second_demo_finds_nothing_new() {
         assert_eq!(device(&second, name)["new"], 0, "{name}");
         assert_eq!(device(&second, name)["delivered"], 0, "{name}");
     }
+    let delivered: u64 = second.summary()["sinks"][0]["delivered"].as_u64().unwrap();
+    assert_eq!(
+        delivered, 0,
+        "the pushed punches, sent again, are already there"
+    );
     assert!(workspace.path("output/demo/attendance.db").exists());
 
     let text = workspace.run(&args[1..]).await;
