@@ -13,6 +13,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use axum::Router;
@@ -63,6 +64,9 @@ pub struct Receiver {
     sinks: RwLock<Vec<SinkId>>,
     /// Told when an upload brought punches new to the ledger.
     pub arrived: tokio::sync::Notify,
+    /// Set when an upload brought new punches; cleared when a cycle starts (which
+    /// delivers them).
+    pub undelivered: AtomicBool,
     /// What each terminal last said about itself, by serial; written to the ledger by
     /// [`Receiver::record_contacts`] (not on every heartbeat).
     contacts: Mutex<HashMap<String, Contact>>,
@@ -101,6 +105,7 @@ impl Receiver {
             unknown: UnknownDevices::Hold,
             sinks: RwLock::new(Vec::new()),
             arrived: tokio::sync::Notify::new(),
+            undelivered: AtomicBool::new(false),
             contacts: Mutex::new(HashMap::new()),
         }
     }
@@ -314,6 +319,7 @@ impl Receiver {
         match journaled {
             Ok(journaled) => {
                 if journaled.new > 0 {
+                    self.undelivered.store(true, Ordering::SeqCst);
                     self.arrived.notify_one();
                 }
                 text(StatusCode::OK, format!("OK: {lines}"))

@@ -3,10 +3,13 @@
 //! and, with `[adms]` configured, the receiver pushing terminals send their punches to.
 //! Punches that arrive are delivered by a cycle that reads nothing, a few seconds
 //! later. SIGTERM or Ctrl-C: the receiver stops accepting and finishes the requests in
-//! flight, the cycle under way delivers what it read, and the process exits 0.
+//! flight, the cycle under way delivers what it read, punches pushed since the last
+//! cycle are delivered (for at most 20 s; the rest wait in the ledger for the next
+//! start), and the process exits 0.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
@@ -33,6 +36,8 @@ const GATHER: Duration = Duration::from_secs(2);
 /// How often what the terminals' polls told is written to the ledger between cycles
 /// (their last contact, for `status` and `devices`).
 const CONTACTS_EVERY: Duration = Duration::from_secs(60);
+/// How long the stop may spend delivering what terminals pushed since the last cycle.
+const FINAL_DRAIN: Duration = Duration::from_secs(20);
 /// How soon a sink that could not be opened at all (server down) is tried again.
 const SINK_DOWN_RETRY: Duration = Duration::from_secs(30);
 
@@ -93,6 +98,9 @@ pub async fn run(
         // The signal stopped it accepting; requests in flight finish first.
         let _ = server.await;
         receiver.record_contacts().await;
+        if receiver.undelivered.load(Ordering::SeqCst) {
+            final_drain(&mut engine, interval, &observer).await;
+        }
     }
     engine.close().await;
     Exit::Success
@@ -112,6 +120,9 @@ pub async fn run_loop(
     let mut schedule = Schedule::new(engine.intervals(interval), Instant::now());
     loop {
         let started = Instant::now();
+        if let Some(receiver) = receiver {
+            receiver.undelivered.store(false, Ordering::SeqCst);
+        }
         // Woken early by pushed punches: the devices not yet due are not read.
         let due = schedule.due(started);
         let report = engine
@@ -141,10 +152,36 @@ pub async fn run_loop(
         };
         tokio::select! {
             () = tokio::time::sleep_until(next) => {}
-            () = arrived => tokio::time::sleep(GATHER).await,
+            () = arrived => {
+                tokio::select! {
+                    () = tokio::time::sleep(GATHER) => {}
+                    // What arrived is delivered on the way out (`final_drain`).
+                    () = shutdown.requested() => return,
+                }
+            }
             () = shutdown.requested() => return,
         }
     }
+}
+
+/// At the stop, the punches terminals pushed since the last cycle are delivered by one
+/// that reads nothing, for at most `FINAL_DRAIN` (what it does not finish stays in the
+/// ledger and goes at the next start).
+async fn final_drain(engine: &mut Engine, interval: Duration, observer: &Arc<dyn CycleObserver>) {
+    tracing::info!(
+        "delivering the punches pushed since the last cycle (at most {}) before stopping",
+        crate::duration::display(FINAL_DRAIN)
+    );
+    let read_nothing = vec![false; engine.intervals(interval).len()];
+    let (trigger, stop) = crate::shutdown::channel();
+    let deadline = tokio::spawn(async move {
+        tokio::time::sleep(FINAL_DRAIN).await;
+        trigger.trigger();
+    });
+    engine
+        .run_cycle(None, Some(&read_nothing), &stop, observer)
+        .await;
+    deadline.abort();
 }
 
 /// When a sink left with punches waiting by a failure is to be tried again: the

@@ -582,3 +582,23 @@ async fn a_reupload_carried_out_by_a_terminal_adds_no_second_punch() {
     assert_eq!(workspace.stored_punches().await.len(), 100);
     stop(&mut child, Duration::from_secs(30)).await;
 }
+
+/// SIGTERM right after an upload, before the cycle it woke: the punches are delivered
+/// on the way out.
+#[tokio::test]
+async fn punches_pushed_just_before_sigterm_are_delivered_on_the_way_out() {
+    let Serving {
+        workspace,
+        mut child,
+        url,
+        client,
+        ..
+    } = serving().await;
+    let body = "3001\t2026-09-15 09:00:00\t0\t15\n3002\t2026-09-15 09:00:01\t0\t15\n";
+    assert_eq!(
+        upload(&client, &url, "SIM1", body).await,
+        (200, "OK: 2".into())
+    );
+    stop(&mut child, Duration::from_secs(30)).await;
+    assert_eq!(workspace.stored_punches().await.len(), 2);
+}
