@@ -3,6 +3,8 @@
 //! quarantined, unknown terminals not acknowledged, hostile bodies refused.
 
 use std::sync::Arc;
+
+use futures::StreamExt;
 use std::time::Duration;
 
 use iclock_sync::adms::receiver::{Receiver, Terminal};
@@ -13,6 +15,7 @@ use tempfile::TempDir;
 
 struct Server {
     url: String,
+    receiver: Arc<Receiver>,
     ledger: Arc<SqliteLedger>,
     sink: SinkId,
     client: reqwest::Client,
@@ -56,12 +59,14 @@ async fn server() -> Server {
     receiver.set_sinks(vec![sink]);
     let mut receiver = receiver;
     receiver.body_limit = 64 * 1024;
-    let router = Arc::new(receiver).router();
+    let receiver = Arc::new(receiver);
+    let router = Arc::clone(&receiver).router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await });
     Server {
         url,
+        receiver,
         ledger,
         sink,
         client: reqwest::Client::new(),
@@ -202,6 +207,58 @@ async fn unknown_terminals_keep_their_data_and_other_paths_are_acknowledged() {
         let (status, body) = server.post(path, "").await;
         assert_eq!((status, body.as_str()), (200, "OK"), "{path}");
     }
+}
+
+/// Bad percent-encoding, absurd serials and thousands of made-up ones: answered (never
+/// a server error), the made-up ones noted up to a bound, and the real terminal's upload
+/// goes through as ever.
+#[tokio::test]
+async fn hostile_queries_and_made_up_serials_leave_the_real_terminal_unaffected() {
+    let server = server().await;
+    let long_serial = "9".repeat(10_000);
+    for path in [
+        "/iclock/cdata?SN=CQZ7224460246%ZZ&table=ATTLOG%".to_owned(),
+        "/iclock/cdata?SN=%FF%FE%00&options=all".to_owned(),
+        "/iclock/cdata?SN=&&&==&table=%".to_owned(),
+        format!("/iclock/cdata?SN={long_serial}&options=all"),
+        "/iclock/%E0%A4%A/getrequest?SN=%%%".to_owned(),
+    ] {
+        let (status, _, _) = server.get(&path).await;
+        assert!(status < 500, "{status} for {}", &path[..path.len().min(80)]);
+    }
+    let made_up = futures::stream::iter(0..3_000)
+        .map(|index| {
+            let server = &server;
+            async move {
+                server
+                    .get(&format!("/iclock/cdata?SN=FAKE{index:05}&options=all"))
+                    .await
+                    .0
+            }
+        })
+        .buffer_unordered(50)
+        .collect::<Vec<u16>>()
+        .await;
+    assert!(made_up.iter().all(|status| *status < 500), "{made_up:?}");
+    server.receiver.record_contacts().await;
+    let held = server
+        .ledger
+        .device_standings()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|device| device.name.starts_with("ADMS FAKE"))
+        .count();
+    assert!(
+        (1..=1_000).contains(&held),
+        "{held} made-up terminals noted"
+    );
+
+    let (status, answer) = server
+        .post(UPLOAD, "1383\t2026-09-15 09:00:00\t0\t15\n")
+        .await;
+    assert_eq!((status, answer.as_str()), (200, "OK: 1"));
+    assert_eq!(server.queued().await.len(), 1);
 }
 
 #[tokio::test]
