@@ -273,7 +273,7 @@ async fn a_port_in_use_is_refused_with_exit_2() {
     );
 }
 
-/// The ledger's disk fails while a terminal uploads: the upload is not acknowledged
+/// The ledger's file system turns read-only (EROFS) while a terminal uploads: the upload is not acknowledged
 /// (503), so the terminal keeps it; sent again once the disk works, it lands once.
 #[tokio::test]
 async fn an_upload_the_ledger_cannot_store_is_refused_and_lands_once_when_sent_again() {
@@ -281,7 +281,7 @@ async fn an_upload_the_ledger_cannot_store_is_refused_and_lands_once_when_sent_a
     let port = free_port();
     configure(&workspace, port, "");
     let switch = workspace.path("disk-is-failing");
-    let fault = crate::support::faulty_disk::failing_writes_while("ledger.db-wal", &switch);
+    let fault = crate::support::faulty_disk::read_only_while("ledger.db-wal", &switch);
     let mut command = workspace.command(&["serve"]);
     command.envs(fault);
     let mut child = command.spawn().unwrap();

@@ -1,7 +1,7 @@
 //! A disk that fails on cue, for the binary under test: a small C library, preloaded
 //! with `LD_PRELOAD`, that makes the kernel's answer to writes into one file an I/O
-//! error (EIO) — from the Nth write on, for a number of writes, or while a switch file
-//! exists. Everything else (the real SQLite, the real file system) is untouched, so
+//! error (EIO, or EROFS: a file system remounted read-only) — from the Nth write on, for
+//! a number of writes, or while a switch file exists. Everything else (the real SQLite, the real file system) is untouched, so
 //! the binary meets the error on its production path, as it would on a failing disk. Root ignores file permissions,
 //! so making a file unwritable cannot produce this here.
 
@@ -18,6 +18,12 @@ const SHIM: &str = r#"
 #include <unistd.h>
 
 static long seen = 0;
+
+/* The error a failing write gets: FAULTY_DISK_ERRNO, else EIO. */
+static int failure(void) {
+    const char *number = getenv("FAULTY_DISK_ERRNO");
+    return number ? atoi(number) : EIO;
+}
 
 /* Whether this write into `fd` is to fail: the fd's path ends with
    FAULTY_DISK_SUFFIX, and it is one of FAULTY_DISK_COUNT writes starting with the
@@ -43,7 +49,7 @@ static int should_fail(int fd) {
 ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset) {
     static ssize_t (*real)(int, const void *, size_t, off_t);
     if (!real) real = dlsym(RTLD_NEXT, "pwrite64");
-    if (should_fail(fd)) { errno = EIO; return -1; }
+    if (should_fail(fd)) { errno = failure(); return -1; }
     return real(fd, buf, count, offset);
 }
 
@@ -54,7 +60,7 @@ ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset) {
 ssize_t write(int fd, const void *buf, size_t count) {
     static ssize_t (*real)(int, const void *, size_t);
     if (!real) real = dlsym(RTLD_NEXT, "write");
-    if (should_fail(fd)) { errno = EIO; return -1; }
+    if (should_fail(fd)) { errno = failure(); return -1; }
     return real(fd, buf, count);
 }
 "#;
@@ -91,6 +97,14 @@ pub fn failing_writes_while(suffix: &str, switch: &Path) -> Vec<(String, String)
         ("FAULTY_DISK_SUFFIX".into(), suffix.into()),
         ("FAULTY_DISK_WHILE".into(), switch.display().to_string()),
     ]
+}
+
+/// As [`failing_writes_while`], with the error a file system remounted read-only
+/// gives (EROFS).
+pub fn read_only_while(suffix: &str, switch: &Path) -> Vec<(String, String)> {
+    let mut environment = failing_writes_while(suffix, switch);
+    environment.push(("FAULTY_DISK_ERRNO".into(), "30".into()));
+    environment
 }
 
 /// The environment that makes writes number `from` to `from + count - 1` into files
