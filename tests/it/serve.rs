@@ -273,8 +273,9 @@ async fn a_port_in_use_is_refused_with_exit_2() {
     );
 }
 
-/// The ledger's file system turns read-only (EROFS) while a terminal uploads: the upload is not acknowledged
-/// (503), so the terminal keeps it; sent again once the disk works, it lands once.
+/// The ledger's file system turns read-only (EROFS) while a terminal uploads: the
+/// upload is not acknowledged (503), so the terminal keeps it; sent again once the disk
+/// works, it lands once.
 #[tokio::test]
 async fn an_upload_the_ledger_cannot_store_is_refused_and_lands_once_when_sent_again() {
     let workspace = Workspace::new();
