@@ -126,6 +126,11 @@ pub enum Command {
     Db(crate::commands::db::DbAction),
     /// Run as a service: read the devices on their intervals, deliver, and take punches terminals push ([adms]).
     Serve(crate::commands::serve::ServeArgs),
+    /// API tokens for `serve`: `token new --scope read|admin`, `token list`, `token revoke NAME`.
+    #[command(subcommand)]
+    Token(crate::commands::credentials::TokenAction),
+    /// Set the dashboard's password (stored as an argon2 hash in [serve]).
+    Password,
     /// Commands for terminals that push: `adms command SERIAL check|info|reboot|log|set-time|reupload FROM TO`, `adms commands`.
     #[command(subcommand)]
     Adms(crate::commands::adms::AdmsAction),

@@ -77,6 +77,12 @@ fn main() -> ExitCode {
             Some(Command::Adms(action)) => {
                 commands::adms::run(&action, cli.config, &environment, &output).await
             }
+            Some(Command::Token(action)) => {
+                commands::credentials::token(&action, cli.config, &environment, &output)
+            }
+            Some(Command::Password) => {
+                commands::credentials::password(cli.config, &environment, &output)
+            }
             Some(Command::Serve(args)) => {
                 commands::serve::run(cli.config, &environment, &args, &output).await
             }

@@ -75,8 +75,7 @@ pub async fn check(
     let ago = (Utc::now() - contact.with_timezone(&Utc))
         .to_std()
         .unwrap_or_default();
-    let in_touch = IN_TOUCH.max(Duration::from_secs(2 * u64::from(settings.delay) + 60));
-    check.reachable = ago <= in_touch;
+    check.reachable = ago <= in_touch(settings.delay);
     check.facts.push((
         "last contact".into(),
         format!(
@@ -121,6 +120,12 @@ pub async fn check(
         ));
     }
     check
+}
+
+/// How recent a terminal's last poll must be to call it in touch, when it polls every
+/// `delay` seconds.
+pub fn in_touch(delay: u32) -> Duration {
+    IN_TOUCH.max(Duration::from_secs(2 * u64::from(delay) + 60))
 }
 
 /// The stamps the terminal was acknowledged, as `TABLE=stamp` pairs.

@@ -60,6 +60,17 @@ impl Endpoint {
             _ => Endpoint::Other,
         })
     }
+
+    /// Its name in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Cdata => "cdata",
+            Endpoint::GetRequest => "getrequest",
+            Endpoint::DeviceCmd => "devicecmd",
+            Endpoint::Ping => "ping",
+            Endpoint::Other => "other",
+        }
+    }
 }
 
 /// An upload's text: UTF-8, or else GB18030/GBK (names on Chinese-language terminals),

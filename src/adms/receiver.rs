@@ -70,6 +70,10 @@ pub struct Receiver {
     /// What each terminal last said about itself, by serial; written to the ledger by
     /// [`Receiver::record_contacts`] (not on every heartbeat).
     contacts: Mutex<HashMap<String, Contact>>,
+    /// Told of punches as they arrive (the dashboard's live view).
+    pub events: crate::events::Events,
+    /// Counts requests and pushed punches, when `serve` keeps metrics.
+    pub metrics: Option<Arc<crate::web::Metrics>>,
 }
 
 /// A terminal's last contact and what it said about itself.
@@ -107,6 +111,8 @@ impl Receiver {
             arrived: tokio::sync::Notify::new(),
             undelivered: AtomicBool::new(false),
             contacts: Mutex::new(HashMap::new()),
+            events: crate::events::Events::default(),
+            metrics: None,
         }
     }
 
@@ -321,6 +327,13 @@ impl Receiver {
                 if journaled.new > 0 {
                     self.undelivered.store(true, Ordering::SeqCst);
                     self.arrived.notify_one();
+                    self.events.send(
+                        "punches",
+                        json!({ "device": *terminal.label.name, "new": journaled.new }),
+                    );
+                    if let Some(metrics) = &self.metrics {
+                        metrics.pushed(&terminal.label.name, journaled.new);
+                    }
                 }
                 text(StatusCode::OK, format!("OK: {lines}"))
             }

@@ -128,6 +128,7 @@ pub async fn run(args: &DemoArgs, output: &Output) -> Exit {
         },
         ledger: LedgerSettings::default(),
         adms: Some(AdmsSettings::on(SocketAddr::from(([127, 0, 0, 1], 0)))),
+        serve: config::serve::ServeSettings::default(),
         devices: vec![
             DeviceConfig {
                 name: "Demo terminal".into(),
@@ -193,7 +194,7 @@ async fn sync_with_pushing_terminals(config: &Config, output: &Output) -> Exit {
     };
     if let Some(settings) = &config.adms {
         let (stop, stopped) = crate::shutdown::channel();
-        match start_receiver(config, settings, &engine, &stopped).await {
+        match start_receiver(config, settings, &engine, &stopped, None).await {
             Ok(running) => {
                 let pushed = adms::run(&AdmsSimulatorArgs {
                     server: format!("http://{}", running.address),

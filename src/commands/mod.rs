@@ -3,6 +3,7 @@
 pub mod adms;
 pub mod backfill;
 pub mod build_cache;
+pub mod credentials;
 pub mod db;
 pub mod demo;
 pub mod devices;

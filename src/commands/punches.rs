@@ -57,6 +57,7 @@ pub async fn run(
         state: args.state,
         sink: args.sink.clone(),
         limit: args.limit,
+        ..PunchQuery::default()
     };
     let found = match super::ledger::with(config_path, environment, output, true, async |ledger| {
         ledger.punches(&query).await
@@ -112,10 +113,17 @@ fn table(punches: &[PunchRecord], limit: usize) -> String {
     out
 }
 
+/// The CSV's first line (`punches --csv`, the API's export).
+pub const CSV_HEADER: &str = "id,device,serial,user_id,local_time,timezone,punch_state,verify_mode,work_code,source,read_at,deliveries\n";
+
 fn csv(punches: &[PunchRecord]) -> String {
-    let mut out = String::from(
-        "id,device,serial,user_id,local_time,timezone,punch_state,verify_mode,work_code,source,read_at,deliveries\n",
-    );
+    let mut out = String::from(CSV_HEADER);
+    csv_rows(punches, &mut out);
+    out
+}
+
+/// The punches as CSV lines, appended to `out`.
+pub fn csv_rows(punches: &[PunchRecord], out: &mut String) {
     for punch in punches {
         let deliveries: Vec<String> = punch
             .sinks
@@ -140,7 +148,6 @@ fn csv(punches: &[PunchRecord]) -> String {
         out.push_str(&line.join(","));
         out.push('\n');
     }
-    out
 }
 
 /// A CSV field, quoted when it holds a comma, a quote or a line break.
@@ -152,7 +159,8 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-fn state_name(state: i32) -> String {
+/// A punch state's name: in, out, break-out…
+pub fn state_name(state: i32) -> String {
     match state {
         0 => "in".into(),
         1 => "out".into(),

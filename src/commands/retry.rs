@@ -65,6 +65,7 @@ async fn retry(ledger: &dyn Ledger, args: &RetryArgs, output: &Output) -> Exit {
             .since
             .and_then(|since| chrono::Duration::from_std(since).ok())
             .map(|since| Utc::now() - since),
+        reason: None,
     };
     match ledger.retry(&filter).await {
         Ok(queued) => {

@@ -26,8 +26,11 @@ use crate::output::Output;
 use crate::punch::DeviceLabel;
 use crate::report::CycleReport;
 use crate::shutdown::Shutdown;
+use crate::sync::control::Control;
 use crate::sync::{CycleObserver, Engine, Schedule};
 use crate::tls::ServerTls;
+use crate::web::live::{Both, Live};
+use crate::web::{Hub, Metrics};
 
 /// How often devices are read when neither `--every` nor a device's `interval` says.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -64,14 +67,17 @@ pub async fn run(
         Err(error) => return output.error(&error.to_string(), error.exit()),
     };
     let shutdown = signals::stop_on_signals();
+    let hub = Hub::default();
     let receiver = match &config.adms {
-        Some(settings) => match start_receiver(&config, settings, &engine, &shutdown).await {
-            Ok(receiver) => Some(receiver),
-            Err(message) => {
-                engine.close().await;
-                return output.error(&message, Exit::Configuration);
+        Some(settings) => {
+            match start_receiver(&config, settings, &engine, &shutdown, Some(&hub)).await {
+                Ok(receiver) => Some(receiver),
+                Err(message) => {
+                    engine.close().await;
+                    return output.error(&message, Exit::Configuration);
+                }
             }
-        },
+        }
         None => {
             for device in config
                 .devices
@@ -87,10 +93,48 @@ pub async fn run(
             None
         }
     };
+    let web = match (engine.ledger(), engine.ledger_path()) {
+        (Some(ledger), Some(path)) => {
+            let started = crate::web::start(
+                &config,
+                ledger,
+                path,
+                &hub,
+                receiver
+                    .as_ref()
+                    .map(|running| Arc::clone(&running.receiver)),
+                &shutdown,
+            )
+            .await;
+            match started {
+                Ok(web) => web,
+                Err(message) => {
+                    engine.close().await;
+                    return output.error(&message, Exit::Configuration);
+                }
+            }
+        }
+        _ => None,
+    };
     let interval = args.every.unwrap_or(DEFAULT_INTERVAL);
-    let observer = output.observer();
+    let observer: Arc<dyn CycleObserver> = Arc::new(Both(
+        output.observer(),
+        Arc::new(Live::new(Arc::clone(&hub.metrics), hub.events.clone())),
+    ));
     let running = receiver.as_ref().map(|running| running.receiver.as_ref());
-    run_loop(&mut engine, interval, None, shutdown, &observer, running).await;
+    run_loop(
+        &mut engine,
+        interval,
+        None,
+        shutdown,
+        &observer,
+        running,
+        Some(&hub.control),
+    )
+    .await;
+    if let Some(web) = web {
+        let _ = web.server.await;
+    }
     if let Some(RunningReceiver {
         receiver, server, ..
     }) = receiver
@@ -116,15 +160,24 @@ pub async fn run_loop(
     mut shutdown: Shutdown,
     observer: &Arc<dyn CycleObserver>,
     receiver: Option<&Receiver>,
+    control: Option<&Control>,
 ) {
     let mut schedule = Schedule::new(engine.intervals(interval), Instant::now());
+    let names = engine.device_names();
     loop {
         let started = Instant::now();
         if let Some(receiver) = receiver {
             receiver.undelivered.store(false, Ordering::SeqCst);
         }
-        // Woken early by pushed punches: the devices not yet due are not read.
-        let due = schedule.due(started);
+        // Woken early by pushed punches: the devices not yet due are not read, unless
+        // someone asked for them.
+        let mut due = schedule.due(started);
+        if let Some(control) = control {
+            let asked = control.take_read_now();
+            for (due, name) in due.iter_mut().zip(&names) {
+                *due |= asked.contains(name);
+            }
+        }
         let report = engine
             .run_cycle(since, Some(&due), &shutdown, observer)
             .await;
@@ -150,8 +203,15 @@ pub async fn run_loop(
                 None => std::future::pending().await,
             }
         };
+        let asked = async {
+            match control {
+                Some(control) => control.wake.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = tokio::time::sleep_until(next) => {}
+            () = asked => {}
             () = arrived => {
                 tokio::select! {
                     () = tokio::time::sleep(GATHER) => {}
@@ -204,6 +264,19 @@ fn sink_retry(report: &CycleReport) -> Option<Instant> {
         .min()
 }
 
+/// Counts an ADMS request by endpoint and status, for `/metrics`.
+async fn count_request(
+    axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let endpoint =
+        crate::adms::Endpoint::of(request.uri().path()).unwrap_or(crate::adms::Endpoint::Other);
+    let response = next.run(request).await;
+    metrics.adms_request(endpoint.name(), response.status().as_u16());
+    response
+}
+
 /// The receiver running: shared with the loop, the server's task, where it listens.
 pub struct RunningReceiver {
     pub receiver: Arc<Receiver>,
@@ -217,6 +290,7 @@ pub async fn start_receiver(
     settings: &AdmsSettings,
     engine: &Engine,
     shutdown: &Shutdown,
+    hub: Option<&Hub>,
 ) -> Result<RunningReceiver, String> {
     let Some(ledger) = engine.ledger() else {
         return Err("the ADMS receiver needs the ledger, which a dry run does not open".into());
@@ -249,8 +323,18 @@ pub async fn start_receiver(
     receiver.body_limit = settings.max_body;
     receiver.unknown = settings.unknown_devices;
     receiver.set_sinks(engine.sink_ids());
+    if let Some(hub) = hub {
+        receiver.events = hub.events.clone();
+        receiver.metrics = Some(Arc::clone(&hub.metrics));
+    }
     let receiver = Arc::new(receiver);
     let mut router = Arc::clone(&receiver).router();
+    if let Some(hub) = hub {
+        router = router.layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&hub.metrics),
+            count_request,
+        ));
+    }
     if !settings.prefix.is_empty() {
         router = Router::new().nest(&settings.prefix, router);
     }

@@ -37,8 +37,16 @@ pub async fn run_with(config: &Config, args: &SyncArgs, output: &Output) -> Exit
             report.exit()
         }
         Some(interval) => {
-            super::serve::run_loop(&mut engine, interval, args.since, shutdown, &observer, None)
-                .await;
+            super::serve::run_loop(
+                &mut engine,
+                interval,
+                args.since,
+                shutdown,
+                &observer,
+                None,
+                None,
+            )
+            .await;
             Exit::Success
         }
     };

@@ -22,6 +22,7 @@ mod kinds;
 pub mod ledger;
 pub mod secret;
 pub mod section;
+pub mod serve;
 pub mod sync;
 
 use std::collections::HashSet;
@@ -52,6 +53,8 @@ pub struct Config {
     pub ledger: LedgerSettings,
     /// `[adms]`: the receiver for pushing terminals (`serve`); `None`: off.
     pub adms: Option<adms::AdmsSettings>,
+    /// `[serve]`: the dashboard and HTTP API of `serve`.
+    pub serve: serve::ServeSettings,
     pub devices: Vec<DeviceConfig>,
     /// The configured sinks; none means the embedded SQLite store.
     pub sinks: Vec<Arc<dyn SinkConfig>>,
@@ -227,6 +230,10 @@ fn from_value(document: Document, value: toml::Value) -> Result<Config, ConfigEr
         &document.section("[adms]", 0, "[adms]"),
         table.remove("adms"),
     )?;
+    let serve = serve::parse(
+        &document.section("[serve]", 0, "[serve]"),
+        table.remove("serve"),
+    )?;
     let device_tables = match table.remove("device") {
         None => Vec::new(),
         Some(toml::Value::Array(items)) => items,
@@ -266,7 +273,7 @@ fn from_value(document: Document, value: toml::Value) -> Result<Config, ConfigEr
         return Err(top.error(
             Some(unknown),
             format!("`{unknown}` is not a section or key of the configuration"),
-            "the file holds [sync], [ledger], [adms], [[device]] and [sink.NAME] sections (see README.md)",
+            "the file holds [sync], [ledger], [adms], [serve], [[device]] and [sink.NAME] sections (see README.md)",
         ));
     }
     Ok(Config {
@@ -274,6 +281,7 @@ fn from_value(document: Document, value: toml::Value) -> Result<Config, ConfigEr
         sync,
         ledger,
         adms,
+        serve,
         devices,
         sinks,
         environment: Environment::default(),

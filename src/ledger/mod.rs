@@ -152,6 +152,8 @@ pub struct RetryFilter {
     pub pin: Option<String>,
     /// Punches read since then.
     pub since: Option<DateTime<Utc>>,
+    /// Only refusals for this reason (a group on the dashboard's problems page).
+    pub reason: Option<String>,
 }
 
 /// What `punches` looks for.
@@ -167,6 +169,10 @@ pub struct PunchQuery {
     /// … at this sink (any sink when `None`).
     pub sink: Option<String>,
     pub limit: usize,
+    /// Newest first (the dashboard, the API) rather than oldest first.
+    pub newest_first: bool,
+    /// Where the previous page ended: its last punch's wall time and seq.
+    pub after: Option<(String, Seq)>,
 }
 
 /// Where a punch stands with one sink.
@@ -233,6 +239,9 @@ pub struct PunchDelivery {
 /// A punch as `punches` shows it, with where it went.
 #[derive(Debug, Clone, Serialize)]
 pub struct PunchRecord {
+    /// Its place in the ledger (for paging).
+    #[serde(skip)]
+    pub seq: Seq,
     pub id: String,
     pub device: String,
     pub serial: String,
@@ -431,6 +440,20 @@ pub trait Ledger: Send + Sync {
     ) -> Result<Vec<(Seq, String)>, LedgerError>;
 
     async fn sink_standings(&self) -> Result<Vec<SinkStanding>, LedgerError>;
+    /// Per device and wall-clock day, the punches from `since` (a wall time) on.
+    async fn punches_per_day(&self, since: &str)
+    -> Result<Vec<(String, String, u64)>, LedgerError>;
+    /// The newest `limit` quarantine entries before `before` (an entry's time and key).
+    async fn quarantined(
+        &self,
+        limit: usize,
+        before: Option<(String, String)>,
+    ) -> Result<Vec<QuarantineRecord>, LedgerError>;
+    /// The quarantine by reason, largest group first.
+    async fn quarantine_reasons(&self) -> Result<Vec<(String, u64)>, LedgerError>;
+    /// Rejected and unmapped punches of the active sinks, by sink, state and reason,
+    /// largest group first.
+    async fn refusals(&self) -> Result<Vec<Refusal>, LedgerError>;
     async fn device_standings(&self) -> Result<Vec<DeviceStanding>, LedgerError>;
     async fn quarantine_count(&self) -> Result<u64, LedgerError>;
 
@@ -499,6 +522,29 @@ pub struct AdmsCommand {
     /// The terminal's `Return=` (0 success; see docs/adms.md).
     pub return_code: Option<i64>,
     pub result: Option<String>,
+}
+
+/// A record refused before any sink saw it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct QuarantineRecord {
+    /// The source's key for it (device, serial, PIN, time…).
+    pub source_key: String,
+    pub device: String,
+    pub reason: String,
+    /// The record as the device sent it.
+    #[schema(value_type = Object)]
+    pub record: Value,
+    pub quarantined_at: String,
+}
+
+/// A group of punches a sink refused for one reason.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Refusal {
+    pub sink: String,
+    /// `rejected` or `unmapped`.
+    pub state: String,
+    pub reason: String,
+    pub punches: u64,
 }
 
 /// A shared handle.

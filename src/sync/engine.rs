@@ -95,6 +95,7 @@ pub struct Engine {
     sinks: Vec<SinkSlot>,
     /// `None` only for a dry run before any ledger exists.
     ledger: Option<SqliteLedger>,
+    ledger_file: std::path::PathBuf,
     /// A dry run before any ledger exists compares with the JSON cache.
     dry_cache: Option<DedupCache>,
     quarantine: Quarantine,
@@ -165,6 +166,7 @@ impl Engine {
             });
         }
         let mut engine = Engine {
+            ledger_file: ledger_path,
             normalizer: Normalizer {
                 scheme: settings.id_scheme,
                 max_future_skew: settings.max_future_skew,
@@ -221,6 +223,22 @@ impl Engine {
             .as_ref()
             .filter(|_| !self.dry_run)
             .map(|ledger| Arc::new(ledger.clone()) as Arc<dyn Ledger>)
+    }
+
+    /// Where the ledger is; `None` in a dry run.
+    pub fn ledger_path(&self) -> Option<&std::path::Path> {
+        self.ledger
+            .as_ref()
+            .filter(|_| !self.dry_run)
+            .map(|_| self.ledger_file.as_path())
+    }
+
+    /// The devices' names, in the order [`Self::run_cycle`]'s `due` takes.
+    pub fn device_names(&self) -> Vec<String> {
+        self.devices
+            .iter()
+            .map(|device| device.config.name.clone())
+            .collect()
     }
 
     /// The ledger's numbers of the open sinks: what a new punch is queued for.

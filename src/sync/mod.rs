@@ -9,6 +9,7 @@
 //! that stops it and a [`CycleObserver`] that hears how it goes, so the same engine runs
 //! under the command line, a service or a test.
 
+pub mod control;
 mod drain;
 mod engine;
 mod observer;

@@ -32,7 +32,7 @@ async fn kills_while_fifty_terminals_push_lose_and_duplicate_nothing() {
     let workspace = Workspace::new();
     let port = free_port();
     let mut config = format!(
-        "[adms]\nlisten = \"127.0.0.1:{port}\"\ndelay = 2\nerror_delay = {}\n",
+        "[serve]\nlisten = \"127.0.0.1:0\"\n\n[adms]\nlisten = \"127.0.0.1:{port}\"\ndelay = 2\nerror_delay = {}\n",
         ERROR_DELAY.as_secs()
     );
     for index in 1..=TERMINALS {
@@ -131,7 +131,7 @@ async fn punches_pushed_while_a_sink_is_down_reach_it_once_when_it_is_back() {
     let workspace = Workspace::new();
     let port = free_port();
     let mut config = format!(
-        "[adms]\nlisten = \"127.0.0.1:{port}\"\ndelay = 2\n\n[sink.sqlite]\n\n\
+        "[serve]\nlisten = \"127.0.0.1:0\"\n\n[adms]\nlisten = \"127.0.0.1:{port}\"\ndelay = 2\n\n[sink.sqlite]\n\n\
          [sink.postgres]\nurl = \"{}\"\n",
         schema.url.replace(":5432/", &format!(":{}/", relay.port))
     );

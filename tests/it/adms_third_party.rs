@@ -27,7 +27,8 @@ async fn django_fingerprint_attendance_terminals_land_every_punch_once() {
 
     let workspace = Workspace::new();
     let port = free_port();
-    let mut config = format!("[adms]\nlisten = \"127.0.0.1:{port}\"\n");
+    let mut config =
+        format!("[serve]\nlisten = \"127.0.0.1:0\"\n\n[adms]\nlisten = \"127.0.0.1:{port}\"\n");
     for (serial, firmware) in TERMINALS {
         config.push_str(&format!(
             "\n[[device]]\nname = \"{firmware}\"\nkind = \"adms\"\nserial = \"{serial}\"\ntimezone = \"Africa/Accra\"\n"

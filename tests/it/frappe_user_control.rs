@@ -229,7 +229,7 @@ async fn pushing_terminal_users_are_switched_through_queued_commands() {
     workspace.write(
         "iclock-sync.toml",
         &format!(
-            "[adms]\nlisten = \"127.0.0.1:{port}\"\n\n{}\n\
+            "[serve]\nlisten = \"127.0.0.1:0\"\n\n[adms]\nlisten = \"127.0.0.1:{port}\"\n\n{}\n\
              [[device]]\nname = \"Gate\"\nkind = \"adms\"\nserial = \"SIM1\"\ntimezone = \"Asia/Kolkata\"\n",
             sink(&frappe, "user_control = [\"device\"]"),
         ),

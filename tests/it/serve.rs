@@ -11,7 +11,7 @@ fn configure(workspace: &Workspace, port: u16, extra: &str) {
     workspace.write(
         "iclock-sync.toml",
         &format!(
-            "[adms]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n\n\
+            "[serve]\nlisten = \"127.0.0.1:0\"\n\n[adms]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n\n\
              [[device]]\nname = \"Gate\"\nkind = \"adms\"\nserial = \"SIM1\"\ntimezone = \"Asia/Kolkata\"\n"
         ),
     );
@@ -239,7 +239,7 @@ async fn a_wrong_adms_section_is_refused_with_exit_2_naming_the_key() {
         workspace.write(
             "iclock-sync.toml",
             &format!(
-                "[adms]\n{section}\n\n[[device]]\nname = \"Gate\"\nkind = \"adms\"\nserial = \"SIM1\"\n"
+                "[serve]\nlisten = \"127.0.0.1:0\"\n\n[adms]\n{section}\n\n[[device]]\nname = \"Gate\"\nkind = \"adms\"\nserial = \"SIM1\"\n"
             ),
         );
         let run = workspace.run(&["serve"]).await;
@@ -325,8 +325,9 @@ async fn an_upload_the_ledger_cannot_store_is_refused_and_lands_once_when_sent_a
 async fn simulated_terminals_of_three_firmwares_land_every_punch_once() {
     let workspace = Workspace::new();
     let port = free_port();
-    let mut config =
-        format!("[adms]\nlisten = \"127.0.0.1:{port}\"\ndelay = 2\nerror_delay = 10\n");
+    let mut config = format!(
+        "[serve]\nlisten = \"127.0.0.1:0\"\n\n[adms]\nlisten = \"127.0.0.1:{port}\"\ndelay = 2\nerror_delay = 10\n"
+    );
     for serial in ["SIM0001", "SIM0002", "SIM0003"] {
         config.push_str(&format!(
             "\n[[device]]\nname = \"{serial}\"\nkind = \"adms\"\nserial = \"{serial}\"\ntimezone = \"Asia/Kolkata\"\n"
@@ -541,7 +542,7 @@ async fn a_reupload_carried_out_by_a_terminal_adds_no_second_punch() {
     workspace.write(
         "iclock-sync.toml",
         &format!(
-            "[adms]\nlisten = \"127.0.0.1:{port}\"\ndelay = 2\n\n\
+            "[serve]\nlisten = \"127.0.0.1:0\"\n\n[adms]\nlisten = \"127.0.0.1:{port}\"\ndelay = 2\n\n\
              [[device]]\nname = \"Gate\"\nkind = \"adms\"\nserial = \"SIM0001\"\ntimezone = \"Asia/Kolkata\"\n"
         ),
     );

@@ -29,8 +29,8 @@ use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 
 use super::{
     AdmsCommand, CacheFile, CycleId, DeviceRecord, DeviceStanding, Export, Exported, Journal,
-    Journaled, Ledger, LedgerError, PunchDelivery, PunchQuery, PunchRecord, Queued, RegisteredSink,
-    RetryFilter, Seq, SinkId, SinkRegistration, SinkStanding,
+    Journaled, Ledger, LedgerError, PunchDelivery, PunchQuery, PunchRecord, QuarantineRecord,
+    Queued, Refusal, RegisteredSink, RetryFilter, Seq, SinkId, SinkRegistration, SinkStanding,
 };
 use crate::adms::users::TerminalUser;
 use crate::punch::{
@@ -133,6 +133,32 @@ impl SqliteLedger {
                     ))
                 })?;
         }
+        Ok(SqliteLedger {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// A second handle on the ledger another handle has open, for reading only, with
+    /// `connections` of its own: the API's many readers then neither wait behind the
+    /// writer's single connection nor hold it up (SQLite's write-ahead log lets readers
+    /// and one writer work at once).
+    pub async fn open_reader(path: &Path, connections: u32) -> Result<SqliteLedger, LedgerError> {
+        let error = |problem: String| LedgerError {
+            path: path.display().to_string(),
+            problem,
+        };
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(|cause| error(cause.to_string()))?
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", "-8192");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(connections.max(1))
+            .connect_with(options)
+            .await
+            .map_err(|cause| error(format!("cannot open it for reading: {cause}")))?;
         Ok(SqliteLedger {
             pool,
             path: path.to_path_buf(),
@@ -1216,6 +1242,91 @@ impl Ledger for SqliteLedger {
         Ok(standings)
     }
 
+    async fn punches_per_day(
+        &self,
+        since: &str,
+    ) -> Result<Vec<(String, String, u64)>, LedgerError> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT device, substr(local_time, 1, 10), COUNT(*) FROM punches \
+             WHERE local_time >= ? GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(rows
+            .into_iter()
+            .map(|(device, day, count)| (device, day, count.max(0) as u64))
+            .collect())
+    }
+
+    async fn quarantined(
+        &self,
+        limit: usize,
+        before: Option<(String, String)>,
+    ) -> Result<Vec<QuarantineRecord>, LedgerError> {
+        let (at, key) = before.unzip();
+        let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
+            "SELECT source_key, device, reason, record, quarantined_at FROM quarantine \
+             WHERE ?1 IS NULL OR quarantined_at < ?1 OR quarantined_at = ?1 AND source_key < ?2 \
+             ORDER BY quarantined_at DESC, source_key DESC LIMIT ?3",
+        )
+        .bind(at)
+        .bind(key)
+        .bind(limit.clamp(1, 10_000) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(source_key, device, reason, record, quarantined_at)| QuarantineRecord {
+                    source_key,
+                    device,
+                    reason,
+                    record: serde_json::from_str(&record).unwrap_or(Value::String(record)),
+                    quarantined_at,
+                },
+            )
+            .collect())
+    }
+
+    async fn quarantine_reasons(&self) -> Result<Vec<(String, u64)>, LedgerError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT reason, COUNT(*) FROM quarantine GROUP BY reason ORDER BY 2 DESC, 1 LIMIT 100",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(rows
+            .into_iter()
+            .map(|(reason, count)| (reason, count.max(0) as u64))
+            .collect())
+    }
+
+    async fn refusals(&self) -> Result<Vec<Refusal>, LedgerError> {
+        let rows: Vec<(String, i64, String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT s.name, d.state, COALESCE(d.reason, ''), COUNT(*) \
+             FROM sinks s CROSS JOIN deliveries d INDEXED BY deliveries_refused \
+             WHERE d.sink_id = s.id AND s.active = 1 AND d.state >= 5 AND d.state IN ({}, {}) \
+             GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 3 LIMIT 200",
+            state::REJECTED,
+            state::UNMAPPED
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(rows
+            .into_iter()
+            .map(|(sink, number, reason, count)| Refusal {
+                sink,
+                state: state::name(number).to_owned(),
+                reason,
+                punches: count.max(0) as u64,
+            })
+            .collect())
+    }
+
     async fn quarantine_count(&self) -> Result<u64, LedgerError> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quarantine")
             .fetch_one(&self.pool)
@@ -1254,6 +1365,7 @@ impl Ledger for SqliteLedger {
             let sql = format!(
                 "UPDATE deliveries INDEXED BY {selection} \
                  AND sink_id IN (SELECT id FROM sinks WHERE active = 1 AND (?1 IS NULL OR name = ?1)) \
+                 AND (?4 IS NULL OR reason = ?4) \
                  AND (?2 IS NULL AND ?3 IS NULL OR EXISTS (SELECT 1 FROM punches p WHERE p.seq = deliveries.seq \
                  AND (?2 IS NULL OR p.user_id = ?2) AND (?3 IS NULL OR p.read_at >= ?3)))"
             )
@@ -1266,6 +1378,7 @@ impl Ledger for SqliteLedger {
                 .bind(&filter.sink)
                 .bind(&filter.pin)
                 .bind(filter.since.map(utc_text))
+                .bind(&filter.reason)
                 .execute(&mut *tx)
                 .await
                 .map_err(|error| self.error(error))?
@@ -1304,6 +1417,18 @@ impl Ledger for SqliteLedger {
                 state::number(delivery)
             ));
         }
+        let (order, beyond) = if query.newest_first {
+            ("DESC", "<")
+        } else {
+            ("ASC", ">")
+        };
+        if let Some((time, seq)) = &query.after {
+            conditions.push(format!(
+                "(p.local_time {beyond} ? OR p.local_time = ? AND p.seq {beyond} {seq})"
+            ));
+            binds.push(time.clone());
+            binds.push(time.clone());
+        }
         let filter = if conditions.is_empty() {
             String::new()
         } else {
@@ -1311,7 +1436,7 @@ impl Ledger for SqliteLedger {
         };
         let sql = format!(
             "SELECT p.seq, {PUNCH_COLUMNS} FROM punches p {filter} \
-             ORDER BY p.local_time, p.seq LIMIT {}",
+             ORDER BY p.local_time {order}, p.seq {order} LIMIT {}",
             query.limit.max(1)
         );
         let mut select = sqlx::query(AssertSqlSafe(sql));
@@ -1339,6 +1464,7 @@ impl Ledger for SqliteLedger {
             .await
             .map_err(|error| self.error(error))?;
             records.push(PunchRecord {
+                seq,
                 id: punch.id.to_string(),
                 device: punch.device.name.to_string(),
                 serial: punch.serial.to_string(),

@@ -1,0 +1,269 @@
+//! The API's actions (admin scope): read a device now, retry refused or failed
+//! punches, backfill a sink, queue a command for a pushing terminal — what the command
+//! line's `sync`, `retry`, `backfill` and `adms command` do, on the running service.
+//! Each is logged with who asked.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::devices::find;
+use crate::ledger::RetryFilter;
+use crate::web::WebState;
+use crate::web::auth::Caller;
+use crate::web::problem::{ApiResult, Problem};
+
+/// What an action did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Done {
+    /// In a sentence.
+    pub message: String,
+    /// How many punches it opened or queued, when it did.
+    pub punches: Option<u64>,
+    /// The queued command's number, when it queued one.
+    pub command: Option<i64>,
+}
+
+/// Reads the device at once (a cycle starts for it), rather than at its next interval.
+#[utoipa::path(post, path = "/api/v1/devices/{name}/sync", tag = "devices",
+    params(("name" = String, Path, description = "The device's name")),
+    responses(
+        (status = 202, body = Done),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn sync_device(
+    State(state): State<WebState>,
+    caller: axum::Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<(StatusCode, Json<Done>)> {
+    let device = find(&state, &name).await?;
+    if !device.configured {
+        return Err(Problem::bad_request(format!(
+            "'{name}' is not in {}; add it as a [[device]] first",
+            state.origin
+        )));
+    }
+    if device.kind == "adms" {
+        return Err(Problem::bad_request(format!(
+            "'{name}' pushes its punches, it cannot be read: queue a `log` command (POST /api/v1/devices/{{name}}/commands) to make it send them now"
+        )));
+    }
+    tracing::info!("{} asked to read {name} now", caller.who);
+    state.control.read_now(&name);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Done {
+            message: format!("{name} is read at once"),
+            punches: None,
+            command: None,
+        }),
+    ))
+}
+
+/// Which punches to open again (all refused and failed ones when nothing is chosen).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRequest {
+    /// Only this sink's.
+    pub sink: Option<String>,
+    /// Those the sink rejected.
+    #[serde(default)]
+    pub rejected: bool,
+    /// Those whose PIN the sink did not know.
+    #[serde(default)]
+    pub unmapped: bool,
+    /// Those that failed and wait for their next try (tried at once).
+    #[serde(default)]
+    pub failed: bool,
+    /// Only this person's.
+    pub pin: Option<String>,
+    /// Only refusals for exactly this reason (a group of GET /api/v1/refusals).
+    pub reason: Option<String>,
+    /// Only punches read in the last this many hours.
+    #[schema(minimum = 1)]
+    pub since_hours: Option<u32>,
+}
+
+/// Opens refused or failed punches again; they are delivered at once.
+#[utoipa::path(post, path = "/api/v1/retry", tag = "sinks",
+    request_body = RetryRequest,
+    responses(
+        (status = 200, body = Done),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn retry(
+    State(state): State<WebState>,
+    caller: axum::Extension<Caller>,
+    body: Result<Json<RetryRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Done>> {
+    let Json(request) = body.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
+    if let Some(sink) = &request.sink {
+        known_sink(&state, sink).await?;
+    }
+    let filter = RetryFilter {
+        sink: request.sink.clone(),
+        rejected: request.rejected,
+        unmapped: request.unmapped,
+        failed: request.failed,
+        pin: request.pin.clone(),
+        since: request
+            .since_hours
+            .map(|hours| Utc::now() - Duration::hours(i64::from(hours))),
+        reason: request.reason.clone(),
+    };
+    let opened = state.ledger.retry(&filter).await.map_err(Problem::ledger)?;
+    tracing::info!("{} opened {opened} punch(es) again", caller.who);
+    if opened > 0 {
+        state.control.deliver_now();
+    }
+    Ok(Json(Done {
+        message: format!("{opened} punch(es) opened again; they are being delivered"),
+        punches: Some(opened),
+        command: None,
+    }))
+}
+
+async fn known_sink(state: &WebState, name: &str) -> ApiResult<()> {
+    let sinks = state
+        .reader
+        .sink_standings()
+        .await
+        .map_err(Problem::ledger)?;
+    if sinks.iter().any(|sink| sink.name == name) {
+        Ok(())
+    } else {
+        let names: Vec<String> = sinks.into_iter().map(|sink| sink.name).collect();
+        Err(Problem::not_found(format!(
+            "no sink is called '{name}'; the sinks are: {}",
+            names.join(", ")
+        )))
+    }
+}
+
+/// From when a backfill starts.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillRequest {
+    /// Punches read since this day (`YYYY-MM-DD`, UTC).
+    pub since: String,
+}
+
+/// Offers a sink every punch read since a day that it has not settled (a store that
+/// was restored, a sink added later).
+#[utoipa::path(post, path = "/api/v1/sinks/{name}/backfill", tag = "sinks",
+    params(("name" = String, Path, description = "The sink's name")),
+    request_body = BackfillRequest,
+    responses(
+        (status = 200, body = Done),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn backfill(
+    State(state): State<WebState>,
+    caller: axum::Extension<Caller>,
+    Path(name): Path<String>,
+    body: Result<Json<BackfillRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Done>> {
+    let Json(request) = body.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
+    known_sink(&state, &name).await?;
+    let since = NaiveDate::parse_from_str(request.since.trim(), "%Y-%m-%d")
+        .ok()
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .map(|time| time.and_utc())
+        .ok_or_else(|| {
+            Problem::bad_request(format!(
+                "since '{}' is not a date: write 2026-03-01",
+                request.since
+            ))
+        })?;
+    let queued = state
+        .ledger
+        .backfill(&name, since)
+        .await
+        .map_err(Problem::ledger)?;
+    tracing::info!(
+        "{} backfilled {name} since {}: {queued} punch(es)",
+        caller.who,
+        request.since
+    );
+    if queued > 0 {
+        state.control.deliver_now();
+    }
+    Ok(Json(Done {
+        message: format!("{queued} punch(es) queued for {name}"),
+        punches: Some(queued),
+        command: None,
+    }))
+}
+
+/// A command for a pushing terminal.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandRequest {
+    /// check, info, reboot, log (send new data now), set-time, `reupload 2026-09-01
+    /// 2026-09-30`, or a protocol command.
+    pub command: String,
+}
+
+/// Queues a command; the terminal gets it at its next poll.
+#[utoipa::path(post, path = "/api/v1/devices/{name}/commands", tag = "devices",
+    params(("name" = String, Path, description = "The device's name")),
+    request_body = CommandRequest,
+    responses(
+        (status = 202, body = Done),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn queue_command(
+    State(state): State<WebState>,
+    caller: axum::Extension<Caller>,
+    Path(name): Path<String>,
+    body: Result<Json<CommandRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Done>)> {
+    let Json(request) = body.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
+    let device = find(&state, &name).await?;
+    let Some(serial) = device.serial.filter(|_| device.kind == "adms") else {
+        return Err(Problem::bad_request(format!(
+            "'{name}' does not push (it is read), so it takes no commands"
+        )));
+    };
+    let words: Vec<String> = request
+        .command
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let command = crate::commands::adms::protocol_command(&words).map_err(Problem::bad_request)?;
+    let id = state
+        .ledger
+        .queue_command(&serial, &command)
+        .await
+        .map_err(Problem::ledger)?;
+    tracing::info!("{} queued command {id} for {name}", caller.who);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Done {
+            message: format!(
+                "command {id} queued for {name}; it is handed over at the terminal's next poll"
+            ),
+            punches: None,
+            command: Some(id),
+        }),
+    ))
+}

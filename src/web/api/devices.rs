@@ -1,0 +1,126 @@
+//! `/api/v1/devices`: each device's state, last contact, last error, firmware, clock
+//! drift and punches today; a pushing terminal's commands.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::ledger::AdmsCommand;
+use crate::web::WebState;
+use crate::web::problem::{ApiResult, Problem};
+use crate::web::view::{self, DeviceView};
+
+/// Every device: the configured ones, then terminals waiting for approval.
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices",
+    responses(
+        (status = 200, body = Vec<DeviceView>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(State(state): State<WebState>) -> ApiResult<Json<Vec<DeviceView>>> {
+    view::devices(&state)
+        .await
+        .map(Json)
+        .map_err(Problem::ledger)
+}
+
+/// One device, by name.
+#[utoipa::path(get, path = "/api/v1/devices/{name}", tag = "devices",
+    params(("name" = String, Path, description = "The device's name ([[device]] name, or `ADMS <serial>` for a held terminal)")),
+    responses(
+        (status = 200, body = DeviceView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn one(
+    State(state): State<WebState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<DeviceView>> {
+    find(&state, &name).await.map(Json)
+}
+
+pub async fn find(state: &WebState, name: &str) -> ApiResult<DeviceView> {
+    view::devices(state)
+        .await
+        .map_err(Problem::ledger)?
+        .into_iter()
+        .find(|device| device.name == name)
+        .ok_or_else(|| {
+            Problem::not_found(format!(
+                "no device is called '{name}'; GET /api/v1/devices lists them"
+            ))
+        })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CommandsQuery {
+    /// How many, newest first (default 50, at most 500).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+/// A pushing terminal's commands (queued, handed over, answered), newest first.
+#[utoipa::path(get, path = "/api/v1/devices/{name}/commands", tag = "devices",
+    params(("name" = String, Path, description = "The device's name"), CommandsQuery),
+    responses(
+        (status = 200, body = Vec<AdmsCommandView>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn commands(
+    State(state): State<WebState>,
+    Path(name): Path<String>,
+    Query(query): Query<CommandsQuery>,
+) -> ApiResult<Json<Vec<AdmsCommandView>>> {
+    let device = find(&state, &name).await?;
+    let Some(serial) = device.serial.filter(|_| device.kind == "adms") else {
+        return Err(Problem::bad_request(format!(
+            "'{name}' does not push (it is read), so it takes no commands"
+        )));
+    };
+    let limit = query.limit.unwrap_or(50).clamp(1, 500) as usize;
+    let commands = state
+        .reader
+        .commands(Some(&serial), limit)
+        .await
+        .map_err(Problem::ledger)?;
+    Ok(Json(
+        commands.into_iter().map(AdmsCommandView::from).collect(),
+    ))
+}
+
+/// A command for a pushing terminal, and what became of it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AdmsCommandView {
+    pub id: i64,
+    pub serial: String,
+    /// As handed to the terminal (passwords in user records shown as •••).
+    pub command: String,
+    pub queued_at: String,
+    pub sent_at: Option<String>,
+    pub sends: u64,
+    pub result_at: Option<String>,
+    /// The terminal's `Return=` (0: done).
+    pub return_code: Option<i64>,
+    pub result: Option<String>,
+}
+
+impl From<AdmsCommand> for AdmsCommandView {
+    fn from(command: AdmsCommand) -> AdmsCommandView {
+        AdmsCommandView {
+            id: command.id,
+            command: crate::adms::user_control::redacted(&command.command),
+            serial: command.serial,
+            queued_at: command.queued_at,
+            sent_at: command.sent_at,
+            sends: command.sends,
+            result_at: command.result_at,
+            return_code: command.return_code,
+            result: command.result,
+        }
+    }
+}
