@@ -451,7 +451,7 @@ pub trait Ledger: Send + Sync {
     ) -> Result<Vec<QuarantineRecord>, LedgerError>;
     /// The quarantine by reason, largest group first.
     async fn quarantine_reasons(&self) -> Result<Vec<(String, u64)>, LedgerError>;
-    /// Rejected and unmapped punches of the active sinks, by sink, state and reason,
+    /// Rejected punches of the active sinks by sink and reason, unmapped ones by sink,
     /// largest group first.
     async fn refusals(&self) -> Result<Vec<Refusal>, LedgerError>;
     async fn device_standings(&self) -> Result<Vec<DeviceStanding>, LedgerError>;
@@ -537,14 +537,18 @@ pub struct QuarantineRecord {
     pub quarantined_at: String,
 }
 
-/// A group of punches a sink refused for one reason.
+/// A group of punches a sink refused: rejected ones by reason, unmapped ones together
+/// (with their PINs).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Refusal {
     pub sink: String,
     /// `rejected` or `unmapped`.
     pub state: String,
+    /// The sink's reason (rejected); what unmapped means (unmapped).
     pub reason: String,
     pub punches: u64,
+    /// Unmapped: the PINs the sink does not know (at most 50).
+    pub pins: Vec<String>,
 }
 
 /// A shared handle.

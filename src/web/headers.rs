@@ -1,5 +1,7 @@
-//! Headers on every answer of the web side: no framing, no sniffing, no referrer (a
-//! sign-in link must not leak through one), a content policy that allows only our own
+//! Headers on every answer of the web side: no framing, no sniffing, no referrer to
+//! other sites (a sign-in link must not leak through one; "same-origin" rather than
+//! "no-referrer", with which browsers send `Origin: null` on our own forms), a content
+//! policy that allows only our own
 //! scripts and styles, nothing cached (pages show live data and may be private), and
 //! HSTS over HTTPS.
 
@@ -21,7 +23,7 @@ pub async fn secure(State(https): State<bool>, request: Request, next: Next) -> 
     set(header::CONTENT_SECURITY_POLICY, POLICY);
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(header::X_FRAME_OPTIONS, "DENY");
-    set(header::REFERRER_POLICY, "no-referrer");
+    set(header::REFERRER_POLICY, "same-origin");
     set(header::CACHE_CONTROL, "no-store");
     set(
         HeaderName::from_static("cross-origin-opener-policy"),

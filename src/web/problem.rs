@@ -90,3 +90,42 @@ impl IntoResponse for Problem {
 
 /// The API's answer: a value or a problem.
 pub type ApiResult<T> = Result<T, Problem>;
+
+/// `Query<T>` whose rejection is a problem document (400) saying what is wrong.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Problem> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|query| ApiQuery(query.0))
+            .map_err(|rejection| Problem::bad_request(rejection.body_text()))
+    }
+}
+
+/// `Json<T>` whose rejection is a problem document (400) saying what is wrong.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Problem> {
+        axum::Json::<T>::from_request(request, state)
+            .await
+            .map(|json| ApiJson(json.0))
+            .map_err(|rejection| Problem::bad_request(rejection.body_text()))
+    }
+}

@@ -17,17 +17,19 @@ fn configure(workspace: &Workspace, port: u16, extra: &str) {
     );
 }
 
-/// `serve` started in `workspace`, its output appended to `serve.log` there (a pipe
-/// nobody reads would stop it once full).
+/// `serve` started in `workspace`, its output and log appended to `serve.log` there (a
+/// pipe nobody reads would stop it once full).
 pub(crate) fn spawn_serve(workspace: &Workspace) -> tokio::process::Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(workspace.path("serve.log"))
         .expect("open serve.log");
+    let errors = log.try_clone().expect("share serve.log");
     workspace
         .command(&["serve"])
         .stdout(log)
+        .stderr(errors)
         .spawn()
         .expect("start serve")
 }

@@ -1305,26 +1305,50 @@ impl Ledger for SqliteLedger {
     }
 
     async fn refusals(&self) -> Result<Vec<Refusal>, LedgerError> {
-        let rows: Vec<(String, i64, String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT s.name, d.state, COALESCE(d.reason, ''), COUNT(*) \
+        let rejected: Vec<(String, String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT s.name, COALESCE(d.reason, ''), COUNT(*) \
              FROM sinks s CROSS JOIN deliveries d INDEXED BY deliveries_refused \
-             WHERE d.sink_id = s.id AND s.active = 1 AND d.state >= 5 AND d.state IN ({}, {}) \
-             GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 3 LIMIT 200",
-            state::REJECTED,
+             WHERE d.sink_id = s.id AND s.active = 1 AND d.state >= 5 AND d.state = {} \
+             GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 200",
+            state::REJECTED
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        let unmapped: Vec<(String, i64, String)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT s.name, COUNT(*), group_concat(DISTINCT p.user_id) \
+             FROM sinks s CROSS JOIN deliveries d INDEXED BY deliveries_refused CROSS JOIN punches p \
+             WHERE d.sink_id = s.id AND s.active = 1 AND d.state >= 5 AND d.state = {} AND p.seq = d.seq \
+             GROUP BY 1 ORDER BY 2 DESC, 1",
             state::UNMAPPED
         )))
         .fetch_all(&self.pool)
         .await
         .map_err(|error| self.error(error))?;
-        Ok(rows
+        let mut groups: Vec<Refusal> = unmapped
             .into_iter()
-            .map(|(sink, number, reason, count)| Refusal {
-                sink,
-                state: state::name(number).to_owned(),
-                reason,
-                punches: count.max(0) as u64,
+            .map(|(sink, count, pins)| {
+                let mut pins: Vec<String> = pins.split(',').map(str::to_owned).collect();
+                pins.sort();
+                pins.truncate(50);
+                Refusal {
+                    sink,
+                    state: "unmapped".to_owned(),
+                    reason: "nobody at the sink has these PINs".to_owned(),
+                    punches: count.max(0) as u64,
+                    pins,
+                }
             })
-            .collect())
+            .collect();
+        groups.extend(rejected.into_iter().map(|(sink, reason, count)| Refusal {
+            sink,
+            state: "rejected".to_owned(),
+            reason,
+            punches: count.max(0) as u64,
+            pins: Vec::new(),
+        }));
+        groups.sort_by_key(|group| std::cmp::Reverse(group.punches));
+        Ok(groups)
     }
 
     async fn quarantine_count(&self) -> Result<u64, LedgerError> {

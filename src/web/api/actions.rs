@@ -14,7 +14,7 @@ use super::devices::find;
 use crate::ledger::RetryFilter;
 use crate::web::WebState;
 use crate::web::auth::Caller;
-use crate::web::problem::{ApiResult, Problem};
+use crate::web::problem::{ApiJson, ApiResult, Problem};
 
 /// What an action did.
 #[derive(Debug, Serialize, ToSchema)]
@@ -105,9 +105,8 @@ pub struct RetryRequest {
 pub async fn retry(
     State(state): State<WebState>,
     caller: axum::Extension<Caller>,
-    body: Result<Json<RetryRequest>, axum::extract::rejection::JsonRejection>,
+    ApiJson(request): ApiJson<RetryRequest>,
 ) -> ApiResult<Json<Done>> {
-    let Json(request) = body.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
     if let Some(sink) = &request.sink {
         known_sink(&state, sink).await?;
     }
@@ -176,9 +175,8 @@ pub async fn backfill(
     State(state): State<WebState>,
     caller: axum::Extension<Caller>,
     Path(name): Path<String>,
-    body: Result<Json<BackfillRequest>, axum::extract::rejection::JsonRejection>,
+    ApiJson(request): ApiJson<BackfillRequest>,
 ) -> ApiResult<Json<Done>> {
-    let Json(request) = body.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
     known_sink(&state, &name).await?;
     let since = NaiveDate::parse_from_str(request.since.trim(), "%Y-%m-%d")
         .ok()
@@ -235,9 +233,8 @@ pub async fn queue_command(
     State(state): State<WebState>,
     caller: axum::Extension<Caller>,
     Path(name): Path<String>,
-    body: Result<Json<CommandRequest>, axum::extract::rejection::JsonRejection>,
+    ApiJson(request): ApiJson<CommandRequest>,
 ) -> ApiResult<(StatusCode, Json<Done>)> {
-    let Json(request) = body.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
     let device = find(&state, &name).await?;
     let Some(serial) = device.serial.filter(|_| device.kind == "adms") else {
         return Err(Problem::bad_request(format!(

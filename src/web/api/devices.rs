@@ -2,13 +2,13 @@
 //! drift and punches today; a pushing terminal's commands.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::ledger::AdmsCommand;
 use crate::web::WebState;
-use crate::web::problem::{ApiResult, Problem};
+use crate::web::problem::{ApiQuery, ApiResult, Problem};
 use crate::web::view::{self, DeviceView};
 
 /// Every device: the configured ones, then terminals waiting for approval.
@@ -74,7 +74,7 @@ pub struct CommandsQuery {
 pub async fn commands(
     State(state): State<WebState>,
     Path(name): Path<String>,
-    Query(query): Query<CommandsQuery>,
+    ApiQuery(query): ApiQuery<CommandsQuery>,
 ) -> ApiResult<Json<Vec<AdmsCommandView>>> {
     let device = find(&state, &name).await?;
     let Some(serial) = device.serial.filter(|_| device.kind == "adms") else {

@@ -5,11 +5,11 @@
 //! Reading needs a token of either scope; acting (POST) needs the admin scope. Errors
 //! are problem documents ([`Problem`]).
 
-mod actions;
-mod devices;
-mod events;
-mod punches;
-mod sinks;
+pub mod actions;
+pub mod devices;
+pub mod events;
+pub mod punches;
+pub mod sinks;
 
 use axum::Json;
 use utoipa::openapi::OpenApi as Document;

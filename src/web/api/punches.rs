@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::ledger::{DeliveryState, PunchQuery, PunchRecord, Seq};
 use crate::web::WebState;
-use crate::web::problem::{ApiResult, Problem};
+use crate::web::problem::{ApiQuery, ApiResult, Problem};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;
@@ -41,8 +41,8 @@ pub struct PunchFilter {
     /// The `next` of the previous page.
     pub cursor: Option<String>,
     /// Punches per page (default 100, at most 1,000).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
     /// `newest` (default) or `oldest` first.
     #[param(value_type = Option<Order>)]
     pub order: Option<String>,
@@ -142,14 +142,11 @@ impl From<PunchRecord> for PunchView {
 impl PunchFilter {
     /// The ledger query, or what is wrong with the filter.
     pub fn query(&self, limit: usize) -> Result<PunchQuery, Problem> {
-        let from = self
-            .from
-            .as_deref()
+        // A form sends empty fields: they are no filter.
+        let from = given(&self.from)
             .map(|text| wall_time(text, "from", false))
             .transpose()?;
-        let to = self
-            .to
-            .as_deref()
+        let to = given(&self.to)
             .map(|text| wall_time(text, "to", true))
             .transpose()?;
         let state = match self.state.as_deref().filter(|text| !text.is_empty()) {
@@ -175,24 +172,46 @@ impl PunchFilter {
             .filter(|text| !text.is_empty())
             .map(cursor)
             .transpose()?;
-        let text = |value: &Option<String>| value.clone().filter(|value| !value.is_empty());
         Ok(PunchQuery {
-            device: text(&self.device),
-            pin: text(&self.pin),
+            device: given(&self.device).map(str::to_owned),
+            pin: given(&self.pin).map(str::to_owned),
             since: from,
             until: to,
             state,
-            sink: text(&self.sink),
+            sink: given(&self.sink).map(str::to_owned),
             limit,
             newest_first,
             after,
         })
     }
 
-    pub fn limit(&self) -> usize {
-        self.limit
-            .map_or(DEFAULT_LIMIT, |limit| (limit as usize).clamp(1, MAX_LIMIT))
+    /// Punches per page, or what is wrong with `limit`.
+    pub fn limit(&self) -> Result<usize, Problem> {
+        match self
+            .limit
+            .as_deref()
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+        {
+            None => Ok(DEFAULT_LIMIT),
+            Some(text) => text
+                .parse::<usize>()
+                .map(|limit| limit.clamp(1, MAX_LIMIT))
+                .map_err(|_| {
+                    Problem::bad_request(format!(
+                        "limit '{text}' is not a number of punches (1 to {MAX_LIMIT})"
+                    ))
+                }),
+        }
     }
+}
+
+/// A filter's value, unless empty (a form sends empty fields: they are no filter).
+fn given(value: &Option<String>) -> Option<&str> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
 }
 
 /// `2026-03-01` or `2026-03-01 08:00:00` (also with `T`) as the ledger's wall time.
@@ -245,14 +264,14 @@ fn cursor(text: &str) -> Result<(String, Seq), Problem> {
     ))]
 pub async fn list(
     State(state): State<WebState>,
-    Query(filter): Query<PunchFilter>,
+    ApiQuery(filter): ApiQuery<PunchFilter>,
 ) -> ApiResult<Json<PunchPage>> {
     search(&state, &filter).await.map(Json)
 }
 
 /// One page of a search (the dashboard's too).
 pub async fn search(state: &WebState, filter: &PunchFilter) -> ApiResult<PunchPage> {
-    let limit = filter.limit();
+    let limit = filter.limit()?;
     // One more than asked tells whether there is a next page.
     let query = filter.query(limit + 1)?;
     let mut found = state
@@ -280,7 +299,7 @@ pub async fn search(state: &WebState, filter: &PunchFilter) -> ApiResult<PunchPa
     ))]
 pub async fn export(
     State(state): State<WebState>,
-    Query(filter): Query<PunchFilter>,
+    ApiQuery(filter): ApiQuery<PunchFilter>,
 ) -> ApiResult<Response> {
     let first = filter.query(EXPORT_PAGE)?;
     let pages = futures::stream::unfold(Some(first), move |query| {

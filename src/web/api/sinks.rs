@@ -2,14 +2,14 @@
 //! each destination stands, what was refused and why, and the history of cycles.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::ledger::{QuarantineRecord, Refusal};
 use crate::web::WebState;
-use crate::web::problem::{ApiResult, Problem};
+use crate::web::problem::{ApiQuery, ApiResult, Problem};
 
 /// How a sink stands.
 #[derive(Debug, Serialize, ToSchema)]
@@ -123,7 +123,7 @@ pub struct PageQuery {
     ))]
 pub async fn quarantine(
     State(state): State<WebState>,
-    Query(query): Query<PageQuery>,
+    ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<QuarantineRecord>>> {
     let limit = query.limit.unwrap_or(100).clamp(1, 1_000) as usize;
     state
@@ -145,7 +145,7 @@ pub async fn quarantine(
     ))]
 pub async fn cycles(
     State(state): State<WebState>,
-    Query(query): Query<PageQuery>,
+    ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<Value>>> {
     let limit = query.limit.unwrap_or(20).clamp(1, 1_000) as usize;
     state

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod databases;
 pub mod faulty_disk;
 pub mod firestore;
