@@ -86,8 +86,8 @@ pub struct RetryRequest {
     pub pin: Option<String>,
     /// Only refusals for exactly this reason (a group of GET /api/v1/refusals).
     pub reason: Option<String>,
-    /// Only punches read in the last this many hours.
-    #[schema(minimum = 1)]
+    /// Only punches read in the last this many hours (at most ten years).
+    #[schema(minimum = 1, maximum = 87600)]
     pub since_hours: Option<u32>,
 }
 
@@ -109,6 +109,13 @@ pub async fn retry(
 ) -> ApiResult<Json<Done>> {
     if let Some(sink) = &request.sink {
         known_sink(&state, sink).await?;
+    }
+    if let Some(hours) = request.since_hours
+        && !(1..=87_600).contains(&hours)
+    {
+        return Err(Problem::bad_request(format!(
+            "since_hours {hours} is out of range: use 1 to 87600 (ten years)"
+        )));
     }
     let filter = RetryFilter {
         sink: request.sink.clone(),

@@ -55,6 +55,7 @@ pub async fn find(state: &WebState, name: &str) -> ApiResult<DeviceView> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CommandsQuery {
     /// How many, newest first (default 50, at most 500).
     #[param(minimum = 1, maximum = 500)]
@@ -82,7 +83,7 @@ pub async fn commands(
             "'{name}' does not push (it is read), so it takes no commands"
         )));
     };
-    let limit = query.limit.unwrap_or(50).clamp(1, 500) as usize;
+    let limit = super::page_size(query.limit.map(u64::from), 50, 500)?;
     let commands = state
         .reader
         .commands(Some(&serial), limit)

@@ -30,7 +30,7 @@ use super::problem::Problem;
     ),
     modifiers(&Security),
     security(("token" = [])),
-    components(schemas(Problem)),
+    components(schemas(Problem, punches::Order, punches::DeliveryStateName)),
     tags(
         (name = "devices", description = "Terminals and servers punches come from"),
         (name = "punches", description = "Every punch read, and where it went"),
@@ -93,4 +93,15 @@ pub fn router(state: WebState) -> OpenApiRouter {
 /// The document, as served (for tests and `--help`-like uses).
 pub fn document(state: WebState) -> Document {
     router(state).into_openapi()
+}
+
+/// A `limit` parameter: `default` when absent, else 1 to `most`, or what is wrong.
+pub fn page_size(limit: Option<u64>, default: usize, most: usize) -> Result<usize, Problem> {
+    match limit {
+        None => Ok(default),
+        Some(limit) if (1..=most as u64).contains(&limit) => Ok(limit as usize),
+        Some(limit) => Err(Problem::bad_request(format!(
+            "limit {limit} is out of range: use 1 to {most}"
+        ))),
+    }
 }

@@ -187,22 +187,16 @@ impl PunchFilter {
 
     /// Punches per page, or what is wrong with `limit`.
     pub fn limit(&self) -> Result<usize, Problem> {
-        match self
-            .limit
-            .as_deref()
-            .map(str::trim)
-            .filter(|text| !text.is_empty())
-        {
-            None => Ok(DEFAULT_LIMIT),
-            Some(text) => text
-                .parse::<usize>()
-                .map(|limit| limit.clamp(1, MAX_LIMIT))
-                .map_err(|_| {
+        let limit = given(&self.limit)
+            .map(|text| {
+                text.parse::<u64>().map_err(|_| {
                     Problem::bad_request(format!(
                         "limit '{text}' is not a number of punches (1 to {MAX_LIMIT})"
                     ))
-                }),
-        }
+                })
+            })
+            .transpose()?;
+        super::page_size(limit, DEFAULT_LIMIT, MAX_LIMIT)
     }
 }
 
@@ -301,6 +295,8 @@ pub async fn export(
     State(state): State<WebState>,
     ApiQuery(filter): ApiQuery<PunchFilter>,
 ) -> ApiResult<Response> {
+    // Every page is exported; a limit is only checked, like the search's.
+    filter.limit()?;
     let first = filter.query(EXPORT_PAGE)?;
     let pages = futures::stream::unfold(Some(first), move |query| {
         let state = state.clone();

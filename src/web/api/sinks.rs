@@ -106,8 +106,9 @@ pub async fn refusals(State(state): State<WebState>) -> ApiResult<Json<Vec<Refus
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// How many, newest first (default 100, at most 1,000).
+    /// How many, newest first (default 100 for the quarantine, 20 for cycles; at most 1,000).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
@@ -125,7 +126,7 @@ pub async fn quarantine(
     State(state): State<WebState>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<QuarantineRecord>>> {
-    let limit = query.limit.unwrap_or(100).clamp(1, 1_000) as usize;
+    let limit = super::page_size(query.limit.map(u64::from), 100, 1_000)?;
     state
         .reader
         .quarantined(limit, None)
@@ -147,7 +148,7 @@ pub async fn cycles(
     State(state): State<WebState>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let limit = query.limit.unwrap_or(20).clamp(1, 1_000) as usize;
+    let limit = super::page_size(query.limit.map(u64::from), 20, 1_000)?;
     state
         .reader
         .cycles(limit)
