@@ -74,6 +74,9 @@ pub struct Receiver {
     pub events: crate::events::Events,
     /// Counts requests and pushed punches, when `serve` keeps metrics.
     pub metrics: Option<Arc<crate::web::Metrics>>,
+    /// Held terminals a person approved (taken like configured ones) or rejected
+    /// (refused without being noted), by serial.
+    decided: RwLock<HashMap<String, Option<Arc<Terminal>>>>,
 }
 
 /// A terminal's last contact and what it said about itself.
@@ -113,7 +116,39 @@ impl Receiver {
             contacts: Mutex::new(HashMap::new()),
             events: crate::events::Events::default(),
             metrics: None,
+            decided: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Takes a person's decision about a held terminal from now on.
+    pub fn decide(&self, decision: &crate::ledger::TerminalDecision) {
+        let terminal = decision.approved.then(|| {
+            Arc::new(Terminal {
+                serial: decision.serial.clone(),
+                label: Arc::new(DeviceLabel {
+                    name: Arc::from(decision.name.as_str()),
+                    timezone: decision
+                        .timezone
+                        .parse()
+                        .unwrap_or_else(|_| crate::config::host_timezone()),
+                }),
+                location: format!("ADMS terminal {}", decision.serial),
+            })
+        });
+        self.decided
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(decision.serial.clone(), terminal);
+    }
+
+    /// What was decided about `serial`: approved (`Some(Some)`), rejected
+    /// (`Some(None)`), nothing (`None`).
+    pub fn decision(&self, serial: &str) -> Option<Option<Arc<Terminal>>> {
+        self.decided
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(serial)
+            .cloned()
     }
 
     /// The sinks new punches are queued for from now on.
@@ -549,10 +584,22 @@ async fn answer(
         return text(StatusCode::BAD_REQUEST, "ERROR: no SN".to_owned());
     };
     let accepted;
+    let decided = receiver.decision(serial);
     let terminal = match (receiver.terminals.get(serial), receiver.unknown) {
         (Some(terminal), _) => {
             receiver.contact(serial, Some(&terminal.label.name), peer, &query);
             terminal
+        }
+        (None, _) if decided.is_some() => {
+            let Some(Some(approved)) = decided else {
+                return text(
+                    StatusCode::FORBIDDEN,
+                    format!("ERROR: terminal {serial} is not approved on this server"),
+                );
+            };
+            accepted = (*approved).clone();
+            receiver.contact(serial, Some(&accepted.label.name), peer, &query);
+            &accepted
         }
         (None, UnknownDevices::Accept) => {
             accepted = Terminal {

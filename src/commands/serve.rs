@@ -323,6 +323,12 @@ pub async fn start_receiver(
     receiver.body_limit = settings.max_body;
     receiver.unknown = settings.unknown_devices;
     receiver.set_sinks(engine.sink_ids());
+    match receiver.ledger.terminal_decisions().await {
+        Ok(decisions) => decisions
+            .iter()
+            .for_each(|decision| receiver.decide(decision)),
+        Err(error) => return Err(error.to_string()),
+    }
     if let Some(hub) = hub {
         receiver.events = hub.events.clone();
         receiver.metrics = Some(Arc::clone(&hub.metrics));

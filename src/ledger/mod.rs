@@ -500,12 +500,31 @@ pub trait Ledger: Send + Sync {
         serial: &str,
     ) -> Result<Vec<crate::adms::users::TerminalUser>, LedgerError>;
 
+    /// Records an approval or a rejection of a held terminal.
+    async fn decide_terminal(&self, decision: &TerminalDecision) -> Result<(), LedgerError>;
+
+    /// Every decision about held terminals.
+    async fn terminal_decisions(&self) -> Result<Vec<TerminalDecision>, LedgerError>;
+
     /// The newest `limit` commands, of one terminal or all.
     async fn commands(
         &self,
         serial: Option<&str>,
         limit: usize,
     ) -> Result<Vec<AdmsCommand>, LedgerError>;
+}
+
+/// What a person decided about a pushing terminal nobody configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerminalDecision {
+    pub serial: String,
+    pub approved: bool,
+    /// The device name its punches carry (approved).
+    pub name: String,
+    /// Its IANA zone (approved).
+    pub timezone: String,
+    /// Who decided (a token's name, or "dashboard").
+    pub by: String,
 }
 
 /// A command for a pushing terminal, and what became of it.

@@ -25,6 +25,8 @@ pub enum DeviceStatus {
     Unknown,
     /// A pushing terminal nobody configured: it keeps its punches until approved.
     AwaitingApproval,
+    /// A pushing terminal nobody configured, refused for good.
+    Rejected,
 }
 
 /// A device as the API and the dashboard show it.
@@ -108,8 +110,15 @@ fn view(
     } else {
         standing.last_read_at.clone()
     };
-    let status = if !configured && pushes {
+    let decision = web
+        .receiver
+        .as_ref()
+        .zip(serial.as_deref())
+        .and_then(|(receiver, serial)| receiver.decision(serial));
+    let status = if !configured && pushes && decision.is_none() {
         DeviceStatus::AwaitingApproval
+    } else if matches!(decision, Some(None)) {
+        DeviceStatus::Rejected
     } else if pushes {
         match last_contact.as_deref().and_then(age) {
             None => DeviceStatus::Unknown,

@@ -151,6 +151,29 @@ impl Service {
         });
     }
 
+    /// Uploads `lines` (`PIN⇥time⇥state…`) as terminal `serial`: the answer's status
+    /// and text.
+    pub async fn upload(&self, serial: &str, lines: &str) -> (u16, String) {
+        let response = self
+            .client
+            .post(format!(
+                "{}/iclock/cdata?SN={serial}&table=ATTLOG&Stamp=1",
+                self.adms
+            ))
+            .body(lines.to_owned())
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// SIGTERM, then the same configuration started again.
+    pub async fn restart(&mut self) {
+        crate::serve::stop(&mut self.child, Duration::from_secs(30)).await;
+        self.child = crate::serve::spawn_serve(&self.workspace);
+        crate::serve::handshake(&self.client, &self.adms, "SIM1").await;
+    }
+
     pub async fn stop(mut self) -> Workspace {
         crate::serve::stop(&mut self.child, Duration::from_secs(30)).await;
         self.workspace
@@ -421,6 +444,8 @@ async fn the_openapi_document_describes_every_route_and_events_stream_live() {
         "/api/v1/retry",
         "/api/v1/sinks/{name}/backfill",
         "/api/v1/events",
+        "/api/v1/terminals/{serial}/approve",
+        "/api/v1/terminals/{serial}/reject",
     ] {
         let operations = paths
             .get(path)
@@ -533,8 +558,109 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
             "schemathesis found problems:\n{text}\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        assert!(text.contains("Tested: 13"), "{text}");
+        assert!(text.contains("Tested: 15"), "{text}");
     }
     let workspace = service.stop().await;
     assert!(!workspace.read("serve.log").contains("panicked"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_terminals_are_approved_or_rejected_and_the_decision_outlives_a_restart() {
+    let mut service = Service::start().await;
+    let lines = "2001\t2026-09-15 09:00:00\t0\t15\n2002\t2026-09-15 09:00:05\t0\t15\n";
+    for serial in ["SIM9", "SIM8"] {
+        assert_eq!(
+            service.upload(serial, lines).await.0,
+            403,
+            "{serial} is held"
+        );
+    }
+    // A configured terminal's punches start a cycle, which records who called.
+    service.push_today().await;
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        let devices = service.json("/api/v1/devices").await;
+        held = devices
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|device| device["status"] == "awaiting_approval")
+            .map(|device| device["serial"].as_str().unwrap().to_owned())
+            .collect();
+        if held.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    held.sort();
+    assert_eq!(held, ["SIM8", "SIM9"]);
+
+    let (status, problem) = service
+        .post(
+            &service.read_token,
+            "/api/v1/terminals/SIM9/approve",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403, "{problem}");
+    let (status, problem) = service
+        .post(
+            &service.admin_token,
+            "/api/v1/terminals/SIM1/approve",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 400, "SIM1 is configured: {problem}");
+    let (status, problem) = service
+        .post(
+            &service.admin_token,
+            "/api/v1/terminals/SIM9/approve",
+            json!({ "timezone": "Mars/Olympus" }),
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    let (status, done) = service
+        .post(
+            &service.admin_token,
+            "/api/v1/terminals/SIM9/approve",
+            json!({ "name": "Library", "timezone": "Asia/Kathmandu" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    let (status, done) = service
+        .post(
+            &service.admin_token,
+            "/api/v1/terminals/SIM8/reject",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+
+    assert_eq!(
+        service.upload("SIM9", lines).await,
+        (200, "OK: 2".to_owned())
+    );
+    assert_eq!(service.upload("SIM8", lines).await.0, 403);
+    let library = service.json("/api/v1/punches?device=Library").await;
+    assert_eq!(library["punches"].as_array().unwrap().len(), 2, "{library}");
+    assert_eq!(library["punches"][0]["timezone"], "Asia/Kathmandu");
+
+    service.restart().await;
+    let more = "2003\t2026-09-15 10:00:00\t0\t15\n";
+    assert_eq!(
+        service.upload("SIM9", more).await,
+        (200, "OK: 1".to_owned()),
+        "still approved"
+    );
+    assert_eq!(service.upload("SIM8", more).await.0, 403, "still rejected");
+    let devices = service.json("/api/v1/devices").await;
+    assert!(
+        devices
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|device| device["status"] != "awaiting_approval"),
+        "{devices}"
+    );
+    service.stop().await;
 }

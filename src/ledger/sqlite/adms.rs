@@ -1,5 +1,6 @@
 //! What the ledger keeps for terminals that push (ADMS): the queue of commands for
-//! them (`adms_commands`) and who is who on each (`adms_users`).
+//! them (`adms_commands`), who is who on each (`adms_users`), and what a person decided
+//! about the ones nobody configured (`adms_decisions`).
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use sqlx::{Row, SqlitePool};
 
 use super::now_text;
 use crate::adms::users::TerminalUser;
-use crate::ledger::AdmsCommand;
+use crate::ledger::{AdmsCommand, TerminalDecision};
 use crate::punch::utc_text;
 
 pub async fn queue(pool: &SqlitePool, serial: &str, command: &str) -> Result<i64, sqlx::Error> {
@@ -143,5 +144,51 @@ pub async fn users(pool: &SqlitePool, serial: &str) -> Result<Vec<TerminalUser>,
     Ok(rows
         .into_iter()
         .map(|(pin, name, record)| TerminalUser { pin, name, record })
+        .collect())
+}
+
+/// Records a decision about a held terminal; an approval under another name drops the
+/// terminal's "waiting for approval" device row (its punches carry the new name).
+pub async fn decide(pool: &SqlitePool, decision: &TerminalDecision) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO adms_decisions (serial, decision, name, timezone, decided_at, decided_by) \
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (serial) DO UPDATE SET decision = excluded.decision, \
+         name = excluded.name, timezone = excluded.timezone, decided_at = excluded.decided_at, \
+         decided_by = excluded.decided_by",
+    )
+    .bind(&decision.serial)
+    .bind(if decision.approved { "approved" } else { "rejected" })
+    .bind(&decision.name)
+    .bind(&decision.timezone)
+    .bind(now_text())
+    .bind(&decision.by)
+    .execute(&mut *tx)
+    .await?;
+    let held = format!("ADMS {}", decision.serial);
+    if !decision.approved || decision.name != held {
+        sqlx::query("DELETE FROM devices WHERE name = ? AND kind = 'adms'")
+            .bind(&held)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+pub async fn decisions(pool: &SqlitePool) -> Result<Vec<TerminalDecision>, sqlx::Error> {
+    let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
+        "SELECT serial, decision, name, timezone, decided_by FROM adms_decisions ORDER BY serial",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(serial, decision, name, timezone, by)| TerminalDecision {
+            serial,
+            approved: decision == "approved",
+            name,
+            timezone,
+            by,
+        })
         .collect())
 }

@@ -31,6 +31,7 @@ use super::{
     AdmsCommand, CacheFile, CycleId, DeviceRecord, DeviceStanding, Export, Exported, Journal,
     Journaled, Ledger, LedgerError, PunchDelivery, PunchQuery, PunchRecord, QuarantineRecord,
     Queued, Refusal, RegisteredSink, RetryFilter, Seq, SinkId, SinkRegistration, SinkStanding,
+    TerminalDecision,
 };
 use crate::adms::users::TerminalUser;
 use crate::punch::{
@@ -1538,6 +1539,18 @@ impl Ledger for SqliteLedger {
         result: &str,
     ) -> Result<bool, LedgerError> {
         adms::finish(&self.pool, serial, id, return_code, result)
+            .await
+            .map_err(|error| self.error(error))
+    }
+
+    async fn decide_terminal(&self, decision: &TerminalDecision) -> Result<(), LedgerError> {
+        adms::decide(&self.pool, decision)
+            .await
+            .map_err(|error| self.error(error))
+    }
+
+    async fn terminal_decisions(&self) -> Result<Vec<TerminalDecision>, LedgerError> {
+        adms::decisions(&self.pool)
             .await
             .map_err(|error| self.error(error))
     }

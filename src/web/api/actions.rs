@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::devices::find;
-use crate::ledger::RetryFilter;
+use crate::ledger::{RetryFilter, TerminalDecision};
 use crate::web::WebState;
 use crate::web::auth::Caller;
 use crate::web::problem::{ApiJson, ApiResult, Problem};
@@ -270,4 +270,166 @@ pub async fn queue_command(
             command: Some(id),
         }),
     ))
+}
+
+/// How an approved terminal is known.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveRequest {
+    /// The device name its punches carry (default `ADMS <serial>`).
+    pub name: Option<String>,
+    /// Its IANA time zone, e.g. `Asia/Kolkata` (default this computer's).
+    pub timezone: Option<String>,
+}
+
+/// Takes a held terminal (one that pushes but is not configured): it is told OK at its
+/// next upload, and sends the punches it kept. The decision is kept in the ledger; a
+/// `[[device]]` in the configuration says the same for good.
+#[utoipa::path(post, path = "/api/v1/terminals/{serial}/approve", tag = "devices",
+    params(("serial" = String, Path, description = "The terminal's serial number")),
+    request_body = ApproveRequest,
+    responses(
+        (status = 200, body = Done),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn approve(
+    State(state): State<WebState>,
+    caller: axum::Extension<Caller>,
+    Path(serial): Path<String>,
+    ApiJson(request): ApiJson<ApproveRequest>,
+) -> ApiResult<Json<Done>> {
+    let serial = held_serial(&state, &serial)?;
+    let name = request
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map_or_else(|| format!("ADMS {serial}"), str::to_owned);
+    if name.chars().count() > 100 || name.contains(['\n', '\r']) {
+        return Err(Problem::bad_request(
+            "name: at most 100 characters on one line",
+        ));
+    }
+    if state.devices.iter().any(|device| device.name == name) {
+        return Err(Problem::bad_request(format!(
+            "a configured device is called '{name}' already: choose another name"
+        )));
+    }
+    let timezone = match request.timezone.as_deref().map(str::trim).filter(|zone| !zone.is_empty()) {
+        None => crate::config::host_timezone(),
+        Some(zone) => zone.parse::<chrono_tz::Tz>().map_err(|_| {
+            Problem::bad_request(format!("timezone '{zone}' is not an IANA time zone: write e.g. Asia/Kolkata or Europe/London"))
+        })?,
+    };
+    decide(
+        &state,
+        &caller,
+        TerminalDecision {
+            serial: serial.clone(),
+            approved: true,
+            name: name.clone(),
+            timezone: timezone.name().to_owned(),
+            by: caller.who.clone(),
+        },
+    )
+    .await?;
+    Ok(Json(Done {
+        message: format!(
+            "terminal {serial} approved as '{name}' ({}); it sends its punches at its next upload",
+            timezone.name()
+        ),
+        punches: None,
+        command: None,
+    }))
+}
+
+/// Refuses a held terminal for good: it is no longer shown as waiting.
+#[utoipa::path(post, path = "/api/v1/terminals/{serial}/reject", tag = "devices",
+    params(("serial" = String, Path, description = "The terminal's serial number")),
+    responses(
+        (status = 200, body = Done),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn reject(
+    State(state): State<WebState>,
+    caller: axum::Extension<Caller>,
+    Path(serial): Path<String>,
+) -> ApiResult<Json<Done>> {
+    let serial = held_serial(&state, &serial)?;
+    decide(
+        &state,
+        &caller,
+        TerminalDecision {
+            serial: serial.clone(),
+            approved: false,
+            name: String::new(),
+            timezone: String::new(),
+            by: caller.who.clone(),
+        },
+    )
+    .await?;
+    Ok(Json(Done {
+        message: format!("terminal {serial} is refused from now on"),
+        punches: None,
+        command: None,
+    }))
+}
+
+/// `serial`, if it can be decided about: not configured, and a receiver running.
+fn held_serial(state: &WebState, serial: &str) -> ApiResult<String> {
+    let serial = serial.trim();
+    if state.receiver.is_none() {
+        return Err(Problem::bad_request(format!(
+            "no terminal pushes to this server: there is no [adms] section in {}",
+            state.origin
+        )));
+    }
+    if serial.is_empty() || serial.len() > 64 || serial.contains(|c: char| c.is_control()) {
+        return Err(Problem::bad_request(
+            "a serial number is 1 to 64 printable characters",
+        ));
+    }
+    if state
+        .devices
+        .iter()
+        .any(|device| device.serial.as_deref() == Some(serial))
+    {
+        return Err(Problem::bad_request(format!(
+            "terminal {serial} is configured in {}: change its [[device]] there",
+            state.origin
+        )));
+    }
+    Ok(serial.to_owned())
+}
+
+async fn decide(state: &WebState, caller: &Caller, decision: TerminalDecision) -> ApiResult<()> {
+    state
+        .ledger
+        .decide_terminal(&decision)
+        .await
+        .map_err(Problem::ledger)?;
+    if let Some(receiver) = &state.receiver {
+        receiver.decide(&decision);
+    }
+    tracing::info!(
+        "{} {} terminal {}",
+        caller.who,
+        if decision.approved {
+            "approved"
+        } else {
+            "rejected"
+        },
+        decision.serial
+    );
+    state.events.send(
+        "device",
+        serde_json::json!({ "device": decision.name, "serial": decision.serial }),
+    );
+    Ok(())
 }

@@ -77,6 +77,8 @@ pub fn router(state: WebState) -> OpenApiRouter {
         .routes(routes!(actions::retry))
         .routes(routes!(actions::backfill))
         .routes(routes!(actions::queue_command))
+        .routes(routes!(actions::approve))
+        .routes(routes!(actions::reject))
         .routes(routes!(events::stream))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -104,6 +104,7 @@ fn status(device: &DeviceView) -> Markup {
         DeviceStatus::Down => ("down", "down"),
         DeviceStatus::Unknown => ("muted", "not yet read"),
         DeviceStatus::AwaitingApproval => ("wait", "awaiting approval"),
+        DeviceStatus::Rejected => ("muted", "rejected"),
     };
     html! { span class={"dot " (class)} { (text) } }
 }
@@ -509,8 +510,18 @@ async fn problems_content(state: &WebState) -> Result<Markup, Problem> {
         @if !held.is_empty() {
             section {
                 h2 { "Terminals waiting for approval" }
-                p.muted { "They push to this server but are not configured; they keep their punches until you add them as a [[device]] with kind = \"adms\" and their serial, and restart the service." }
-                ul #held { @for device in &held { li { (device.name) " — " (device.location) } } }
+                p.muted { "They push to this server but are not configured, and keep their punches until you approve them (they are then known as \"ADMS\" and their serial, in this computer's time zone; a [[device]] with kind = \"adms\" in the configuration can name them for good)." }
+                ul #held {
+                    @for device in &held {
+                        @let serial = device.serial.clone().unwrap_or_default();
+                        li data-serial=(serial) {
+                            (device.name) " — last contact " (ago(device.last_contact.as_deref())) " "
+                            button.approve type="button" data-post={"/api/v1/terminals/" (path_segment(&serial)) "/approve"} { "Approve" }
+                            " "
+                            button.plain.reject type="button" data-post={"/api/v1/terminals/" (path_segment(&serial)) "/reject"} { "Reject" }
+                        }
+                    }
+                }
             }
         }
         section {
