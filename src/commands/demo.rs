@@ -202,6 +202,7 @@ async fn sync_with_pushing_terminals(config: &Config, output: &Output) -> Exit {
                     punches: PUSHED_PUNCHES,
                     serial_prefix: PUSHING_PREFIX.into(),
                     batch: 25,
+                    pause: None,
                     poll_for: None,
                     give_up_after: Duration::from_secs(60),
                 })

@@ -33,6 +33,10 @@ pub struct AdmsSimulatorArgs {
     /// Punch lines per upload (firmware sends a few hundred).
     #[arg(long, default_value_t = 500)]
     pub batch: usize,
+    /// Wait this long between uploads, as a terminal sending punches as they happen
+    /// (`--batch 5 --pause 5s`: five punches every five seconds); none by default.
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_interval)]
+    pub pause: Option<Duration>,
     /// After uploading, keep polling for commands (every `Delay` the server gives) this
     /// long, carrying out each: CHECK, INFO, LOG, REBOOT and DATA QUERY ATTLOG (its
     /// punches in the window uploaded again).
@@ -158,6 +162,7 @@ async fn terminal(
         serial: &serial,
         style,
         batch: args.batch.max(1),
+        pause: args.pause,
         error_delay,
         deadline,
     };
@@ -209,6 +214,8 @@ struct Uploader<'a> {
     serial: &'a str,
     style: LineStyle,
     batch: usize,
+    /// Between uploads.
+    pause: Option<Duration>,
     error_delay: Duration,
     deadline: Instant,
 }
@@ -218,6 +225,11 @@ impl Uploader<'_> {
     /// deadline came first.
     async fn upload(&self, lines: &[AttlogLine], run: &mut TerminalRun) -> bool {
         for (number, batch) in lines.chunks(self.batch).enumerate() {
+            if let Some(pause) = self.pause.filter(|_| number > 0)
+                && !wait(pause, self.deadline).await
+            {
+                return false;
+            }
             let mut body = batch
                 .iter()
                 .map(|line| line.write(self.style))

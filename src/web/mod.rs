@@ -15,6 +15,7 @@
 pub mod api;
 pub mod auth;
 mod dashboard;
+mod fresh;
 mod headers;
 pub mod health;
 pub mod live;
@@ -39,6 +40,9 @@ use crate::sync::control::Control;
 use crate::tls::ServerTls;
 
 pub use health::Metrics;
+
+/// How old what the overview shows may be.
+const FRESH: Duration = Duration::from_secs(1);
 
 /// A configured device, as the web side shows it before the ledger knows it.
 #[derive(Debug, Clone)]
@@ -69,6 +73,10 @@ pub struct Web {
     pub adms_delay: Option<u32>,
     /// The configuration file, for messages that say what to change.
     pub origin: String,
+    /// Every device as shown, at most a second old (the overview and the API read it).
+    pub devices_now: fresh::Fresh<Vec<view::DeviceView>>,
+    /// The overview's content, rendered, at most a second old.
+    pub overview_now: fresh::Fresh<String>,
 }
 
 /// The handlers' state: a cheap handle on [`Web`].
@@ -159,6 +167,8 @@ pub async fn start(
         devices,
         adms_delay: config.adms.as_ref().map(|adms| adms.delay),
         origin: config.origin().to_owned(),
+        devices_now: fresh::Fresh::new(FRESH),
+        overview_now: fresh::Fresh::new(FRESH),
     };
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|error| {
         format!(

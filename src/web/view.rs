@@ -60,7 +60,11 @@ pub struct DeviceView {
 /// Every device: the configured ones in the configuration's order, then those the
 /// ledger knows that are not configured (terminals waiting for approval, devices
 /// removed from the file).
-pub async fn devices(web: &Web) -> Result<Vec<DeviceView>, LedgerError> {
+pub async fn devices(web: &Web) -> Result<std::sync::Arc<Vec<DeviceView>>, LedgerError> {
+    web.devices_now.get(async || gather(web).await).await
+}
+
+async fn gather(web: &Web) -> Result<Vec<DeviceView>, LedgerError> {
     let standings = web.reader.device_standings().await?;
     let undelivered: HashMap<String, u64> =
         web.reader.open_by_device().await?.into_iter().collect();

@@ -664,3 +664,175 @@ async fn held_terminals_are_approved_or_rejected_and_the_decision_outlives_a_res
     );
     service.stop().await;
 }
+
+/// `serve` with nothing but a pushing terminal and `[serve] listen` (and `extra` keys
+/// there): no password, no token.
+async fn bare_serve(workspace: &Workspace, extra: &str) -> (tokio::process::Child, u16) {
+    let (web_port, adms_port) = (free_port(), free_port());
+    workspace.write(
+        "iclock-sync.toml",
+        &format!(
+            "[serve]\nlisten = \"127.0.0.1:{web_port}\"\n{extra}\n\n[adms]\nlisten = \"127.0.0.1:{adms_port}\"\n\n\
+             [[device]]\nname = \"Gate\"\nkind = \"adms\"\nserial = \"SIM1\"\n"
+        ),
+    );
+    let child = crate::serve::spawn_serve(workspace);
+    let client = reqwest::Client::new();
+    crate::serve::handshake(&client, &format!("http://127.0.0.1:{adms_port}"), "SIM1").await;
+    (child, web_port)
+}
+
+/// The one-time link `serve` printed, once it is in serve.log.
+async fn printed_link(workspace: &Workspace) -> String {
+    for _ in 0..100 {
+        let log = workspace.read("serve.log");
+        if let Some(start) = log.find("/login?once=") {
+            let rest = &log[start..];
+            return rest[..rest.find(char::is_whitespace).unwrap_or(rest.len())].to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "no sign-in link in serve.log:\n{}",
+        workspace.read("serve.log")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_credential_the_printed_link_signs_in_once_and_the_api_stays_closed() {
+    let workspace = Workspace::new();
+    let (mut child, port) = bare_serve(&workspace, "").await;
+    let web = format!("http://127.0.0.1:{port}");
+    let link = printed_link(&workspace).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    assert_eq!(
+        client
+            .get(format!("{web}/api/v1/devices"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let page = client.get(format!("{web}/")).send().await.unwrap();
+    assert_eq!(
+        page.status(),
+        303,
+        "the dashboard sends the browser to sign in"
+    );
+
+    let signed = client.get(format!("{web}{link}")).send().await.unwrap();
+    assert_eq!(signed.status(), 303);
+    let cookie = signed.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let overview = client
+        .get(format!("{web}/"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(overview.status(), 200);
+    for header in [
+        "content-security-policy",
+        "x-frame-options",
+        "x-content-type-options",
+        "referrer-policy",
+    ] {
+        assert!(overview.headers().contains_key(header), "{header}");
+    }
+    let page = overview.text().await.unwrap();
+    assert!(
+        page.contains("Gate") && page.contains("csrf-token"),
+        "{page}"
+    );
+    // The session reads the API; acting needs the page's CSRF token.
+    let devices = client
+        .get(format!("{web}/api/v1/devices"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(devices.status(), 200);
+    let forged = client
+        .post(format!("{web}/api/v1/retry"))
+        .header("cookie", &session)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403, "no CSRF token");
+    let csrf = page
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let retried = client
+        .post(format!("{web}/api/v1/retry"))
+        .header("cookie", &session)
+        .header("x-csrf-token", csrf)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.status(), 200);
+
+    let again = client.get(format!("{web}{link}")).send().await.unwrap();
+    assert_eq!(again.status(), 401, "the link works once");
+    crate::serve::stop(&mut child, Duration::from_secs(30)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_and_api_serve_https_with_secure_cookies() {
+    let workspace = Workspace::new();
+    let ca = crate::support::tls::TestCa::new();
+    workspace.write("tls/server.pem", &ca.server_certificate_pem);
+    workspace.write("tls/server.key", &ca.server_key_pem);
+    let (mut child, port) = bare_serve(
+        &workspace,
+        "tls_cert = \"tls/server.pem\"\ntls_key = \"tls/server.key\"",
+    )
+    .await;
+    let link = printed_link(&workspace).await;
+    assert!(
+        workspace
+            .read("serve.log")
+            .contains(&format!("https://127.0.0.1:{port}/login?once="))
+    );
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem.as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let web = format!("https://127.0.0.1:{port}");
+    assert_eq!(
+        client
+            .get(format!("{web}/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let signed = client.get(format!("{web}{link}")).send().await.unwrap();
+    let cookie = signed.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(signed.headers().contains_key("strict-transport-security"));
+    assert!(
+        reqwest::get(format!("http://127.0.0.1:{port}/health"))
+            .await
+            .map(|response| response.status() != 200)
+            .unwrap_or(true),
+        "plain HTTP on the TLS port gets no answer"
+    );
+    crate::serve::stop(&mut child, Duration::from_secs(30)).await;
+}

@@ -843,15 +843,39 @@ impl Ledger for SqliteLedger {
         duration_ms: u64,
         exit_code: u8,
     ) -> Result<(), LedgerError> {
-        sqlx::query("UPDATE cycles SET report = ?, duration_ms = ?, exit_code = ? WHERE id = ?")
+        let delivered: Vec<(&str, u64)> = report["sinks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|sink| Some((sink["name"].as_str()?, sink["delivered"].as_u64()?)))
+            .filter(|(_, delivered)| *delivered > 0)
+            .collect();
+        let mut tx = self.begin().await?;
+        let finished: Result<(), sqlx::Error> = async {
+            sqlx::query(
+                "UPDATE cycles SET report = ?, duration_ms = ?, exit_code = ? WHERE id = ?",
+            )
             .bind(report.to_string())
             .bind(duration_ms as i64)
             .bind(i64::from(exit_code))
             .bind(cycle)
-            .execute(&self.pool)
-            .await
-            .map_err(|error| self.error(error))?;
-        Ok(())
+            .execute(&mut *tx)
+            .await?;
+            for (sink, count) in &delivered {
+                sqlx::query(
+                    "INSERT OR REPLACE INTO cycle_sinks (sink, cycle, delivered) VALUES (?, ?, ?)",
+                )
+                .bind(sink)
+                .bind(cycle)
+                .bind(*count as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Ok(())
+        }
+        .await;
+        finished.map_err(|error| self.error(error))?;
+        tx.commit().await.map_err(|error| self.error(error))
     }
 
     async fn cycles(&self, count: usize) -> Result<Vec<Value>, LedgerError> {
@@ -1248,8 +1272,11 @@ impl Ledger for SqliteLedger {
         since: &str,
     ) -> Result<Vec<(String, String, u64)>, LedgerError> {
         let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT device, substr(local_time, 1, 10), COUNT(*) FROM punches \
-             WHERE local_time >= ? GROUP BY 1, 2 ORDER BY 1, 2",
+            // Per device, one range of its index (the planner, left alone, scans the
+            // whole index to group by device).
+            "SELECT d.name, substr(p.local_time, 1, 10), COUNT(*) \
+             FROM devices d CROSS JOIN punches p INDEXED BY punches_by_device \
+             WHERE p.device = d.name AND p.local_time >= ? GROUP BY 1, 2 ORDER BY 1, 2",
         )
         .bind(since)
         .fetch_all(&self.pool)
@@ -1472,6 +1499,31 @@ impl Ledger for SqliteLedger {
             .fetch_all(&self.pool)
             .await
             .map_err(|error| self.error(error))?;
+        // Where each went, for the whole page in one statement: per sink, one
+        // primary-key lookup per punch.
+        let seqs: Vec<i64> = rows
+            .iter()
+            .filter_map(|row| row.try_get::<i64, _>(0).ok())
+            .collect();
+        let mut deliveries: HashMap<i64, Vec<PunchDelivery>> = HashMap::new();
+        if !seqs.is_empty() {
+            let found: Vec<(i64, String, i64, Option<String>)> =
+                sqlx::query_as(AssertSqlSafe(format!(
+                    "SELECT d.seq, s.name, d.state, d.reason FROM sinks s CROSS JOIN deliveries d \
+                 WHERE d.sink_id = s.id AND d.seq IN ({}) ORDER BY s.id",
+                    id_list(&seqs)
+                )))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|error| self.error(error))?;
+            for (seq, sink, state, reason) in found {
+                deliveries.entry(seq).or_default().push(PunchDelivery {
+                    sink,
+                    state: state::name(state).to_owned(),
+                    reason,
+                });
+            }
+        }
         let mut labels = HashMap::new();
         let mut records = Vec::with_capacity(rows.len());
         for row in rows {
@@ -1480,14 +1532,6 @@ impl Ledger for SqliteLedger {
                 .and_then(|punch| punch.into_punch(&mut labels))
                 .map_err(|error| self.error(error))?;
             let read_at: String = row.try_get(13).map_err(|error| self.error(error))?;
-            let sinks: Vec<(String, i64, Option<String>)> = sqlx::query_as(
-                // CROSS JOIN keeps the sinks outside, so each is one primary-key lookup.
-                "SELECT s.name, d.state, d.reason FROM sinks s CROSS JOIN deliveries d WHERE d.sink_id = s.id AND d.seq = ? ORDER BY s.id",
-            )
-            .bind(seq)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|error| self.error(error))?;
             records.push(PunchRecord {
                 seq,
                 id: punch.id.to_string(),
@@ -1501,14 +1545,7 @@ impl Ledger for SqliteLedger {
                 work_code: punch.work_code.clone(),
                 source: punch.source.as_str().to_owned(),
                 read_at,
-                sinks: sinks
-                    .into_iter()
-                    .map(|(sink, state, reason)| PunchDelivery {
-                        sink,
-                        state: state::name(state).to_owned(),
-                        reason,
-                    })
-                    .collect(),
+                sinks: deliveries.remove(&seq).unwrap_or_default(),
             });
         }
         Ok(records)
@@ -1608,6 +1645,14 @@ impl Ledger for SqliteLedger {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("DROP TABLE prunable").execute(&mut *tx).await?;
+            // The history of cycles goes with the punches it was about.
+            sqlx::query("DELETE FROM cycles WHERE started_at < ?1")
+                .bind(utc_text(before))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM cycle_sinks WHERE cycle < (SELECT COALESCE(MIN(id), 0) FROM cycles)")
+                .execute(&mut *tx)
+                .await?;
             Ok(done.rows_affected())
         }
         .await;
@@ -1619,7 +1664,7 @@ impl Ledger for SqliteLedger {
 
 impl SqliteLedger {
     /// Punches `sink` delivered in the cycles that started since `since` (local wall
-    /// time), from the cycles' reports.
+    /// time).
     async fn delivered_in_reports_since(
         &self,
         sink: &str,
@@ -1630,25 +1675,15 @@ impl SqliteLedger {
             .and_then(|local| local.and_local_timezone(chrono::Local).earliest())
             .map(|local| utc_text(local.with_timezone(&Utc)))
             .unwrap_or_default();
-        let reports: Vec<Option<String>> =
-            sqlx::query_scalar("SELECT report FROM cycles WHERE started_at >= ?")
-                .bind(since_utc)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|error| self.error(error))?;
-        Ok(reports
-            .into_iter()
-            .flatten()
-            .filter_map(|text| serde_json::from_str::<Value>(&text).ok())
-            .map(|report| {
-                report["sinks"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|entry| entry["name"] == sink)
-                    .filter_map(|entry| entry["delivered"].as_u64())
-                    .sum::<u64>()
-            })
-            .sum())
+        let delivered: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(delivered), 0) FROM cycle_sinks WHERE sink = ?1 AND cycle >= \
+             (SELECT COALESCE(MIN(id), 9223372036854775807) FROM cycles WHERE started_at >= ?2)",
+        )
+        .bind(sink)
+        .bind(since_utc)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(delivered.max(0) as u64)
     }
 }

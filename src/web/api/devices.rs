@@ -18,7 +18,9 @@ use crate::web::view::{self, DeviceView};
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list(State(state): State<WebState>) -> ApiResult<Json<Vec<DeviceView>>> {
+pub async fn list(
+    State(state): State<WebState>,
+) -> ApiResult<Json<std::sync::Arc<Vec<DeviceView>>>> {
     view::devices(&state)
         .await
         .map(Json)
@@ -45,8 +47,9 @@ pub async fn find(state: &WebState, name: &str) -> ApiResult<DeviceView> {
     view::devices(state)
         .await
         .map_err(Problem::ledger)?
-        .into_iter()
+        .iter()
         .find(|device| device.name == name)
+        .cloned()
         .ok_or_else(|| {
             Problem::not_found(format!(
                 "no device is called '{name}'; GET /api/v1/devices lists them"

@@ -55,7 +55,16 @@ pub async fn overview_part(State(state): State<WebState>) -> Page {
     overview_content(&state).await.map_err(failed)
 }
 
+/// The overview's content, rendered at most once a second for everyone watching.
 async fn overview_content(state: &WebState) -> Result<Markup, Problem> {
+    let html = state
+        .overview_now
+        .get(async || render_overview(state).await.map(Markup::into_string))
+        .await?;
+    Ok(PreEscaped(html.as_str().to_owned()))
+}
+
+async fn render_overview(state: &WebState) -> Result<Markup, Problem> {
     let devices = view::devices(state).await.map_err(Problem::ledger)?;
     let sinks = sinks(state).await?;
     let quarantined = state
@@ -329,7 +338,7 @@ pub async fn punches(
                 form.search #search method="get" action="/punches" {
                     label { "Device" select name="device" {
                         option value="" { "any" }
-                        @for device in &devices {
+                        @for device in devices.iter() {
                             option value=(device.name) selected[filter.device.as_deref() == Some(device.name.as_str())] { (device.name) }
                         }
                     } }
