@@ -1486,52 +1486,39 @@ impl Ledger for SqliteLedger {
         } else {
             format!("WHERE {}", conditions.join(" AND "))
         };
+        // The page as one JSON value, each punch with where it went (per sink, one
+        // primary-key lookup): one row to hand over rather than a row per value.
         let sql = format!(
-            "SELECT p.seq, {PUNCH_COLUMNS} FROM punches p {filter} \
-             ORDER BY p.local_time {order}, p.seq {order} LIMIT {}",
+            "SELECT json_group_array(json_array(p.seq, json_array({PUNCH_COLUMNS}), \
+             json((SELECT json_group_array(json_array(s.name, d.state, d.reason)) \
+                   FROM sinks s CROSS JOIN deliveries d WHERE d.sink_id = s.id AND d.seq = p.seq)))) \
+             FROM (SELECT p.seq FROM punches p {filter} \
+                   ORDER BY p.local_time {order}, p.seq {order} LIMIT {}) AS q \
+             JOIN punches p ON p.seq = q.seq",
             query.limit.max(1)
         );
-        let mut select = sqlx::query(AssertSqlSafe(sql));
+        let mut select = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
         for value in &binds {
             select = select.bind(value);
         }
-        let rows = select
-            .fetch_all(&self.pool)
+        let page = select
+            .fetch_one(&self.pool)
             .await
             .map_err(|error| self.error(error))?;
-        // Where each went, for the whole page in one statement: per sink, one
-        // primary-key lookup per punch.
-        let seqs: Vec<i64> = rows
-            .iter()
-            .filter_map(|row| row.try_get::<i64, _>(0).ok())
-            .collect();
-        let mut deliveries: HashMap<i64, Vec<PunchDelivery>> = HashMap::new();
-        if !seqs.is_empty() {
-            let found: Vec<(i64, String, i64, Option<String>)> =
-                sqlx::query_as(AssertSqlSafe(format!(
-                    "SELECT d.seq, s.name, d.state, d.reason FROM sinks s CROSS JOIN deliveries d \
-                 WHERE d.sink_id = s.id AND d.seq IN ({}) ORDER BY s.id",
-                    id_list(&seqs)
-                )))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|error| self.error(error))?;
-            for (seq, sink, state, reason) in found {
-                deliveries.entry(seq).or_default().push(PunchDelivery {
-                    sink,
-                    state: state::name(state).to_owned(),
-                    reason,
-                });
-            }
+        type Found = (Seq, PunchRow, Vec<(String, i64, Option<String>)>);
+        let mut rows: Vec<Found> = from_json_rows(&page).map_err(|error| self.error(error))?;
+        // json_group_array keeps no order: the page's is (wall time, seq).
+        rows.sort_unstable_by(|a, b| (&a.1.6, a.0).cmp(&(&b.1.6, b.0)));
+        if query.newest_first {
+            rows.reverse();
         }
         let mut labels = HashMap::new();
         let mut records = Vec::with_capacity(rows.len());
-        for row in rows {
-            let seq: i64 = row.try_get(0).map_err(|error| self.error(error))?;
-            let punch = PunchRow::from_row(&row, 1)
-                .and_then(|punch| punch.into_punch(&mut labels))
+        for (seq, row, sinks) in rows {
+            let read_at = row.12.clone();
+            let punch = row
+                .into_punch(&mut labels)
                 .map_err(|error| self.error(error))?;
-            let read_at: String = row.try_get(13).map_err(|error| self.error(error))?;
             records.push(PunchRecord {
                 seq,
                 id: punch.id.to_string(),
@@ -1545,7 +1532,14 @@ impl Ledger for SqliteLedger {
                 work_code: punch.work_code.clone(),
                 source: punch.source.as_str().to_owned(),
                 read_at,
-                sinks: deliveries.remove(&seq).unwrap_or_default(),
+                sinks: sinks
+                    .into_iter()
+                    .map(|(sink, number, reason)| PunchDelivery {
+                        sink,
+                        state: state::name(number).to_owned(),
+                        reason,
+                    })
+                    .collect(),
             });
         }
         Ok(records)
