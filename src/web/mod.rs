@@ -50,8 +50,6 @@ pub struct ConfiguredDevice {
     pub name: String,
     pub kind: String,
     pub location: String,
-    /// How often it is read (pull devices).
-    pub interval: Duration,
     /// The serial number a pushing terminal is known by.
     pub serial: Option<String>,
     pub timezone: chrono_tz::Tz,
@@ -151,7 +149,6 @@ pub async fn start(
             name: device.name.clone(),
             kind: device.source.kind().to_owned(),
             location: device.location(),
-            interval: device.interval.unwrap_or(Duration::from_secs(300)),
             serial: device.source.pushes().map(str::to_owned),
             timezone: device.timezone,
         })

@@ -92,11 +92,6 @@ pub fn router(state: WebState) -> OpenApiRouter {
     )
 }
 
-/// The document, as served (for tests and `--help`-like uses).
-pub fn document(state: WebState) -> Document {
-    router(state).into_openapi()
-}
-
 /// A `limit` parameter: `default` when absent, else 1 to `most`, or what is wrong.
 pub fn page_size(limit: Option<u64>, default: usize, most: usize) -> Result<usize, Problem> {
     match limit {
