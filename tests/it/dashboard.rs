@@ -71,6 +71,21 @@ async fn sign_in_see_the_counts_search_and_retry_a_problem_group() {
     let chart = client.find(Locator::Css("svg.chart")).await.unwrap();
     assert!(chart.html(false).await.unwrap().contains("Gate"));
     browser.screenshot("dashboard-overview").await;
+    // On a phone's width the page still fits: nothing wider than the screen.
+    client.set_window_size(390, 844).await.unwrap();
+    let overflow = client
+        .execute(
+            "return document.documentElement.scrollWidth - window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        overflow.as_i64().unwrap_or(1) <= 0,
+        "wider than a phone by {overflow}"
+    );
+    browser.screenshot("dashboard-overview-phone").await;
+    client.set_window_size(1280, 900).await.unwrap();
 
     // Search the punches of one PIN.
     client

@@ -1490,7 +1490,7 @@ impl Ledger for SqliteLedger {
         // primary-key lookup): one row to hand over rather than a row per value.
         let sql = format!(
             "SELECT json_group_array(json_array(p.seq, json_array({PUNCH_COLUMNS}), \
-             json((SELECT json_group_array(json_array(s.name, d.state, d.reason)) \
+             json((SELECT json_group_array(json_array(s.id, s.name, d.state, d.reason)) \
                    FROM sinks s CROSS JOIN deliveries d WHERE d.sink_id = s.id AND d.seq = p.seq)))) \
              FROM (SELECT p.seq FROM punches p {filter} \
                    ORDER BY p.local_time {order}, p.seq {order} LIMIT {}) AS q \
@@ -1505,7 +1505,7 @@ impl Ledger for SqliteLedger {
             .fetch_one(&self.pool)
             .await
             .map_err(|error| self.error(error))?;
-        type Found = (Seq, PunchRow, Vec<(String, i64, Option<String>)>);
+        type Found = (Seq, PunchRow, Vec<(SinkId, String, i64, Option<String>)>);
         let mut rows: Vec<Found> = from_json_rows(&page).map_err(|error| self.error(error))?;
         // json_group_array keeps no order: the page's is (wall time, seq).
         rows.sort_unstable_by(|a, b| (&a.1.6, a.0).cmp(&(&b.1.6, b.0)));
@@ -1514,7 +1514,9 @@ impl Ledger for SqliteLedger {
         }
         let mut labels = HashMap::new();
         let mut records = Vec::with_capacity(rows.len());
-        for (seq, row, sinks) in rows {
+        for (seq, row, mut sinks) in rows {
+            // Nor is the sinks' order kept: theirs is the order they were configured in.
+            sinks.sort_unstable_by_key(|(id, ..)| *id);
             let read_at = row.12.clone();
             let punch = row
                 .into_punch(&mut labels)
@@ -1534,7 +1536,7 @@ impl Ledger for SqliteLedger {
                 read_at,
                 sinks: sinks
                     .into_iter()
-                    .map(|(sink, number, reason)| PunchDelivery {
+                    .map(|(_, sink, number, reason)| PunchDelivery {
                         sink,
                         state: state::name(number).to_owned(),
                         reason,
