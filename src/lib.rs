@@ -25,6 +25,7 @@
 //! | `http_client`, `http_server`, `tls` | one way to build HTTP clients, one accept loop for what `serve` listens on (limits, timeouts, graceful stop), one crypto provider, HTTPS for what we serve |
 //! | `simulate` | terminal, BioTime and Frappe simulators for the demo, tests and benchmarks |
 //! | `user_control` | switching people on and off after their checkins, and undoing it |
+//! | `web`, `events` | `serve`'s dashboard, HTTP API, health and metrics; what happens, for live watchers |
 //!
 //! The protocols the code relies on are described in `docs/`.
 
