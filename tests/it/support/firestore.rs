@@ -55,7 +55,9 @@ impl Emulator {
             port,
             http: reqwest::Client::new(),
         };
-        for _ in 0..240 {
+        // A JVM starting while the rest of the suite keeps both CPUs busy can take a
+        // minute.
+        for _ in 0..720 {
             let ready = emulator.http.get(emulator.url("/")).send().await;
             if let Ok(response) = ready
                 && response.text().await.is_ok_and(|text| text.trim() == "Ok")
@@ -64,7 +66,7 @@ impl Emulator {
             }
             tokio::time::sleep(Duration::from_millis(125)).await;
         }
-        panic!("the Firestore emulator did not answer on port {port} within 30 s");
+        panic!("the Firestore emulator did not answer on port {port} within 90 s");
     }
 
     pub fn host(&self) -> String {
