@@ -1,6 +1,8 @@
 //! `iclock-sync serve`: the long-running service. One process runs the cycles that
-//! `--loop` runs (each device read on its interval, each sink drained from the ledger)
-//! and, with `[adms]` configured, the receiver pushing terminals send their punches to.
+//! `--loop` runs (each device read on its interval, each sink drained from the ledger),
+//! with `[adms]` configured the receiver pushing terminals send their punches to, and
+//! the dashboard and API (`[serve]`, `crate::web`), which can ask the loop to read a
+//! device or deliver at once.
 //! Punches that arrive are delivered by a cycle that reads nothing, a few seconds
 //! later. SIGTERM or Ctrl-C: the receiver stops accepting and finishes the requests in
 //! flight, the cycle under way delivers what it read, punches pushed since the last
