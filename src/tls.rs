@@ -69,6 +69,24 @@ impl ServerTls {
         ServerTls::from_pem(&read(certificate)?, &read(key)?)
     }
 
+    /// HTTPS as a section of the configuration asks (`files`: its `tls_cert`, `tls_key`),
+    /// or what is wrong, naming `section` of the file `origin`.
+    pub fn configured(
+        files: Option<&(std::path::PathBuf, std::path::PathBuf)>,
+        origin: &str,
+        section: &str,
+    ) -> Result<Option<ServerTls>, String> {
+        files
+            .map(|(cert, key)| {
+                ServerTls::from_files(cert, key).map_err(|problem| {
+                    format!(
+                        "{origin}: {section} tls_cert / tls_key: {problem} — give the PEM certificate chain and its private key"
+                    )
+                })
+            })
+            .transpose()
+    }
+
     /// The TLS handshake on an accepted connection.
     pub async fn accept(
         &self,

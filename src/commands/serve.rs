@@ -350,15 +350,7 @@ pub async fn start_receiver(
         Arc::new(settings.allow.clone()),
         receiver::allow_only,
     ));
-    let tls = match &settings.tls {
-        Some((cert, key)) => Some(ServerTls::from_files(cert, key).map_err(|problem| {
-            format!(
-                "{}: [adms] tls_cert / tls_key: {problem} — give the PEM certificate chain and its private key",
-                config.origin()
-            )
-        })?),
-        None => None,
-    };
+    let tls = ServerTls::configured(settings.tls.as_ref(), config.origin(), "[adms]")?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|error| {

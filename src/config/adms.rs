@@ -192,17 +192,7 @@ pub fn parse(
                 ))
             }
         };
-    let tls = match (raw.tls_cert, raw.tls_key) {
-        (None, None) => None,
-        (Some(cert), Some(key)) => Some((section.path(&cert), section.path(&key))),
-        (Some(_), None) | (None, Some(_)) => {
-            return Err(section.error(
-                Some("tls_cert"),
-                "tls_cert and tls_key go together",
-                "give both: tls_cert = \"server.pem\" (the certificate chain) and tls_key = \"server.key\" (its private key), or neither for plain HTTP",
-            ));
-        }
-    };
+    let tls = section.tls_files(raw.tls_cert, raw.tls_key)?;
     Ok(Some(AdmsSettings {
         listen,
         prefix,

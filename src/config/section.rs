@@ -146,6 +146,24 @@ impl Section<'_> {
         self.document.base_dir.join(path)
     }
 
+    /// `tls_cert` and `tls_key` (PEM files, resolved against the file's folder): both,
+    /// or neither for plain HTTP.
+    pub fn tls_files(
+        &self,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+    ) -> Result<Option<(PathBuf, PathBuf)>, ConfigError> {
+        match (cert, key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some((self.path(&cert), self.path(&key)))),
+            (Some(_), None) | (None, Some(_)) => Err(self.error(
+                Some("tls_cert"),
+                "tls_cert and tls_key go together",
+                "give both: tls_cert = \"server.pem\" (the certificate chain) and tls_key = \"server.key\" (its private key), or neither for plain HTTP",
+            )),
+        }
+    }
+
     /// The section's table (`[sink.sqlite] = 5` is not one).
     pub fn table(&self, value: toml::Value) -> Result<toml::Table, ConfigError> {
         match value {

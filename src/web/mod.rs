@@ -129,15 +129,7 @@ pub async fn start(
     let Some(listen) = settings.listen else {
         return Ok(None);
     };
-    let tls = match &settings.tls {
-        Some((cert, key)) => Some(ServerTls::from_files(cert, key).map_err(|problem| {
-            format!(
-                "{}: [serve] tls_cert / tls_key: {problem} — give the PEM certificate chain and its private key",
-                config.origin()
-            )
-        })?),
-        None => None,
-    };
+    let tls = ServerTls::configured(settings.tls.as_ref(), config.origin(), "[serve]")?;
     let reader = SqliteLedger::open_reader(ledger_path, 4)
         .await
         .map_err(|error| error.to_string())?;
