@@ -229,7 +229,7 @@ impl DeliveryState {
 }
 
 /// A punch's standing with one sink.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PunchDelivery {
     pub sink: String,
     pub state: String,
@@ -528,7 +528,7 @@ pub struct TerminalDecision {
 }
 
 /// A command for a pushing terminal, and what became of it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AdmsCommand {
     pub id: i64,
     pub serial: String,

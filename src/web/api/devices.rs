@@ -69,7 +69,7 @@ pub struct CommandsQuery {
 #[utoipa::path(get, path = "/api/v1/devices/{name}/commands", tag = "devices",
     params(("name" = String, Path, description = "The device's name"), CommandsQuery),
     responses(
-        (status = 200, body = Vec<AdmsCommandView>),
+        (status = 200, body = Vec<AdmsCommand>, description = "Passwords in user records shown as •••"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -79,7 +79,7 @@ pub async fn commands(
     State(state): State<WebState>,
     Path(name): Path<String>,
     ApiQuery(query): ApiQuery<CommandsQuery>,
-) -> ApiResult<Json<Vec<AdmsCommandView>>> {
+) -> ApiResult<Json<Vec<AdmsCommand>>> {
     let device = find(&state, &name).await?;
     let Some(serial) = device.serial.filter(|_| device.kind == "adms") else {
         return Err(Problem::bad_request(format!(
@@ -87,44 +87,13 @@ pub async fn commands(
         )));
     };
     let limit = super::page_size(query.limit.map(u64::from), 50, 500)?;
-    let commands = state
+    let mut commands = state
         .reader
         .commands(Some(&serial), limit)
         .await
         .map_err(Problem::ledger)?;
-    Ok(Json(
-        commands.into_iter().map(AdmsCommandView::from).collect(),
-    ))
-}
-
-/// A command for a pushing terminal, and what became of it.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct AdmsCommandView {
-    pub id: i64,
-    pub serial: String,
-    /// As handed to the terminal (passwords in user records shown as •••).
-    pub command: String,
-    pub queued_at: String,
-    pub sent_at: Option<String>,
-    pub sends: u64,
-    pub result_at: Option<String>,
-    /// The terminal's `Return=` (0: done).
-    pub return_code: Option<i64>,
-    pub result: Option<String>,
-}
-
-impl From<AdmsCommand> for AdmsCommandView {
-    fn from(command: AdmsCommand) -> AdmsCommandView {
-        AdmsCommandView {
-            id: command.id,
-            command: crate::adms::user_control::redacted(&command.command),
-            serial: command.serial,
-            queued_at: command.queued_at,
-            sent_at: command.sent_at,
-            sends: command.sends,
-            result_at: command.result_at,
-            return_code: command.return_code,
-            result: command.result,
-        }
+    for command in &mut commands {
+        command.command = crate::adms::user_control::redacted(&command.command);
     }
+    Ok(Json(commands))
 }

@@ -12,7 +12,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::ledger::{DeliveryState, PunchQuery, PunchRecord, Seq};
+use crate::ledger::{DeliveryState, PunchDelivery, PunchQuery, PunchRecord, Seq};
 use crate::web::WebState;
 use crate::web::problem::{ApiQuery, ApiResult, Problem};
 
@@ -101,15 +101,7 @@ pub struct PunchView {
     pub source: String,
     /// When it was first read (UTC).
     pub read_at: String,
-    pub deliveries: Vec<DeliveryView>,
-}
-
-/// Where a punch stands with one sink.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeliveryView {
-    pub sink: String,
-    pub state: String,
-    pub reason: Option<String>,
+    pub deliveries: Vec<PunchDelivery>,
 }
 
 impl From<PunchRecord> for PunchView {
@@ -126,15 +118,7 @@ impl From<PunchRecord> for PunchView {
             work_code: record.work_code,
             source: record.source,
             read_at: record.read_at,
-            deliveries: record
-                .sinks
-                .into_iter()
-                .map(|delivery| DeliveryView {
-                    sink: delivery.sink,
-                    state: delivery.state,
-                    reason: delivery.reason,
-                })
-                .collect(),
+            deliveries: record.sinks,
         }
     }
 }
