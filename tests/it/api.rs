@@ -508,18 +508,7 @@ const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 
 /// `schemathesis` in a virtualenv under target/, installed once.
 fn schemathesis() -> std::path::PathBuf {
-    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("schemathesis");
-    let program = venv.join("bin").join("schemathesis");
-    let marker = venv.join(SCHEMATHESIS);
-    if !marker.exists() {
-        let _ = std::fs::remove_dir_all(&venv);
-        crate::support::python::venv_with(&venv, &[SCHEMATHESIS]);
-        assert!(program.exists(), "{SCHEMATHESIS} installed no schemathesis");
-        std::fs::write(&marker, "").expect("mark the virtualenv");
-    }
-    program
+    crate::support::python::kept_program("schemathesis", SCHEMATHESIS, "schemathesis")
 }
 
 /// A property-based run of schemathesis over the API's own OpenAPI document: every

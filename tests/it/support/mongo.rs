@@ -4,9 +4,8 @@
 //! machines; SecantusDB does, into a virtualenv under `target/` made on first use.
 //! Without Python or PyPI the tests fail loudly, never skip.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use mongodb::bson::Document;
@@ -18,22 +17,7 @@ pub const SECANTUSDB: &str = "secantusdb==0.7.0b3";
 
 /// `secantusd-py` in the shared virtualenv, installed once.
 fn server_program() -> PathBuf {
-    static INSTALL: Mutex<()> = Mutex::new(());
-    let _once = INSTALL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("secantusdb");
-    let program = venv.join("bin").join("secantusd-py");
-    let marker = venv.join(SECANTUSDB);
-    if !marker.exists() {
-        let _ = std::fs::remove_dir_all(&venv);
-        crate::support::python::venv_with(&venv, &[SECANTUSDB]);
-        assert!(program.exists(), "{SECANTUSDB} installed no secantusd-py");
-        std::fs::write(&marker, "").expect("mark the virtualenv");
-    }
-    program
+    crate::support::python::kept_program("secantusdb", SECANTUSDB, "secantusd-py")
 }
 
 pub struct MongoServer {

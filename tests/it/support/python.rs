@@ -38,3 +38,24 @@ pub fn script(name: &str) -> PathBuf {
         .join("scripts")
         .join(name)
 }
+
+/// `program` from a virtualenv kept in target/`name` with `requirement` installed: made
+/// once (again when the requirement changes), shared by the tests and their runs.
+pub fn kept_program(name: &str, requirement: &str, program: &str) -> PathBuf {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _once = INSTALL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(name);
+    let path = venv.join("bin").join(program);
+    let marker = venv.join(requirement);
+    if !marker.exists() {
+        let _ = std::fs::remove_dir_all(&venv);
+        venv_with(&venv, &[requirement]);
+        assert!(path.exists(), "{requirement} installed no {program}");
+        std::fs::write(&marker, "").expect("mark the virtualenv");
+    }
+    path
+}
