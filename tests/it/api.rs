@@ -72,20 +72,7 @@ impl Service {
         let body: String = (1..=5)
             .map(|n| format!("100{n}\t{today} 00:0{n}:00\t0\t15\t0\t0\t0\n"))
             .collect();
-        let answer = self
-            .client
-            .post(format!(
-                "{}/iclock/cdata?SN=SIM1&table=ATTLOG&Stamp=9",
-                self.adms
-            ))
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert_eq!(answer, "OK: 5");
+        assert_eq!(self.upload("SIM1", &body).await, (200, "OK: 5".to_owned()));
     }
 
     pub async fn get(&self, token: Option<&str>, path: &str) -> (u16, String) {

@@ -28,32 +28,14 @@ async fn sign_in_see_the_counts_search_and_retry_a_problem_group() {
             .path()
             .ends_with("/login")
     );
-    let password = client
-        .find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap();
-    password.send_keys("not the password").await.unwrap();
-    client
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser
+        .type_into("input[name=password]", "not the password")
+        .await;
+    browser.click("form button[type=submit]").await;
     let refusal = browser.text("p.error").await;
     assert!(refusal.contains("not right"), "{refusal}");
-    let password = client
-        .find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap();
-    password.send_keys(PASSWORD).await.unwrap();
-    client
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.type_into("input[name=password]", PASSWORD).await;
+    browser.click("form button[type=submit]").await;
 
     // The overview: real counts.
     assert_eq!(browser.text("#tile-today b").await, "5");
@@ -88,26 +70,9 @@ async fn sign_in_see_the_counts_search_and_retry_a_problem_group() {
     client.set_window_size(1280, 900).await.unwrap();
 
     // Search the punches of one PIN.
-    client
-        .find(Locator::Css("nav a[href='/punches']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let pin = client
-        .wait()
-        .for_element(Locator::Css("#search input[name=pin]"))
-        .await
-        .unwrap();
-    pin.send_keys("1004").await.unwrap();
-    client
-        .find(Locator::Css("#search button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("nav a[href='/punches']").await;
+    browser.type_into("#search input[name=pin]", "1004").await;
+    browser.click("#search button[type=submit]").await;
     let pins = browser
         .until_text("#punches tbody", Duration::from_secs(10), |text| {
             text.contains("1004")
@@ -137,13 +102,7 @@ async fn sign_in_see_the_counts_search_and_retry_a_problem_group() {
     browser.screenshot("dashboard-punches").await;
 
     // Problems: the unmapped group; the PINs become employees, Retry clears it live.
-    client
-        .find(Locator::Css("nav a[href='/problems']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("nav a[href='/problems']").await;
     let group = browser.text("#refusals tbody tr").await;
     assert!(
         group.contains("frappe") && group.contains("unmapped") && group.contains('2'),
@@ -151,13 +110,7 @@ async fn sign_in_see_the_counts_search_and_retry_a_problem_group() {
     );
     browser.screenshot("dashboard-problems-before").await;
     service.hire_the_rest();
-    client
-        .find(Locator::Css("#refusals button.retry"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#refusals button.retry").await;
     let flash = browser
         .until_text("#flash", Duration::from_secs(10), |text| !text.is_empty())
         .await;

@@ -82,17 +82,33 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).expect("write the screenshot");
     }
 
-    /// The text of the first element `css` finds, once there is one (10 s at most).
-    pub async fn text(&self, css: &str) -> String {
+    /// The first element `css` finds, once there is one (10 s at most).
+    async fn element(&self, css: &str) -> fantoccini::elements::Element {
         self.client
             .wait()
             .at_most(Duration::from_secs(10))
             .for_element(Locator::Css(css))
             .await
             .unwrap_or_else(|error| panic!("no {css} on the page: {error}"))
-            .text()
+    }
+
+    /// The text of the first element `css` finds.
+    pub async fn text(&self, css: &str) -> String {
+        self.element(css).await.text().await.expect("its text")
+    }
+
+    /// Clicks the first element `css` finds.
+    pub async fn click(&self, css: &str) {
+        self.element(css).await.click().await.expect("a click");
+    }
+
+    /// Types `text` into the first field `css` finds.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        self.element(css)
             .await
-            .expect("its text")
+            .send_keys(text)
+            .await
+            .expect("typing");
     }
 
     /// Waits until `css` finds an element whose text satisfies `wanted` (`limit` at most).
