@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -27,6 +28,7 @@ use chrono_tz::Tz;
 use serde_json::{Value, json};
 
 use super::attlog::parse_line;
+use super::check::in_touch;
 use super::options::{Options, Stamps};
 use super::{Endpoint, Query, SET_CLOCK};
 use crate::config::adms::{Cidr, UnknownDevices};
@@ -77,6 +79,9 @@ pub struct Receiver {
     /// Held terminals a person approved (taken like configured ones) or rejected
     /// (refused without being noted), by serial.
     decided: RwLock<HashMap<String, Option<Arc<Terminal>>>>,
+    /// When this receiver was made: a terminal silent since then for longer than
+    /// [`in_touch`] is quiet, whatever it did before.
+    started: Instant,
 }
 
 /// A terminal's last contact and what it said about itself.
@@ -91,6 +96,19 @@ struct Contact {
     info: Vec<String>,
     /// Changed since last written to the ledger.
     dirty: bool,
+    /// When it was last heard from.
+    seen: Option<Instant>,
+    /// What watchers were last told: in touch or quiet (`None`: nothing yet).
+    announced: Option<bool>,
+}
+
+/// What [`Receiver::contact`] noted.
+struct Noted {
+    /// The terminal's first request since this process started.
+    first: bool,
+    /// A configured terminal not known to be in touch until now: its contact is worth
+    /// recording (and telling watchers) at once.
+    back: bool,
 }
 
 impl Receiver {
@@ -117,6 +135,7 @@ impl Receiver {
             events: crate::events::Events::default(),
             metrics: None,
             decided: RwLock::new(HashMap::new()),
+            started: Instant::now(),
         }
     }
 
@@ -163,24 +182,27 @@ impl Receiver {
             .clone()
     }
 
-    /// Notes a request from `serial` (`device`: its configured name, `None` if held);
-    /// whether it is the terminal's first since this process started.
+    /// Notes a request from `serial` (`device`: its configured name, `None` if held).
     fn contact(
         &self,
         serial: &str,
         device: Option<&str>,
         peer: Option<SocketAddr>,
         query: &Query,
-    ) -> bool {
+    ) -> Noted {
         let mut contacts = self.contacts.lock().unwrap_or_else(PoisonError::into_inner);
         let first = !contacts.contains_key(serial);
         // Thousands of made-up serials are not kept (nor logged) one by one.
         if device.is_none() && first && contacts.len() >= HELD_KEPT {
-            return false;
+            return Noted {
+                first: false,
+                back: false,
+            };
         }
         let contact = contacts.entry(serial.to_owned()).or_default();
         contact.device = device.map(str::to_owned);
         contact.last_contact = crate::punch::utc_text(Utc::now());
+        contact.seen = Some(Instant::now());
         if let Some(peer) = peer {
             contact.ip = Some(peer.ip().to_string());
         }
@@ -195,13 +217,70 @@ impl Receiver {
                 .collect();
         }
         contact.dirty = true;
-        first
+        Noted {
+            first,
+            back: device.is_some() && contact.announced != Some(true),
+        }
     }
 
-    /// Writes what changed about the terminals to the ledger, where `status` reads it:
-    /// a configured terminal under its device's name, a held one as `ADMS <serial>`
-    /// waiting for approval.
+    /// Writes what changed about the terminals to the ledger, where `status` reads it
+    /// (a configured terminal under its device's name, a held one as `ADMS <serial>`
+    /// waiting for approval), then tells watchers which terminals came back or went
+    /// quiet.
     pub async fn record_contacts(&self) {
+        self.write_contacts().await;
+        for (device, up) in self.touch_changes() {
+            if let Some(metrics) = &self.metrics {
+                metrics.device_up(&device, up);
+            }
+            let error = (!up).then(|| {
+                format!(
+                    "no contact for over {}",
+                    crate::duration::display(in_touch(self.delay))
+                )
+            });
+            self.events.send(
+                "device",
+                json!({ "device": device, "up": up, "error": error }),
+            );
+        }
+    }
+
+    /// The configured terminals whose state (in touch or quiet, as the dashboard
+    /// tells it from the last contact) changed since watchers were last told.
+    fn touch_changes(&self) -> Vec<(String, bool)> {
+        let now = Instant::now();
+        let limit = in_touch(self.delay);
+        let mut contacts = self.contacts.lock().unwrap_or_else(PoisonError::into_inner);
+        for terminal in self.terminals.values() {
+            contacts
+                .entry(terminal.serial.clone())
+                .or_insert_with(|| Contact {
+                    device: Some(terminal.label.name.to_string()),
+                    ..Contact::default()
+                });
+        }
+        let mut changes = Vec::new();
+        for contact in contacts.values_mut() {
+            let Some(device) = &contact.device else {
+                continue;
+            };
+            let up = match contact.seen {
+                Some(seen) => now.duration_since(seen) <= limit,
+                // Not heard from since the start: its last contact (before) is older
+                // than the limit once the limit has passed.
+                None if now.duration_since(self.started) > limit => false,
+                None => continue,
+            };
+            if contact.announced != Some(up) {
+                contact.announced = Some(up);
+                changes.push((device.clone(), up));
+            }
+        }
+        changes
+    }
+
+    async fn write_contacts(&self) {
         let changed: Vec<(String, Contact)> = {
             let mut contacts = self.contacts.lock().unwrap_or_else(PoisonError::into_inner);
             contacts
@@ -586,10 +665,7 @@ async fn answer(
     let accepted;
     let decided = receiver.decision(serial);
     let terminal = match (receiver.terminals.get(serial), receiver.unknown) {
-        (Some(terminal), _) => {
-            receiver.contact(serial, Some(&terminal.label.name), peer, &query);
-            terminal
-        }
+        (Some(terminal), _) => terminal,
         (None, _) if decided.is_some() => {
             let Some(Some(approved)) = decided else {
                 return text(
@@ -598,7 +674,6 @@ async fn answer(
                 );
             };
             accepted = (*approved).clone();
-            receiver.contact(serial, Some(&accepted.label.name), peer, &query);
             &accepted
         }
         (None, UnknownDevices::Accept) => {
@@ -610,11 +685,11 @@ async fn answer(
                 }),
                 location: format!("ADMS terminal {serial}"),
             };
-            receiver.contact(serial, Some(&accepted.label.name), peer, &query);
             &accepted
         }
         (None, policy) => {
-            if policy == UnknownDevices::Hold && receiver.contact(serial, None, peer, &query) {
+            if policy == UnknownDevices::Hold && receiver.contact(serial, None, peer, &query).first
+            {
                 tracing::info!(
                     "ADMS terminal {serial} is not configured: it keeps its punches until you add [[device]] kind = \"adms\", serial = \"{serial}\""
                 );
@@ -625,6 +700,12 @@ async fn answer(
             );
         }
     };
+    if receiver
+        .contact(serial, Some(&terminal.label.name), peer, &query)
+        .back
+    {
+        receiver.record_contacts().await;
+    }
     match (endpoint, method) {
         (Endpoint::Cdata, Method::GET) if query.get("options").is_some() => {
             receiver.handshake(terminal, &query).await
@@ -688,6 +769,79 @@ fn unavailable(problem: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn terminal(serial: &str, name: &str) -> Terminal {
+        Terminal {
+            serial: serial.into(),
+            label: Arc::new(DeviceLabel {
+                name: Arc::from(name),
+                timezone: chrono_tz::Asia::Kolkata,
+            }),
+            location: String::new(),
+        }
+    }
+
+    /// Every `device` event waiting, as (device, up).
+    fn device_events(
+        events: &mut tokio::sync::broadcast::Receiver<crate::events::Event>,
+    ) -> Vec<(String, bool)> {
+        std::iter::from_fn(|| events.try_recv().ok())
+            .filter(|event| event.kind == "device")
+            .map(|event| {
+                (
+                    event.data["device"].as_str().unwrap_or_default().to_owned(),
+                    event.data["up"] == true,
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn pushing_terminals_coming_back_or_going_quiet_are_told_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = crate::ledger::SqliteLedger::open(&dir.path().join("ledger.db"), false)
+            .await
+            .unwrap();
+        let mut receiver = Receiver::new(
+            Arc::new(ledger),
+            Normalizer {
+                scheme: crate::punch::IdScheme::Native,
+                max_future_skew: std::time::Duration::from_secs(600),
+            },
+            [terminal("SIM1", "Gate"), terminal("SIM2", "Hall")],
+        );
+        let mut events = receiver.events.watch();
+        let query = Query::parse("SN=SIM1");
+        let silent = in_touch(receiver.delay) + std::time::Duration::from_secs(1);
+
+        // Just started: Hall has not been heard from yet, which says nothing.
+        assert!(receiver.contact("SIM1", Some("Gate"), None, &query).back);
+        receiver.record_contacts().await;
+        assert_eq!(device_events(&mut events), [("Gate".to_owned(), true)]);
+        assert!(!receiver.contact("SIM1", Some("Gate"), None, &query).back);
+        receiver.record_contacts().await;
+        assert_eq!(device_events(&mut events), []);
+
+        // Gate falls silent, and Hall has not called since long before.
+        receiver.started = Instant::now().checked_sub(silent).unwrap();
+        if let Some(gate) = receiver.contacts.lock().unwrap().get_mut("SIM1") {
+            gate.seen = Instant::now().checked_sub(silent);
+        }
+        receiver.record_contacts().await;
+        let mut quiet = device_events(&mut events);
+        quiet.sort();
+        assert_eq!(
+            quiet,
+            [("Gate".to_owned(), false), ("Hall".to_owned(), false)]
+        );
+        receiver.record_contacts().await;
+        assert_eq!(device_events(&mut events), [], "told once");
+
+        // Gate calls again: back at once.
+        assert!(receiver.contact("SIM1", Some("Gate"), None, &query).back);
+        receiver.record_contacts().await;
+        assert_eq!(device_events(&mut events), [("Gate".to_owned(), true)]);
+    }
 
     #[test]
     fn the_clock_setting_gets_the_terminals_local_time_when_handed_over() {

@@ -35,7 +35,8 @@ struct Counts {
     read: BTreeMap<String, u64>,
     delivered: BTreeMap<String, u64>,
     failed: BTreeMap<String, u64>,
-    /// Per device: up (1) or down (0) at the last cycle.
+    /// Per device: up (1) or down (0) at the last cycle; a pushing terminal: in touch
+    /// or quiet.
     up: BTreeMap<String, bool>,
     /// Per sink: could not be opened at the last cycle.
     down: BTreeMap<String, bool>,
@@ -74,6 +75,11 @@ impl Metrics {
         }
         counts.cycle_count += 1;
         counts.cycle_seconds += seconds;
+    }
+
+    /// A pushing terminal came back (in touch) or went quiet.
+    pub fn device_up(&self, device: &str, up: bool) {
+        self.counts().up.insert(device.to_owned(), up);
     }
 
     /// Punches a pushing terminal brought (new to the ledger).
@@ -206,7 +212,7 @@ async fn metrics(State(state): State<WebState>, request: Request) -> Response {
             &mut out,
             "iclock_sync_device_up",
             "gauge",
-            "Whether the device's last read worked (1) or failed (0).",
+            "Whether the device's last read worked (1) or failed (0); for a pushing terminal, whether it is in touch.",
         );
         for (device, up) in &counts.up {
             let _ = writeln!(

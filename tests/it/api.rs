@@ -30,6 +30,11 @@ pub struct Service {
 
 impl Service {
     pub async fn start() -> Service {
+        Service::start_with("").await
+    }
+
+    /// With `more` added to the configuration (more devices, say).
+    pub async fn start_with(more: &str) -> Service {
         let frappe = start(everyone(1001, 3), Default::default()).await;
         let workspace = Workspace::new();
         workspace.write(".env", &format!("FRAPPE_SECRET={SECRET}\n"));
@@ -39,7 +44,7 @@ impl Service {
             &format!(
                 "# the school's configuration\n[serve]\nlisten = \"127.0.0.1:{web_port}\"\n\n\
                  [adms]\nlisten = \"127.0.0.1:{adms_port}\"\ndelay = 2\n\n{}\n\
-                 [[device]]\nname = \"Gate\"\nkind = \"adms\"\nserial = \"SIM1\"\ntimezone = \"Asia/Kolkata\"\n",
+                 [[device]]\nname = \"Gate\"\nkind = \"adms\"\nserial = \"SIM1\"\ntimezone = \"Asia/Kolkata\"\n{more}",
                 sink(&frappe, ""),
             ),
         );
@@ -471,6 +476,46 @@ async fn the_openapi_document_describes_every_route_and_events_stream_live() {
         "{seen}"
     );
     drop(events);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushing_terminal_coming_into_touch_is_told_at_once() {
+    let service =
+        Service::start_with("\n[[device]]\nname = \"Hall\"\nkind = \"adms\"\nserial = \"SIM2\"\n")
+            .await;
+    let mut events = service
+        .client
+        .get(format!("{}/api/v1/events", service.web))
+        .bearer_auth(&service.read_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    crate::serve::handshake(&service.client, &service.adms, "SIM2").await;
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !seen.contains("\"device\":\"Hall\"") {
+        let chunk = tokio::time::timeout_at(deadline, events.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("Hall's event within 10 s; seen: {seen}"))
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        seen.contains("event: device") && seen.contains("\"up\":true"),
+        "{seen}"
+    );
+    drop(events);
+    // Told after the contact is in the ledger: a page reloaded on the event shows it.
+    let hall = service.json("/api/v1/devices/Hall").await;
+    assert_eq!(hall["status"], "up", "{hall}");
+    let (_, metrics) = service.get(Some(&service.read_token), "/metrics").await;
+    assert!(
+        metrics.contains("iclock_sync_device_up{device=\"Hall\"} 1"),
+        "{metrics}"
+    );
     service.stop().await;
 }
 
