@@ -1,6 +1,6 @@
 //! What `serve`'s cycles tell the web side: each finished cycle feeds the metrics and
-//! the live events (punches read per device, a device going up or down, each sink's
-//! state, the cycle itself).
+//! the live events (punches read per device, a device going up or down, a sink that
+//! took punches or changed state, the cycle itself).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,6 +17,8 @@ pub struct Live {
     pub events: Events,
     /// Each device's last state (up or not), to send only changes.
     up: Mutex<HashMap<String, bool>>,
+    /// Each sink's last (pending, down), to send only changes.
+    sinks: Mutex<HashMap<String, (u64, bool)>>,
 }
 
 impl Live {
@@ -25,6 +27,7 @@ impl Live {
             metrics,
             events,
             up: Mutex::new(HashMap::new()),
+            sinks: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -56,7 +59,15 @@ impl CycleObserver for Live {
                 );
             }
         }
+        drop(up);
+        let mut sinks = self.sinks.lock().unwrap_or_else(PoisonError::into_inner);
         for sink in &report.sinks {
+            let standing = (sink.pending, sink.down.is_some());
+            let worked =
+                sink.delivered + sink.already + sink.rejected + sink.unmapped + sink.failed;
+            if sinks.insert(sink.name.clone(), standing) == Some(standing) && worked == 0 {
+                continue;
+            }
             self.events.send(
                 "sink",
                 json!({
@@ -91,5 +102,39 @@ impl CycleObserver for Both {
     fn finished(&self, report: &CycleReport) {
         self.0.finished(report);
         self.1.finished(report);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::SinkReport;
+
+    #[test]
+    fn a_sink_is_told_of_when_it_took_punches_or_its_state_changed() {
+        let live = Live::new(Arc::default(), Events::default());
+        let mut events = live.events.watch();
+        let cycle = |delivered: u64, pending: u64| CycleReport {
+            sinks: vec![SinkReport {
+                name: "frappe".into(),
+                delivered,
+                pending,
+                ..SinkReport::default()
+            }],
+            ..CycleReport::default()
+        };
+        let mut sink_events = || {
+            std::iter::from_fn(|| events.try_recv().ok())
+                .filter(|event| event.kind == "sink")
+                .count()
+        };
+        live.finished(&cycle(0, 3));
+        assert_eq!(sink_events(), 1, "the first cycle tells its state");
+        live.finished(&cycle(0, 3));
+        assert_eq!(sink_events(), 0, "nothing changed");
+        live.finished(&cycle(3, 0));
+        assert_eq!(sink_events(), 1);
+        live.finished(&cycle(0, 0));
+        assert_eq!(sink_events(), 0);
     }
 }
