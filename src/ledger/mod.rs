@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use sqlite::{LEDGER_FILE_NAME, SqliteLedger};
@@ -229,7 +229,7 @@ impl DeliveryState {
 }
 
 /// A punch's standing with one sink.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PunchDelivery {
     pub sink: String,
     pub state: String,
@@ -237,10 +237,10 @@ pub struct PunchDelivery {
 }
 
 /// A punch as `punches` shows it, with where it went.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PunchRecord {
     /// Its place in the ledger (for paging).
-    #[serde(skip)]
+    #[serde(skip_serializing)]
     pub seq: Seq,
     pub id: String,
     pub device: String,

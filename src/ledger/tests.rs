@@ -283,17 +283,26 @@ async fn searching_punches_shows_where_each_went() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(&dir).await;
     let sinks = ledger
-        .register_sinks(&[registration("sqlite", None)], None)
+        .register_sinks(
+            &[registration("sqlite", None), registration("frappe", None)],
+            None,
+        )
         .await
         .unwrap();
     journal(
         &ledger,
         "Gate",
         &[punch("Gate", "1001", 1), punch("Gate", "1002", 2)],
-        &[sinks[0].id],
+        &[sinks[0].id, sinks[1].id],
     )
     .await;
-    journal(&ledger, "Hall", &[punch("Hall", "1001", 3)], &[sinks[0].id]).await;
+    journal(
+        &ledger,
+        "Hall",
+        &[punch("Hall", "1001", 3)],
+        &[sinks[0].id, sinks[1].id],
+    )
+    .await;
 
     let found = ledger
         .punches(&PunchQuery {
@@ -305,15 +314,24 @@ async fn searching_punches_shows_where_each_went() {
         .unwrap();
 
     assert_eq!(found.len(), 2);
-    assert_eq!(found[1].device, "Hall");
-    assert_eq!(
-        found[0].sinks,
-        vec![PunchDelivery {
-            sink: "sqlite".into(),
-            state: "pending".into(),
-            reason: None
-        }]
-    );
+    assert_eq!(found[1].device, "Hall", "oldest first");
+    // The sinks in the order they were configured (not by name).
+    let pending = |sink: &str| PunchDelivery {
+        sink: sink.into(),
+        state: "pending".into(),
+        reason: None,
+    };
+    assert_eq!(found[0].sinks, vec![pending("sqlite"), pending("frappe")]);
+    let newest = ledger
+        .punches(&PunchQuery {
+            pin: Some("1001".into()),
+            limit: 100,
+            newest_first: true,
+            ..PunchQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(newest[0].device, "Hall", "newest first");
 }
 
 /// Both sinks settled a batch before either handed it to the export: the first hand-over

@@ -29,9 +29,8 @@ use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 
 use super::{
     AdmsCommand, CacheFile, CycleId, DeviceRecord, DeviceStanding, Export, Exported, Journal,
-    Journaled, Ledger, LedgerError, PunchDelivery, PunchQuery, PunchRecord, QuarantineRecord,
-    Queued, Refusal, RegisteredSink, RetryFilter, Seq, SinkId, SinkRegistration, SinkStanding,
-    TerminalDecision,
+    Journaled, Ledger, LedgerError, PunchQuery, PunchRecord, QuarantineRecord, Queued, Refusal,
+    RegisteredSink, RetryFilter, Seq, SinkId, SinkRegistration, SinkStanding, TerminalDecision,
 };
 use crate::adms::users::TerminalUser;
 use crate::punch::{
@@ -68,11 +67,14 @@ mod state {
             .unwrap_or(0) as i64
     }
 
-    pub fn name(state: i64) -> &'static str {
-        usize::try_from(state)
-            .ok()
-            .and_then(|index| DeliveryState::ALL.get(index))
-            .map_or("unknown", |state| state.name())
+    /// SQL giving the name of the state stored in `column`.
+    pub fn name_sql(column: &str) -> String {
+        let cases: String = DeliveryState::ALL
+            .iter()
+            .enumerate()
+            .map(|(number, state)| format!(" WHEN {number} THEN '{}'", state.name()))
+            .collect();
+        format!("CASE {column}{cases} ELSE 'unknown' END")
     }
 }
 
@@ -1487,14 +1489,22 @@ impl Ledger for SqliteLedger {
             format!("WHERE {}", conditions.join(" AND "))
         };
         // The page as one JSON value, each punch with where it went (per sink, one
-        // primary-key lookup): one row to hand over rather than a row per value.
+        // primary-key lookup): one row to hand over rather than a row per value. Each
+        // punch is an array of `PunchRecord`'s fields in their order, as stored (the
+        // wall time, ID and zone are kept as they are shown). json_group_array takes
+        // rows as they are visited: the sinks are visited in the order they were
+        // configured (their IDs; NOT INDEXED keeps SQLite from visiting them by name),
+        // the page is put in order here (ordering inside SQLite took a third longer).
         let sql = format!(
-            "SELECT json_group_array(json_array(p.seq, json_array({PUNCH_COLUMNS}), \
-             json((SELECT json_group_array(json_array(s.id, s.name, d.state, d.reason)) \
-                   FROM sinks s CROSS JOIN deliveries d WHERE d.sink_id = s.id AND d.seq = p.seq)))) \
+            "SELECT json_group_array(json_array(p.seq, p.id, p.device, p.serial, p.user_id, \
+             p.local_time, p.timezone, p.state, p.verify_mode, p.work_code, p.source, p.read_at, \
+             json((SELECT json_group_array(json_array(s.name, {}, d.reason)) \
+                   FROM sinks s NOT INDEXED CROSS JOIN deliveries d \
+                   WHERE d.sink_id = s.id AND d.seq = p.seq)))) \
              FROM (SELECT p.seq FROM punches p {filter} \
                    ORDER BY p.local_time {order}, p.seq {order} LIMIT {}) AS q \
              JOIN punches p ON p.seq = q.seq",
+            state::name_sql("d.state"),
             query.limit.max(1)
         );
         let mut select = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
@@ -1505,44 +1515,11 @@ impl Ledger for SqliteLedger {
             .fetch_one(&self.pool)
             .await
             .map_err(|error| self.error(error))?;
-        type Found = (Seq, PunchRow, Vec<(SinkId, String, i64, Option<String>)>);
-        let mut rows: Vec<Found> = from_json_rows(&page).map_err(|error| self.error(error))?;
-        // json_group_array keeps no order: the page's is (wall time, seq).
-        rows.sort_unstable_by(|a, b| (&a.1.6, a.0).cmp(&(&b.1.6, b.0)));
+        let mut records: Vec<PunchRecord> =
+            from_json_rows(&page).map_err(|error| self.error(error))?;
+        records.sort_unstable_by(|a, b| (&a.local_time, a.seq).cmp(&(&b.local_time, b.seq)));
         if query.newest_first {
-            rows.reverse();
-        }
-        let mut labels = HashMap::new();
-        let mut records = Vec::with_capacity(rows.len());
-        for (seq, row, mut sinks) in rows {
-            // Nor is the sinks' order kept: theirs is the order they were configured in.
-            sinks.sort_unstable_by_key(|(id, ..)| *id);
-            let read_at = row.12.clone();
-            let punch = row
-                .into_punch(&mut labels)
-                .map_err(|error| self.error(error))?;
-            records.push(PunchRecord {
-                seq,
-                id: punch.id.to_string(),
-                device: punch.device.name.to_string(),
-                serial: punch.serial.to_string(),
-                user_id: punch.user_id.clone(),
-                local_time: punch.local_time_text(),
-                timezone: punch.device.timezone.name().to_owned(),
-                state: punch.state,
-                verify_mode: punch.verify_mode,
-                work_code: punch.work_code.clone(),
-                source: punch.source.as_str().to_owned(),
-                read_at,
-                sinks: sinks
-                    .into_iter()
-                    .map(|(_, sink, number, reason)| PunchDelivery {
-                        sink,
-                        state: state::name(number).to_owned(),
-                        reason,
-                    })
-                    .collect(),
-            });
+            records.reverse();
         }
         Ok(records)
     }
