@@ -5,7 +5,7 @@
 //!
 //! The file is edited in place of its text (comments and layout kept) and replaced
 //! atomically with its owner and mode; when it cannot be written, the lines to add are
-//! printed instead. `serve` takes new credentials at its next start.
+//! printed instead. A running `serve` takes them within seconds (it watches the file).
 
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -185,7 +185,7 @@ pub fn token(
             ) {
                 return exit;
             }
-            output.say(&format!("Token '{name}' removed from {}; restart `iclock-sync serve` for it to stop working.", file.path.display()));
+            output.say(&format!("Token '{name}' removed from {}; a running `iclock-sync serve` refuses it within seconds.", file.path.display()));
             Exit::Success
         }
         TokenAction::New(args) => {
@@ -221,7 +221,7 @@ pub fn token(
                 return exit;
             }
             eprintln!(
-                "API token '{name}' ({} scope) added to {} (its hash only). It is shown this once — copy it now; restart `iclock-sync serve` to use it:",
+                "API token '{name}' ({} scope) added to {} (its hash only). It is shown this once — copy it now (a running `iclock-sync serve` takes it within seconds):",
                 args.scope.name(),
                 file.path.display()
             );
@@ -249,7 +249,7 @@ pub fn password(config_path: Option<PathBuf>, environment: &Environment, output:
         return exit;
     }
     output.say(&format!(
-        "The dashboard password is set ({} [serve] password_hash, an argon2 hash). Restart `iclock-sync serve` to use it.",
+        "The dashboard password is set ({} [serve] password_hash, an argon2 hash). A running `iclock-sync serve` takes it within seconds and signs everyone out.",
         file.path.display()
     ));
     Exit::Success

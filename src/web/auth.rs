@@ -3,6 +3,9 @@
 //! dashboard session cookie; without one the API answers 401 and the dashboard sends
 //! the browser to sign in.
 //!
+//! - Tokens and the password are taken from the configuration file again when it
+//!   changes (`token new`, `token revoke`, `password` work without a restart); a new
+//!   password signs everyone out.
 //! - Sessions live in memory (a restart signs everyone out), in an HttpOnly,
 //!   SameSite=Strict cookie (Secure over HTTPS), and expire after 12 hours.
 //! - Requests that change something need the admin scope and, from a browser session,
@@ -15,7 +18,7 @@
 //!   the rest.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -53,9 +56,7 @@ struct Session {
 
 /// The credentials `serve` accepts.
 pub struct Auth {
-    /// By stored hash: (name, scope).
-    tokens: HashMap<String, (String, Scope)>,
-    password_hash: Option<String>,
+    credentials: RwLock<Credentials>,
     /// The one-time link's token, hashed; taken when used.
     once: Mutex<Option<String>>,
     sessions: Mutex<HashMap<String, Session>>,
@@ -63,15 +64,31 @@ pub struct Auth {
     pub secure_cookies: bool,
 }
 
-impl Auth {
-    pub fn new(settings: &ServeSettings) -> Auth {
-        Auth {
+/// The configured ones, as hashes.
+#[derive(Debug, PartialEq, Eq)]
+struct Credentials {
+    /// By stored hash: (name, scope).
+    tokens: HashMap<String, (String, Scope)>,
+    password_hash: Option<String>,
+}
+
+impl Credentials {
+    fn of(settings: &ServeSettings) -> Credentials {
+        Credentials {
             tokens: settings
                 .tokens
                 .iter()
                 .map(|token| (token.hash.clone(), (token.name.clone(), token.scope)))
                 .collect(),
             password_hash: settings.password_hash.clone(),
+        }
+    }
+}
+
+impl Auth {
+    pub fn new(settings: &ServeSettings) -> Auth {
+        Auth {
+            credentials: RwLock::new(Credentials::of(settings)),
             once: Mutex::new(None),
             sessions: Mutex::new(HashMap::new()),
             checking: tokio::sync::Semaphore::new(2),
@@ -102,21 +119,58 @@ impl Auth {
         self.open_session(Scope::Admin)
     }
 
+    fn credentials(&self) -> std::sync::RwLockReadGuard<'_, Credentials> {
+        self.credentials
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the credentials of a changed configuration; what changed, for the log
+    /// (`None`: nothing). A new password ends every session.
+    pub fn update(&self, settings: &ServeSettings) -> Option<String> {
+        let new = Credentials::of(settings);
+        let mut credentials = self
+            .credentials
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *credentials == new {
+            return None;
+        }
+        let password = if credentials.password_hash == new.password_hash {
+            ""
+        } else {
+            self.sessions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+            if new.password_hash.is_some() {
+                ", a new dashboard password (everyone signed out)"
+            } else {
+                ", no dashboard password"
+            }
+        };
+        let summary = format!("{} API token(s){password}", new.tokens.len());
+        *credentials = new;
+        Some(summary)
+    }
+
     pub fn has_password(&self) -> bool {
-        self.password_hash.is_some()
+        self.credentials().password_hash.is_some()
     }
 
     /// Checks the dashboard password: a session if it is right.
     pub async fn sign_in(&self, password: String) -> Option<(String, Caller)> {
-        let hash = self.password_hash.clone()?;
+        let hash = self.credentials().password_hash.clone()?;
         let Ok(_permit) = self.checking.acquire().await else {
             return None;
         };
+        let checked = hash.clone();
         let right =
-            tokio::task::spawn_blocking(move || secrets::password_matches(&password, &hash))
+            tokio::task::spawn_blocking(move || secrets::password_matches(&password, &checked))
                 .await
                 .unwrap_or(false);
-        if right {
+        // Not if the password was changed while this one was being checked.
+        if right && self.credentials().password_hash.as_ref() == Some(&hash) {
             self.open_session(Scope::Admin)
         } else {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -166,7 +220,8 @@ impl Auth {
     /// The caller behind the request's token or session cookie.
     pub fn caller(&self, headers: &HeaderMap) -> Option<Caller> {
         if let Some(token) = bearer(headers) {
-            let (name, scope) = self.tokens.get(&secrets::token_hash(token))?;
+            let credentials = self.credentials();
+            let (name, scope) = credentials.tokens.get(&secrets::token_hash(token))?;
             return Some(Caller {
                 scope: *scope,
                 csrf: None,

@@ -20,6 +20,7 @@ mod headers;
 pub mod health;
 pub mod live;
 pub mod problem;
+mod reload;
 pub mod secrets;
 mod view;
 
@@ -61,7 +62,7 @@ pub struct Web {
     pub ledger: SharedLedger,
     /// For looking: connections of its own.
     pub reader: SharedLedger,
-    pub auth: auth::Auth,
+    pub auth: Arc<auth::Auth>,
     pub control: Arc<Control>,
     pub events: Events,
     pub metrics: Arc<Metrics>,
@@ -148,7 +149,7 @@ pub async fn start(
     let web = Web {
         ledger,
         reader: Arc::new(reader),
-        auth: auth::Auth::new(settings),
+        auth: Arc::new(auth::Auth::new(settings)),
         control: Arc::clone(&hub.control),
         events: hub.events.clone(),
         metrics: Arc::clone(&hub.metrics),
@@ -178,6 +179,18 @@ pub async fn start(
         // Straight to the terminal, not the log: it is a credential (for one use).
         eprintln!(
             "\nNo dashboard password or API token is set. Sign in once with this link (it works one time):\n\n    {scheme}://{host}/login?once={token}\n\nthen set a password with `iclock-sync password` so that you can sign in again after a restart.\n"
+        );
+    }
+    let origin = std::path::PathBuf::from(config.origin());
+    if origin
+        .extension()
+        .is_some_and(|extension| extension == "toml")
+    {
+        reload::watch(
+            origin,
+            config.environment.clone(),
+            Arc::clone(&web.auth),
+            shutdown.clone(),
         );
     }
     let server = tokio::spawn(crate::http_server::serve(

@@ -859,3 +859,82 @@ async fn the_dashboard_and_api_serve_https_with_secure_cookies() {
     );
     crate::serve::stop(&mut child, Duration::from_secs(30)).await;
 }
+
+/// The status of GET `path` with `header` (a token or a session cookie) once it is
+/// `wanted`, within 10 s.
+async fn until_status(service: &Service, header: (&str, &str), path: &str, wanted: u16) {
+    let mut last = 0;
+    for _ in 0..50 {
+        last = service
+            .client
+            .get(format!("{}{path}", service.web))
+            .header(header.0, header.1)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if last == wanted {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{path} still answers {last}, not {wanted}, after 10 s");
+}
+
+/// A dashboard session signed in with `password`: its cookie.
+async fn sign_in(service: &Service, password: &str) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed = client
+        .post(format!("{}/login", service.web))
+        .form(&[("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 303, "signed in with the password");
+    let cookie = signed.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_tokens_and_passwords_are_taken_without_a_restart() {
+    let service = Service::start().await;
+    let session = sign_in(&service, PASSWORD).await;
+
+    let later = new_token(&service.workspace, "admin", "later").await;
+    let bearer = format!("Bearer {later}");
+    until_status(&service, ("authorization", &bearer), "/api/v1/devices", 200).await;
+    let revoked = service.workspace.run(&["token", "revoke", "later"]).await;
+    assert_eq!(revoked.code, Some(0), "{}", revoked.all_output());
+    until_status(&service, ("authorization", &bearer), "/api/v1/devices", 401).await;
+
+    // A new password signs everyone out; it signs in, the old one no longer does.
+    until_status(&service, ("cookie", &session), "/api/v1/devices", 200).await;
+    set_password(&service.workspace, "a newer passphrase").await;
+    until_status(&service, ("cookie", &session), "/api/v1/devices", 401).await;
+    sign_in(&service, "a newer passphrase").await;
+    let refused = service
+        .client
+        .post(format!("{}/login", service.web))
+        .form(&[("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+
+    // Other tokens were never affected.
+    assert_eq!(
+        service
+            .get(Some(&service.read_token), "/api/v1/devices")
+            .await
+            .0,
+        200
+    );
+    let log = service.workspace.read("serve.log");
+    assert!(log.contains("now take"), "{log}");
+    assert!(!log.contains(&later), "no token in the log");
+    service.stop().await;
+}
