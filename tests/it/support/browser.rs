@@ -144,7 +144,7 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = std::process::Command::new("pkill")
-            .arg("-f")
+            .args(["-f", "--"])
             .arg(format!(
                 "--user-data-dir={}",
                 self._profile.path().display()
