@@ -39,7 +39,8 @@ use crate::quarantine::QuarantineEntry;
 use crate::source::Fetched;
 use crate::source::zk::codec::time::DeviceTime;
 
-/// Terminals kept track of before unknown ones are no longer noted (nor logged).
+/// Held (unknown) terminals kept track of; more are not noted (nor logged). The
+/// configured ones do not count.
 const HELD_KEPT: usize = 1_000;
 
 /// A configured pushing terminal.
@@ -193,7 +194,14 @@ impl Receiver {
         let mut contacts = self.contacts.lock().unwrap_or_else(PoisonError::into_inner);
         let first = !contacts.contains_key(serial);
         // Thousands of made-up serials are not kept (nor logged) one by one.
-        if device.is_none() && first && contacts.len() >= HELD_KEPT {
+        if device.is_none()
+            && first
+            && contacts
+                .values()
+                .filter(|contact| contact.device.is_none())
+                .count()
+                >= HELD_KEPT
+        {
             return Noted {
                 first: false,
                 back: false,
@@ -796,20 +804,54 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
-    async fn pushing_terminals_coming_back_or_going_quiet_are_told_once() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A receiver on a new ledger in `dir`.
+    async fn receiver(dir: &tempfile::TempDir, terminals: Vec<Terminal>) -> Receiver {
         let ledger = crate::ledger::SqliteLedger::open(&dir.path().join("ledger.db"), false)
             .await
             .unwrap();
-        let mut receiver = Receiver::new(
+        Receiver::new(
             Arc::new(ledger),
             Normalizer {
                 scheme: crate::punch::IdScheme::Native,
                 max_future_skew: std::time::Duration::from_secs(600),
             },
-            [terminal("SIM1", "Gate"), terminal("SIM2", "Hall")],
+            terminals,
+        )
+    }
+
+    #[tokio::test]
+    async fn held_terminals_are_noted_however_many_are_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let configured = (0..HELD_KEPT)
+            .map(|n| terminal(&format!("SIM{n}"), &format!("Gate {n}")))
+            .collect();
+        let receiver = receiver(&dir, configured).await;
+        for n in 0..HELD_KEPT {
+            let serial = format!("SIM{n}");
+            let query = Query::parse(&format!("SN={serial}"));
+            receiver.contact(&serial, Some(&format!("Gate {n}")), None, &query);
+        }
+        let query = Query::parse("SN=NEW1");
+        assert!(receiver.contact("NEW1", None, None, &query).first);
+        for n in 1..HELD_KEPT {
+            let serial = format!("MADEUP{n}");
+            receiver.contact(&serial, None, None, &Query::parse(&format!("SN={serial}")));
+        }
+        let query = Query::parse("SN=ONEMORE");
+        assert!(
+            !receiver.contact("ONEMORE", None, None, &query).first,
+            "held ones beyond the cap are not noted"
         );
+    }
+
+    #[tokio::test]
+    async fn pushing_terminals_coming_back_or_going_quiet_are_told_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut receiver = receiver(
+            &dir,
+            vec![terminal("SIM1", "Gate"), terminal("SIM2", "Hall")],
+        )
+        .await;
         let mut events = receiver.events.watch();
         let query = Query::parse("SN=SIM1");
         let silent = in_touch(receiver.delay) + std::time::Duration::from_secs(1);
