@@ -36,6 +36,14 @@ impl Events {
         let _ = self.sender.send(Event { kind, data });
     }
 
+    /// A device started or stopped answering (or, pushing, came back or went quiet).
+    pub fn device_state(&self, device: &str, up: bool, error: Option<&str>) {
+        self.send(
+            "device",
+            serde_json::json!({ "device": device, "up": up, "error": error }),
+        );
+    }
+
     pub fn watch(&self) -> broadcast::Receiver<Event> {
         self.sender.subscribe()
     }

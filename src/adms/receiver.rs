@@ -118,13 +118,25 @@ impl Receiver {
         normalizer: Normalizer,
         terminals: impl IntoIterator<Item = Terminal>,
     ) -> Receiver {
+        let terminals: HashMap<String, Terminal> = terminals
+            .into_iter()
+            .map(|terminal| (terminal.serial.clone(), terminal))
+            .collect();
+        // Known from the start, so that one never heard from can be told quiet.
+        let contacts = terminals
+            .iter()
+            .map(|(serial, terminal)| {
+                let contact = Contact {
+                    device: Some(terminal.label.name.to_string()),
+                    ..Contact::default()
+                };
+                (serial.clone(), contact)
+            })
+            .collect();
         Receiver {
             ledger,
             normalizer,
-            terminals: terminals
-                .into_iter()
-                .map(|terminal| (terminal.serial.clone(), terminal))
-                .collect(),
+            terminals,
             delay: 10,
             error_delay: 30,
             body_limit: 20 * 1024 * 1024,
@@ -132,7 +144,7 @@ impl Receiver {
             sinks: RwLock::new(Vec::new()),
             arrived: tokio::sync::Notify::new(),
             undelivered: AtomicBool::new(false),
-            contacts: Mutex::new(HashMap::new()),
+            contacts: Mutex::new(contacts),
             events: crate::events::Events::default(),
             metrics: None,
             decided: RwLock::new(HashMap::new()),
@@ -247,10 +259,7 @@ impl Receiver {
                     crate::duration::display(in_touch(self.delay))
                 )
             });
-            self.events.send(
-                "device",
-                json!({ "device": device, "up": up, "error": error }),
-            );
+            self.events.device_state(&device, up, error.as_deref());
         }
     }
 
@@ -260,14 +269,6 @@ impl Receiver {
         let now = Instant::now();
         let limit = in_touch(self.delay);
         let mut contacts = self.contacts.lock().unwrap_or_else(PoisonError::into_inner);
-        for terminal in self.terminals.values() {
-            contacts
-                .entry(terminal.serial.clone())
-                .or_insert_with(|| Contact {
-                    device: Some(terminal.label.name.to_string()),
-                    ..Contact::default()
-                });
-        }
         let mut changes = Vec::new();
         for contact in contacts.values_mut() {
             let Some(device) = &contact.device else {

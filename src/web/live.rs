@@ -49,13 +49,10 @@ impl CycleObserver for Live {
             }
             let now_up = device.error.is_none();
             if up.insert(device.name.clone(), now_up) != Some(now_up) {
-                self.events.send(
-                    "device",
-                    json!({
-                        "device": device.name,
-                        "up": now_up,
-                        "error": device.error.as_ref().map(|error| &error.message),
-                    }),
+                self.events.device_state(
+                    &device.name,
+                    now_up,
+                    device.error.as_ref().map(|error| error.message.as_str()),
                 );
             }
         }
